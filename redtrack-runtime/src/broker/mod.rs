@@ -1,0 +1,131 @@
+//! Brokers carry encoded events from writers to the loader: Amazon Kinesis in production, a
+//! directory of files in development. Both hand out sequence numbers, so the loader's
+//! exactly-once bookkeeping works the same on either.
+//!
+//! OWNER: issue 4 (write path) builds both brokers, write and read sides; the loader (issue 5)
+//! consumes the read side through [`Broker::list_shards`] and [`Broker::read_shard`].
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+
+/// One record to put into a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRecord {
+    /// The partition key (1..=256 characters): decides the shard.
+    pub partition_key: String,
+    /// The record's bytes (one event's JSON, or a KPL aggregate).
+    pub data: Bytes,
+}
+
+/// What happened to one record of a PutRecords call, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored.
+    Stored {
+        /// The shard that took it.
+        shard_id: String,
+        /// Its sequence number.
+        sequence_number: String,
+    },
+    /// Not stored.
+    Failed {
+        /// The error code, e.g. `ProvisionedThroughputExceededException`.
+        code: String,
+        /// The error message.
+        message: String,
+    },
+}
+
+/// A shard as ListShards reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// The shard id.
+    pub shard_id: String,
+    /// The parent shard (after a split or merge).
+    pub parent_shard_id: Option<String>,
+    /// The other parent (after a merge).
+    pub adjacent_parent_shard_id: Option<String>,
+    /// The first sequence number of the shard.
+    pub starting_sequence_number: String,
+    /// The last sequence number of a closed shard; `None` while the shard is open.
+    pub ending_sequence_number: Option<String>,
+}
+
+impl ShardInfo {
+    /// Whether the shard is closed (split or merged away): it takes no more records.
+    pub fn is_closed(&self) -> bool {
+        self.ending_sequence_number.is_some()
+    }
+}
+
+/// Where a shard read starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartingPosition {
+    /// The oldest record still in the stream.
+    TrimHorizon,
+    /// Just after this sequence number (the last one loaded).
+    AfterSequenceNumber(String),
+}
+
+/// A record read from a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its sequence number (decimal digits; compare numerically).
+    pub sequence_number: String,
+    /// The partition key it was written with.
+    pub partition_key: String,
+    /// The record's bytes, as written (may be a KPL aggregate: see `broker::aggregate`).
+    pub data: Bytes,
+}
+
+/// One GetRecords-sized batch from a shard.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadBatch {
+    /// The records, in sequence order.
+    pub records: Vec<StoredRecord>,
+    /// How far behind the tip of the shard this batch is (Kinesis' MillisBehindLatest).
+    pub millis_behind_latest: Option<i64>,
+    /// The shard is closed and every record of it has been read.
+    pub shard_end: bool,
+}
+
+/// Reads one shard forward from a starting position.
+pub trait ShardReader: Send {
+    /// The next batch of at most `limit` records. An empty batch without `shard_end` means the
+    /// reader has caught up with the shard's tip for now.
+    fn next_batch(&mut self, limit: usize) -> impl Future<Output = Result<ReadBatch>> + Send;
+}
+
+/// A broker: streams of shards of records.
+pub trait Broker: Send + Sync {
+    /// The reader of one shard.
+    type Reader: ShardReader;
+
+    /// Creates the stream with `shards` shards unless it exists; waits until it is ACTIVE.
+    fn create_stream(&self, stream: &str, shards: u32) -> impl Future<Output = Result<()>> + Send;
+
+    /// Splits every open shard in two at the middle of its hash range; returns how many were split.
+    fn split_shards(&self, stream: &str) -> impl Future<Output = Result<usize>> + Send;
+
+    /// One PutRecords call (at most 500 records, 10 MiB). A failure of the whole call is `Err`;
+    /// per-record failures are [`PutOutcome::Failed`] in the same order as `records`.
+    fn put_records(
+        &self,
+        stream: &str,
+        records: &[PutRecord],
+    ) -> impl Future<Output = Result<Vec<PutOutcome>>> + Send;
+
+    /// Every shard of the stream, closed parents still in retention included.
+    fn list_shards(&self, stream: &str) -> impl Future<Output = Result<Vec<ShardInfo>>> + Send;
+
+    /// A reader of `shard_id` from `from`.
+    fn read_shard(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> impl Future<Output = Result<Self::Reader>> + Send;
+}

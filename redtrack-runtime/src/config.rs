@@ -1,0 +1,328 @@
+//! Configuration: from the environment ([`Config::from_env`]) or a builder ([`Config::builder`]).
+//!
+//! The standard AWS variables (region, credentials, `AWS_ENDPOINT_URL_KINESIS`, ...) are not read
+//! here: they go through `aws-config` unchanged when a client is built.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::schema::Dialect;
+
+/// Where events are written and read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// Amazon Kinesis Data Streams (the default).
+    Kinesis,
+    /// Append-only files in a directory, for development (`REDTRACK_BROKER=file:<dir>`).
+    File(PathBuf),
+}
+
+/// Where the loader stages gzip'd files and manifests for COPY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageLocation {
+    /// `s3://bucket/prefix`.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The key prefix, without leading or trailing `/` (may be empty).
+        prefix: String,
+    },
+    /// A local directory (`file:<dir>`), for the PostgreSQL warehouse.
+    Dir(PathBuf),
+}
+
+impl StageLocation {
+    /// Parses `s3://bucket/prefix` or `file:<dir>`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Config(format!(
+                    "REDTRACK_STAGE `{s}` names no bucket; use s3://bucket/prefix"
+                )));
+            }
+            Ok(StageLocation::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.trim_matches('/').to_owned(),
+            })
+        } else if let Some(dir) = s.strip_prefix("file:") {
+            if dir.is_empty() {
+                return Err(Error::Config(
+                    "REDTRACK_STAGE `file:` names no directory; use file:<dir>".into(),
+                ));
+            }
+            Ok(StageLocation::Dir(PathBuf::from(dir)))
+        } else {
+            Err(Error::Config(format!(
+                "REDTRACK_STAGE `{s}` is neither s3://bucket/prefix nor file:<dir>"
+            )))
+        }
+    }
+}
+
+/// All of redtrack's settings. Cheap to clone.
+///
+/// Defaults are documented on each `ConfigBuilder::with_*` method.
+#[derive(Clone)]
+pub struct Config {
+    pub(crate) cluster: String,
+    pub(crate) database: String,
+    pub(crate) broker: BrokerKind,
+    pub(crate) stage: Option<StageLocation>,
+    pub(crate) warehouse_url: Option<String>,
+    pub(crate) dialect: Dialect,
+    pub(crate) copy_iam_role: Option<String>,
+    pub(crate) linger: Duration,
+    pub(crate) max_buffered_records: usize,
+    pub(crate) max_attempts: u32,
+    pub(crate) aggregate: bool,
+    pub(crate) sdk_config: Option<aws_config::SdkConfig>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("cluster", &self.cluster)
+            .field("database", &self.database)
+            .field("broker", &self.broker)
+            .field("stage", &self.stage)
+            .field(
+                "warehouse_url",
+                &self.warehouse_url.as_deref().map(redact_url),
+            )
+            .field("dialect", &self.dialect)
+            .field("copy_iam_role", &self.copy_iam_role)
+            .field("linger", &self.linger)
+            .field("max_buffered_records", &self.max_buffered_records)
+            .field("max_attempts", &self.max_attempts)
+            .field("aggregate", &self.aggregate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `postgres://user:secret@host/db` with the password replaced by `***`, for logs and `Debug`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// A builder with every default; set at least the cluster and database.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder {
+            config: Config::default_values(),
+        }
+    }
+
+    fn default_values() -> Config {
+        Config {
+            cluster: String::new(),
+            database: String::new(),
+            broker: BrokerKind::Kinesis,
+            stage: None,
+            warehouse_url: None,
+            dialect: Dialect::Redshift,
+            copy_iam_role: None,
+            linger: Duration::from_millis(5),
+            max_buffered_records: 50_000,
+            max_attempts: 8,
+            aggregate: false,
+            sdk_config: None,
+        }
+    }
+
+    /// Reads the `REDTRACK_*` variables (see the README's configuration reference).
+    ///
+    /// `REDTRACK_CLUSTER` and `REDTRACK_DATABASE` are required; the rest have defaults or are
+    /// checked when the part that needs them (the loader's stage and warehouse) is built.
+    pub fn from_env() -> Result<Config> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Config::from_env`] with variables from `lookup` (for tests and embedding).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let require = |k: &str| get(k).ok_or_else(|| Error::Config(format!("{k} is not set")));
+        let mut b = Config::builder()
+            .cluster(require("REDTRACK_CLUSTER")?)
+            .database(require("REDTRACK_DATABASE")?);
+        if let Some(broker) = get("REDTRACK_BROKER") {
+            b = b.broker(match broker.as_str() {
+                "kinesis" => BrokerKind::Kinesis,
+                other => match other.strip_prefix("file:") {
+                    Some(dir) if !dir.is_empty() => BrokerKind::File(PathBuf::from(dir)),
+                    _ => {
+                        return Err(Error::Config(format!(
+                            "REDTRACK_BROKER `{other}` is neither `kinesis` nor `file:<dir>`"
+                        )))
+                    }
+                },
+            });
+        }
+        if let Some(stage) = get("REDTRACK_STAGE") {
+            b = b.stage(StageLocation::parse(&stage)?);
+        }
+        if let Some(url) = get("REDTRACK_WAREHOUSE_URL") {
+            b = b.warehouse_url(url);
+        }
+        if let Some(d) = get("REDTRACK_WAREHOUSE_DIALECT") {
+            b = b.dialect(match d.to_ascii_lowercase().as_str() {
+                "redshift" => Dialect::Redshift,
+                "postgres" | "postgresql" => Dialect::Postgres,
+                other => {
+                    return Err(Error::Config(format!(
+                        "REDTRACK_WAREHOUSE_DIALECT `{other}` is neither `redshift` nor `postgres`"
+                    )))
+                }
+            });
+        }
+        if let Some(role) = get("REDTRACK_COPY_IAM_ROLE") {
+            b = b.copy_iam_role(role);
+        }
+        b.build()
+    }
+
+    /// The Kinesis stream of `table`: `<cluster>.<database>.<table>`.
+    pub fn stream_name(&self, table: &str) -> String {
+        format!("{}.{}.{}", self.cluster, self.database, table)
+    }
+
+    /// The cluster name.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// The database name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &BrokerKind {
+        &self.broker
+    }
+
+    /// The stage, if configured.
+    pub fn stage(&self) -> Option<&StageLocation> {
+        self.stage.as_ref()
+    }
+
+    /// The warehouse dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
+
+/// Builds a [`Config`]. Every setting has a documented default.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct ConfigBuilder {
+    config: Config,
+}
+
+impl ConfigBuilder {
+    /// The Redshift cluster name (first part of stream names). Required.
+    pub fn cluster(mut self, cluster: impl Into<String>) -> Self {
+        self.config.cluster = cluster.into();
+        self
+    }
+
+    /// The database name (second part of stream names). Required.
+    pub fn database(mut self, database: impl Into<String>) -> Self {
+        self.config.database = database.into();
+        self
+    }
+
+    /// The broker. Default: [`BrokerKind::Kinesis`].
+    pub fn broker(mut self, broker: BrokerKind) -> Self {
+        self.config.broker = broker;
+        self
+    }
+
+    /// The loader's stage. Default: none (the loader refuses to start without one).
+    pub fn stage(mut self, stage: StageLocation) -> Self {
+        self.config.stage = Some(stage);
+        self
+    }
+
+    /// `postgres://user:pass@host:port/db` of the warehouse. Default: none.
+    pub fn warehouse_url(mut self, url: impl Into<String>) -> Self {
+        self.config.warehouse_url = Some(url.into());
+        self
+    }
+
+    /// The warehouse dialect. Default: [`Dialect::Redshift`].
+    pub fn dialect(mut self, dialect: Dialect) -> Self {
+        self.config.dialect = dialect;
+        self
+    }
+
+    /// The IAM role ARN for COPY. Default: none (the AWS credentials are passed to COPY).
+    pub fn copy_iam_role(mut self, arn: impl Into<String>) -> Self {
+        self.config.copy_iam_role = Some(arn.into());
+        self
+    }
+
+    /// How long the writer waits to fill a PutRecords batch. Default: 5 ms.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.config.linger = linger;
+        self
+    }
+
+    /// How many records may wait for Kinesis at once before `write` waits and `try_write`
+    /// fails. Default: 50,000.
+    pub fn with_max_buffered_records(mut self, n: usize) -> Self {
+        self.config.max_buffered_records = n.max(1);
+        self
+    }
+
+    /// How many times a record is sent before its failure reaches the caller. Default: 8.
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.config.max_attempts = n.max(1);
+        self
+    }
+
+    /// Pack many events into one Kinesis record (the KPL aggregated format). Default: off.
+    pub fn with_aggregation(mut self, on: bool) -> Self {
+        self.config.aggregate = on;
+        self
+    }
+
+    /// Use this AWS SDK configuration instead of loading one from the environment.
+    pub fn with_sdk_config(mut self, sdk: aws_config::SdkConfig) -> Self {
+        self.config.sdk_config = Some(sdk);
+        self
+    }
+
+    /// Checks the settings and returns the [`Config`].
+    pub fn build(self) -> Result<Config> {
+        let c = self.config;
+        for (what, v) in [("cluster", &c.cluster), ("database", &c.database)] {
+            if v.is_empty() {
+                return Err(Error::Config(format!(
+                    "the {what} name is required (REDTRACK_{})",
+                    what.to_uppercase()
+                )));
+            }
+            if !v
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+            {
+                return Err(Error::Config(format!(
+                    "the {what} name `{v}` may hold only letters, digits, `_`, `-` and `.` (it is part of Kinesis stream names)"
+                )));
+            }
+        }
+        Ok(c)
+    }
+}
