@@ -79,6 +79,35 @@ pub struct Config {
     pub(crate) max_attempts: u32,
     pub(crate) aggregate: bool,
     pub(crate) sdk_config: Option<aws_config::SdkConfig>,
+    pub(crate) loader: LoaderSettings,
+}
+
+/// The loader's knobs (see the `ConfigBuilder::with_*` methods for meanings and defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LoaderSettings {
+    pub(crate) max_load_records: u64,
+    pub(crate) max_load_bytes: u64,
+    pub(crate) max_load_time: Duration,
+    pub(crate) read_concurrency: usize,
+    pub(crate) max_errors: u64,
+    pub(crate) files_per_slice: usize,
+    pub(crate) accept_data_loss: bool,
+    pub(crate) staging_dir: Option<PathBuf>,
+}
+
+impl Default for LoaderSettings {
+    fn default() -> Self {
+        LoaderSettings {
+            max_load_records: 1_000_000,
+            max_load_bytes: 1 << 30,
+            max_load_time: Duration::from_secs(600),
+            read_concurrency: 8,
+            max_errors: 0,
+            files_per_slice: 1,
+            accept_data_loss: false,
+            staging_dir: None,
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -98,6 +127,7 @@ impl fmt::Debug for Config {
             .field("max_buffered_records", &self.max_buffered_records)
             .field("max_attempts", &self.max_attempts)
             .field("aggregate", &self.aggregate)
+            .field("loader", &self.loader)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +168,7 @@ impl Config {
             max_attempts: 8,
             aggregate: false,
             sdk_config: None,
+            loader: LoaderSettings::default(),
         }
     }
 
@@ -301,6 +332,58 @@ impl ConfigBuilder {
     /// Use this AWS SDK configuration instead of loading one from the environment.
     pub fn with_sdk_config(mut self, sdk: aws_config::SdkConfig) -> Self {
         self.config.sdk_config = Some(sdk);
+        self
+    }
+
+    /// The most records one load copies; the rest wait for the next load. Default: 1,000,000.
+    pub fn with_max_load_records(mut self, n: u64) -> Self {
+        self.config.loader.max_load_records = n.max(1);
+        self
+    }
+
+    /// The most bytes of event JSON one load copies (before gzip). Default: 1 GiB.
+    pub fn with_max_load_bytes(mut self, n: u64) -> Self {
+        self.config.loader.max_load_bytes = n.max(1);
+        self
+    }
+
+    /// How long one load reads before it stages and copies what it has. Default: 10 minutes.
+    pub fn with_max_load_time(mut self, d: Duration) -> Self {
+        self.config.loader.max_load_time = d;
+        self
+    }
+
+    /// How many shards one load reads at once. Default: 8.
+    pub fn with_read_concurrency(mut self, n: usize) -> Self {
+        self.config.loader.read_concurrency = n.max(1);
+        self
+    }
+
+    /// COPY's MAXERROR: how many bad rows a load may reject (they are kept in
+    /// `redtrack_load_rejects` and counted in the report) before it fails. Default: 0.
+    pub fn with_max_errors(mut self, n: u64) -> Self {
+        self.config.loader.max_errors = n;
+        self
+    }
+
+    /// How many staged files per warehouse slice one load writes. Default: 1.
+    pub fn with_files_per_slice(mut self, n: usize) -> Self {
+        self.config.loader.files_per_slice = n.max(1);
+        self
+    }
+
+    /// Go on loading when records were trimmed from a shard before they were loaded (the loss is
+    /// still logged at error level and listed in the load report). Default: `false`, the load
+    /// fails with `Error::DataLoss` naming the shard and the lost range.
+    pub fn with_accept_data_loss(mut self, accept: bool) -> Self {
+        self.config.loader.accept_data_loss = accept;
+        self
+    }
+
+    /// The local directory where a load writes its gzip'd files before uploading them to an S3
+    /// stage. Default: the system's temporary directory.
+    pub fn with_staging_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.loader.staging_dir = Some(dir.into());
         self
     }
 

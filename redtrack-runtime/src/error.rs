@@ -67,8 +67,66 @@ impl Error {
             Error::Broker { retryable, .. } | Error::Stage { retryable, .. } => *retryable,
             Error::Warehouse {
                 source: Some(e), ..
-            } => e.is_closed(),
+            } => {
+                e.is_closed()
+                    || e.code().is_some_and(|c| {
+                        *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                            || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                    })
+            }
+            Error::LoadConflict { .. } => true,
             _ => false,
         }
     }
 }
+
+    /// Another loader changed the checkpoints of the shards being loaded (or recorded an
+    /// overlapping range) while this load was reading: nothing was copied; load again.
+    #[error("load conflict on `{table}`: {message}; nothing was loaded, run the load again")]
+    LoadConflict {
+        /// The table being loaded.
+        table: String,
+        /// Which shard changed and how.
+        message: String,
+    },
+
+    /// Records were trimmed from a shard (older than the stream's retention) before they were
+    /// loaded. Nothing was loaded; see `ConfigBuilder::with_accept_data_loss` to go on.
+    #[error(
+        "DATA LOSS on stream `{stream}` shard `{shard_id}`: the records after sequence number \
+         {after} up to {first_available} (exclusive) were trimmed before they were loaded"
+    )]
+    DataLoss {
+        /// The stream.
+        stream: String,
+        /// The shard that lost records.
+        shard_id: String,
+        /// The last loaded sequence number (the checkpoint).
+        after: String,
+        /// The oldest sequence number still in the shard.
+        first_available: String,
+    },
+
+    /// COPY rejected more rows than MAXERROR allows; nothing was loaded.
+    #[error(
+        "COPY into `{table}` rejected {rejected} rows (MAXERROR {max_errors}); first: column \
+         `{column}`, file {file} line {line}, value `{value}`: {reason}"
+    )]
+    LoadRejected {
+        /// The table.
+        table: String,
+        /// How many rows were rejected (at least; the warehouse may stop counting early).
+        rejected: u64,
+        /// The MAXERROR in force.
+        max_errors: u64,
+        /// The column of the first rejected row (empty when unknown).
+        column: String,
+        /// The staged file of the first rejected row.
+        file: String,
+        /// Its line number in that file (1-based).
+        line: u64,
+        /// The raw value (or line) that was rejected, possibly truncated.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
