@@ -1,0 +1,272 @@
+//! Reading: every shard from its checkpoint, several at once, within the load's budget of
+//! records, bytes and time, handing chunks of records to the stager.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::broker::{
+    cmp_sequence_numbers, Broker, ShardInfo, ShardReader, StartingPosition, MAX_RECORDS_PER_GET,
+};
+use crate::error::Result;
+use crate::loader::checkpoint::ShardRange;
+use crate::loader::phase::{pause_at, Phase};
+use crate::loader::staging::Chunk;
+use crate::loader::DataLoss;
+
+/// Kinesis allows 5 GetRecords calls per second per shard.
+pub(crate) const MIN_GET_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Empty batches in a row, while the shard claims to be behind, before the reader gives up for
+/// this load.
+const MAX_EMPTY_BATCHES: u32 = 5;
+
+/// What is left of a load's limits, shared by the shard readers.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+    pub(crate) deadline: Instant,
+    /// Set once a limit was hit: more records may be waiting.
+    pub(crate) exhausted: bool,
+}
+
+impl Budget {
+    /// How many of `records` (by count and bytes) fit; takes them from the budget.
+    fn take(&mut self, records: &[crate::broker::StoredRecord]) -> usize {
+        let mut n = 0;
+        for r in records {
+            let size = r.data.len() as u64;
+            if self.records == 0 || (self.bytes < size && n > 0) {
+                self.exhausted = true;
+                break;
+            }
+            self.records -= 1;
+            self.bytes = self.bytes.saturating_sub(size);
+            n += 1;
+        }
+        if self.bytes == 0 {
+            self.exhausted = true;
+        }
+        n
+    }
+
+    fn done(&mut self) -> bool {
+        if Instant::now() >= self.deadline {
+            self.exhausted = true;
+        }
+        self.exhausted || self.records == 0 || self.bytes == 0
+    }
+}
+
+/// One shard to read in this load.
+#[derive(Debug, Clone)]
+pub(crate) struct ShardPlan {
+    /// The shard's index in the load (for [`Chunk::shard`]).
+    pub(crate) index: usize,
+    pub(crate) shard: ShardInfo,
+    /// The last loaded sequence number, if any.
+    pub(crate) checkpoint: Option<String>,
+}
+
+/// What reading one shard found.
+#[derive(Debug, Default)]
+pub(crate) struct ShardRead {
+    pub(crate) range: Option<ShardRange>,
+    pub(crate) loss: Option<DataLoss>,
+    pub(crate) calls: u64,
+}
+
+/// Whether a shard has nothing left to load: closed, and loaded up to its last record.
+pub(crate) fn shard_done(shard: &ShardInfo, checkpoint: Option<&str>) -> bool {
+    match (&shard.ending_sequence_number, checkpoint) {
+        (Some(end), Some(cp)) => cmp_sequence_numbers(cp, end).is_ge(),
+        _ => false,
+    }
+}
+
+/// Reads one shard from its checkpoint until caught up, closed, or out of budget.
+pub(crate) async fn read_shard<B: Broker>(
+    broker: &B,
+    stream: &str,
+    plan: ShardPlan,
+    budget: Arc<Mutex<Budget>>,
+    tx: mpsc::Sender<Chunk>,
+    pace: bool,
+    accept_data_loss: bool,
+) -> Result<ShardRead> {
+    let shard_id = plan.shard.shard_id.as_str();
+    let mut out = ShardRead::default();
+    let mut from = match &plan.checkpoint {
+        Some(cp) => StartingPosition::AfterSequenceNumber(cp.clone()),
+        None => StartingPosition::TrimHorizon,
+    };
+
+    // Trimmed before loaded? The oldest record still there must not be newer than the checkpoint.
+    if let Some(cp) = &plan.checkpoint {
+        let mut probe = broker
+            .read_shard(stream, shard_id, StartingPosition::TrimHorizon)
+            .await?;
+        let batch = probe.next_batch(1).await?;
+        out.calls += 1;
+        if let Some(first) = batch.records.first() {
+            if cmp_sequence_numbers(&first.sequence_number, cp).is_gt() {
+                let loss = DataLoss {
+                    stream: stream.to_owned(),
+                    shard_id: shard_id.to_owned(),
+                    after: cp.clone(),
+                    first_available: first.sequence_number.clone(),
+                };
+                tracing::error!(
+                    stream,
+                    shard = shard_id,
+                    after = %cp,
+                    first_available = %first.sequence_number,
+                    "DATA LOSS: records were trimmed from the shard before they were loaded"
+                );
+                if !accept_data_loss {
+                    return Err(loss.into_error());
+                }
+                out.loss = Some(loss);
+                from = StartingPosition::TrimHorizon;
+            }
+        }
+    }
+
+    let mut reader = broker.read_shard(stream, shard_id, from).await?;
+    let mut empty = 0u32;
+    let mut paused = false;
+    loop {
+        let limit = {
+            let mut b = budget.lock().unwrap_or_else(|p| p.into_inner());
+            if b.done() {
+                break;
+            }
+            usize::try_from(b.records)
+                .unwrap_or(usize::MAX)
+                .min(MAX_RECORDS_PER_GET)
+        };
+        let started = Instant::now();
+        let batch = reader.next_batch(limit).await?;
+        out.calls += 1;
+        if batch.records.is_empty() {
+            if batch.shard_end || batch.millis_behind_latest.unwrap_or(0) <= 0 {
+                break;
+            }
+            empty += 1;
+            if empty >= MAX_EMPTY_BATCHES {
+                break;
+            }
+        } else {
+            empty = 0;
+            let mut records = batch.records;
+            let n = {
+                let mut b = budget.lock().unwrap_or_else(|p| p.into_inner());
+                b.take(&records)
+            };
+            let cut = n < records.len();
+            records.truncate(n);
+            if let (Some(first), Some(last)) = (records.first(), records.last()) {
+                let range = out.range.get_or_insert_with(|| ShardRange {
+                    shard_id: shard_id.to_owned(),
+                    first: first.sequence_number.clone(),
+                    last: String::new(),
+                    records: 0,
+                });
+                range.last = last.sequence_number.clone();
+                range.records += records.len() as u64;
+                if tx
+                    .send(Chunk {
+                        shard: plan.index,
+                        records,
+                    })
+                    .await
+                    .is_err()
+                {
+                    // The stager stopped (and reports why).
+                    break;
+                }
+                if !paused {
+                    paused = true;
+                    pause_at(Phase::Read).await;
+                }
+            }
+            if cut {
+                break;
+            }
+        }
+        if batch.shard_end {
+            break;
+        }
+        if pace {
+            let spent = started.elapsed();
+            if spent < MIN_GET_INTERVAL {
+                tokio::time::sleep(MIN_GET_INTERVAL - spent).await;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::StoredRecord;
+    use bytes::Bytes;
+
+    fn recs(n: usize, size: usize) -> Vec<StoredRecord> {
+        (0..n)
+            .map(|i| StoredRecord {
+                sequence_number: i.to_string(),
+                partition_key: "k".into(),
+                data: Bytes::from(vec![b'x'; size]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn budget_cuts_batches() {
+        let mut b = Budget {
+            records: 5,
+            bytes: u64::MAX,
+            deadline: Instant::now() + Duration::from_secs(60),
+            exhausted: false,
+        };
+        assert_eq!(b.take(&recs(3, 10)), 3);
+        assert_eq!(b.take(&recs(3, 10)), 2);
+        assert!(b.done());
+        let mut b = Budget {
+            records: 100,
+            bytes: 25,
+            deadline: Instant::now() + Duration::from_secs(60),
+            exhausted: false,
+        };
+        assert_eq!(b.take(&recs(5, 10)), 2);
+        assert!(b.exhausted);
+        // One record always fits, however large, so a load makes progress.
+        let mut b = Budget {
+            records: 100,
+            bytes: 5,
+            deadline: Instant::now() + Duration::from_secs(60),
+            exhausted: false,
+        };
+        assert_eq!(b.take(&recs(2, 10)), 1);
+    }
+
+    #[test]
+    fn closed_and_loaded_shards_are_done() {
+        let mut s = ShardInfo {
+            shard_id: "s".into(),
+            parent_shard_id: None,
+            adjacent_parent_shard_id: None,
+            starting_sequence_number: "1".into(),
+            ending_sequence_number: Some("100".into()),
+        };
+        assert!(shard_done(&s, Some("100")));
+        assert!(!shard_done(&s, Some("99")));
+        assert!(!shard_done(&s, None));
+        s.ending_sequence_number = None;
+        assert!(!shard_done(&s, Some("100")));
+    }
+}

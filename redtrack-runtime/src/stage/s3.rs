@@ -1,0 +1,148 @@
+//! A stage in Amazon S3 (`REDTRACK_STAGE=s3://bucket/prefix`), what Redshift's COPY reads.
+
+use std::path::Path;
+
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use super::{join_key, Stage, StagedReader};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Staged files in an S3 bucket under a prefix.
+#[derive(Debug, Clone)]
+pub struct S3Stage {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Stage {
+    /// A stage in `bucket` under `prefix`, with the SDK configuration of `config`. Path-style
+    /// addressing is used so S3 emulators on loopback work.
+    pub async fn new(config: &Config, bucket: String, prefix: String) -> S3Stage {
+        let sdk = crate::aws::sdk_config(config).await;
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build();
+        S3Stage {
+            client: aws_sdk_s3::Client::from_conf(s3),
+            bucket,
+            prefix,
+        }
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The S3 client (for tests and tools).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    fn object_key(&self, key: &str) -> String {
+        join_key(&self.prefix, key)
+    }
+
+    fn err(&self, key: &str, what: &str, e: impl std::fmt::Display) -> Error {
+        let text = e.to_string();
+        Error::Stage {
+            location: self.url(key),
+            message: format!("{what}: {text}"),
+            // Timeouts, dispatch failures and 5xx/throttling are worth another try.
+            retryable: !text.contains("NoSuchBucket") && !text.contains("AccessDenied"),
+        }
+    }
+}
+
+/// The full error chain of an SDK error (its `Display` alone says only "service error").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+impl Stage for S3Stage {
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.object_key(key))
+    }
+
+    async fn put_file(&self, key: &str, path: &Path) -> Result<()> {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| self.err(key, "reading the local file", e))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.err(key, "PutObject", chain(&e)))?;
+        Ok(())
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| self.err(key, "PutObject", chain(&e)))?;
+        Ok(())
+    }
+
+    async fn open(&self, key: &str) -> Result<StagedReader> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await
+            .map_err(|e| self.err(key, "GetObject", chain(&e)))?;
+        Ok(Box::pin(out.body.into_async_read()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let full = format!("{}/", self.object_key(prefix));
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| self.err(prefix, "ListObjectsV2", chain(&e)))?;
+            for obj in out.contents() {
+                if let Some(k) = obj.key() {
+                    keys.push(k.strip_prefix(&strip).unwrap_or(k).to_owned());
+                }
+            }
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}

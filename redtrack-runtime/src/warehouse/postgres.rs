@@ -1,0 +1,344 @@
+//! PostgreSQL as the warehouse (development, tests, small deployments).
+//!
+//! It gives the staged files the meaning Redshift's `COPY ... FORMAT AS JSON 'auto'` gives them:
+//! first-level keys matched to the (lowercase) column names, a missing key loads NULL, extra
+//! keys are ignored. The files are streamed from the stage through `COPY ... FROM STDIN` into a
+//! temporary table of raw lines, then `INSERT ... SELECT` through `jsonb_populate_record`. If
+//! that fails, the rows are inserted one by one so each bad row is rejected with its reason
+//! (MAXERROR), the rest loaded.
+
+use std::io::Write;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::SinkExt;
+use tokio::io::AsyncReadExt;
+
+use super::{
+    db_error, quote_ident, truncate, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
+};
+use crate::error::{Error, Result};
+use crate::loader::phase::{pause_at, Phase};
+use crate::schema::{Dialect, TableSchema};
+use crate::stage::{AnyStage, Stage};
+
+/// The temporary table that holds the raw lines of one load.
+const STAGED: &str = "redtrack_staged";
+
+/// How many bytes are sent to COPY at once.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// The most bytes of a raw value kept with a reject.
+const MAX_RAW: usize = 1024;
+
+/// PostgreSQL: one slice, COPY FROM STDIN of the staged files.
+#[derive(Debug, Clone)]
+pub struct PostgresWarehouse {
+    connector: Connector,
+}
+
+impl PostgresWarehouse {
+    /// A PostgreSQL warehouse reached through `connector`.
+    pub fn new(connector: Connector) -> PostgresWarehouse {
+        PostgresWarehouse { connector }
+    }
+}
+
+/// `INSERT INTO t (cols) SELECT r.cols FROM <from> jsonb_populate_record(NULL::t, <doc>) r`.
+fn insert_select(table: &TableSchema, from: &str, doc: &str) -> String {
+    let t = quote_ident(table.name);
+    let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c.name)).collect();
+    let picks: Vec<String> = cols.iter().map(|c| format!("r.{c}")).collect();
+    format!(
+        "INSERT INTO {t} ({}) SELECT {} FROM {from}jsonb_populate_record(NULL::{t}, {doc}) AS r",
+        cols.join(", "),
+        picks.join(", ")
+    )
+}
+
+/// The temporary function that inserts the staged rows one by one, returning the rejects
+/// (stopping after `max_rejects + 1` of them) with the column at fault where it can tell.
+fn row_by_row_function(table: &TableSchema) -> String {
+    let insert = insert_select(table, "", "v_doc");
+    format!(
+        r#"CREATE OR REPLACE FUNCTION pg_temp.redtrack_insert_rows(max_rejects bigint, cols text[])
+RETURNS TABLE (o_file integer, o_line bigint, o_column text, o_value text, o_reason text)
+LANGUAGE plpgsql AS $redtrack$
+DECLARE
+    rec record;
+    v_doc jsonb;
+    v_n bigint := 0;
+    v_col text;
+BEGIN
+    FOR rec IN SELECT s.file_no, s.line_no, s.doc FROM {STAGED} s ORDER BY s.file_no, s.line_no LOOP
+        BEGIN
+            v_doc := rec.doc::jsonb;
+            IF jsonb_typeof(v_doc) <> 'object' THEN
+                RAISE EXCEPTION 'not a JSON object';
+            END IF;
+            {insert};
+        EXCEPTION WHEN OTHERS THEN
+            o_file := rec.file_no;
+            o_line := rec.line_no;
+            o_reason := SQLERRM;
+            o_column := '';
+            o_value := left(rec.doc, {MAX_RAW});
+            GET STACKED DIAGNOSTICS v_col = COLUMN_NAME;
+            IF v_col IS NOT NULL AND v_col <> '' THEN
+                o_column := v_col;
+                o_value := COALESCE(left(v_doc ->> v_col, {MAX_RAW}), 'NULL');
+            ELSIF v_doc IS NOT NULL AND jsonb_typeof(v_doc) = 'object' THEN
+                FOREACH v_col IN ARRAY cols LOOP
+                    BEGIN
+                        PERFORM jsonb_populate_record(NULL::{t}, jsonb_build_object(v_col, v_doc -> v_col));
+                    EXCEPTION WHEN OTHERS THEN
+                        o_column := v_col;
+                        o_value := COALESCE(left(v_doc ->> v_col, {MAX_RAW}), 'NULL');
+                        EXIT;
+                    END;
+                END LOOP;
+            END IF;
+            RETURN NEXT;
+            v_n := v_n + 1;
+            IF v_n > max_rejects THEN
+                RETURN;
+            END IF;
+        END;
+        v_doc := NULL;
+    END LOOP;
+END
+$redtrack$"#,
+        t = quote_ident(table.name)
+    )
+}
+
+/// Appends one staged line as a CSV row `file \x02 line \x02 \x01doc\x01`. Valid JSON never
+/// holds a raw control character, so neither the delimiter nor the quote can occur in `doc`.
+fn push_row(out: &mut BytesMut, file_no: usize, line_no: u64, doc: &[u8]) {
+    let mut num = itoa_buf();
+    out.put_slice(fmt_num(&mut num, file_no as u64));
+    out.put_u8(0x02);
+    out.put_slice(fmt_num(&mut num, line_no));
+    out.put_slice(b"\x02\x01");
+    out.put_slice(doc);
+    out.put_slice(b"\x01\n");
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+fn fmt_num(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+impl PostgresWarehouse {
+    /// Streams every staged file of `req` into the temporary table; returns the lines sent.
+    async fn stream_files(
+        &self,
+        txn: &tokio_postgres::Transaction<'_>,
+        req: &CopyRequest,
+        stage: &AnyStage,
+    ) -> Result<u64> {
+        let copy = format!(
+            "COPY {STAGED} (file_no, line_no, doc) FROM STDIN WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
+        );
+        let sink = txn
+            .copy_in::<_, Bytes>(&copy)
+            .await
+            .map_err(|e| db_error("starting COPY FROM STDIN", e))?;
+        futures::pin_mut!(sink);
+        let mut out = BytesMut::with_capacity(COPY_CHUNK * 2);
+        let mut sent_any = false;
+        let mut lines_total = 0u64;
+        for (file_no, file) in req.files.iter().enumerate() {
+            let mut reader = stage.open(&file.key).await?;
+            let mut gz = flate2::write::MultiGzDecoder::new(Vec::with_capacity(COPY_CHUNK * 4));
+            let mut raw = vec![0u8; 64 * 1024];
+            let mut carry: Vec<u8> = Vec::new();
+            let mut line_no = 0u64;
+            loop {
+                let n = reader.read(&mut raw).await.map_err(|e| Error::Stage {
+                    location: file.url.clone(),
+                    message: format!("reading: {e}"),
+                    retryable: true,
+                })?;
+                let bad_gzip = |e: std::io::Error| Error::Stage {
+                    location: file.url.clone(),
+                    message: format!("not valid gzip: {e}"),
+                    retryable: false,
+                };
+                if n == 0 {
+                    gz.try_finish().map_err(bad_gzip)?;
+                } else {
+                    gz.write_all(&raw[..n]).map_err(bad_gzip)?;
+                }
+                let plain = gz.get_mut();
+                carry.extend_from_slice(plain);
+                plain.clear();
+                let mut start = 0;
+                while let Some(pos) = memchr(&carry[start..]) {
+                    let line = &carry[start..start + pos];
+                    start += pos + 1;
+                    if line.is_empty() {
+                        continue;
+                    }
+                    line_no += 1;
+                    push_row(&mut out, file_no, line_no, line);
+                }
+                carry.drain(..start);
+                if n == 0 && !carry.is_empty() {
+                    line_no += 1;
+                    let line = std::mem::take(&mut carry);
+                    push_row(&mut out, file_no, line_no, &line);
+                }
+                if out.len() >= COPY_CHUNK || (n == 0 && !out.is_empty()) {
+                    sink.send(out.split().freeze())
+                        .await
+                        .map_err(|e| db_error("COPY FROM STDIN", e))?;
+                    if !sent_any {
+                        sent_any = true;
+                        pause_at(Phase::Copy).await;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            lines_total += line_no;
+        }
+        if !sent_any {
+            pause_at(Phase::Copy).await;
+        }
+        let rows = sink
+            .finish()
+            .await
+            .map_err(|e| db_error("COPY FROM STDIN", e))?;
+        debug_assert_eq!(rows, lines_total);
+        Ok(rows)
+    }
+}
+
+fn memchr(hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == b'\n')
+}
+
+impl Warehouse for PostgresWarehouse {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn connect(&self) -> Result<tokio_postgres::Client> {
+        self.connector.connect().await
+    }
+
+    async fn slices(&self, _client: &tokio_postgres::Client) -> Result<usize> {
+        Ok(1)
+    }
+
+    async fn copy<'a>(
+        &'a self,
+        txn: &'a tokio_postgres::Transaction<'a>,
+        req: &'a CopyRequest,
+        stage: &'a AnyStage,
+    ) -> Result<CopyOutcome> {
+        let table = req.table;
+        txn.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED} (file_no integer NOT NULL, line_no bigint NOT NULL, doc text NOT NULL) ON COMMIT DROP"
+        ))
+        .await
+        .map_err(|e| db_error("creating the temporary staging table", e))?;
+        let staged = self.stream_files(txn, req, stage).await?;
+
+        // The fast path: every row at once.
+        txn.batch_execute("SAVEPOINT redtrack_bulk")
+            .await
+            .map_err(|e| db_error("SAVEPOINT", e))?;
+        let bulk = insert_select(
+            table,
+            &format!("{STAGED} AS s CROSS JOIN LATERAL "),
+            "s.doc::jsonb",
+        );
+        match txn.execute(bulk.as_str(), &[]).await {
+            Ok(n) => {
+                txn.batch_execute("RELEASE SAVEPOINT redtrack_bulk")
+                    .await
+                    .map_err(|e| db_error("RELEASE SAVEPOINT", e))?;
+                return Ok(CopyOutcome {
+                    loaded: n,
+                    rejected: Vec::new(),
+                });
+            }
+            Err(e) => {
+                tracing::info!(
+                    table = table.name,
+                    "bulk insert failed ({}); inserting row by row to find the bad rows",
+                    e.as_db_error().map(|d| d.message()).unwrap_or("?")
+                );
+                txn.batch_execute("ROLLBACK TO SAVEPOINT redtrack_bulk")
+                    .await
+                    .map_err(|e| db_error("ROLLBACK TO SAVEPOINT", e))?;
+            }
+        }
+
+        // The slow path: row by row, each bad row rejected with its reason.
+        txn.batch_execute(&row_by_row_function(table))
+            .await
+            .map_err(|e| db_error("creating the row-by-row load function", e))?;
+        let cols: Vec<String> = table.columns.iter().map(|c| c.name.to_owned()).collect();
+        let max = i64::try_from(req.max_errors).unwrap_or(i64::MAX - 1);
+        let rows = txn
+            .query(
+                "SELECT o_file, o_line, o_column, o_value, o_reason FROM pg_temp.redtrack_insert_rows($1, $2)",
+                &[&max, &cols],
+            )
+            .await
+            .map_err(|e| db_error("inserting row by row", e))?;
+        let mut rejected = Vec::with_capacity(rows.len());
+        for row in rows {
+            let file_no: i32 = row.get(0);
+            let line: i64 = row.get(1);
+            let file = usize::try_from(file_no)
+                .ok()
+                .and_then(|i| req.files.get(i))
+                .map(|f| f.url.clone())
+                .unwrap_or_default();
+            rejected.push(RejectedRow {
+                file,
+                line: u64::try_from(line).unwrap_or(0),
+                column: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                value: truncate(row.get::<_, Option<String>>(3).unwrap_or_default(), MAX_RAW),
+                reason: row.get::<_, Option<String>>(4).unwrap_or_default(),
+            });
+        }
+        let n_rejected = rejected.len() as u64;
+        if n_rejected > req.max_errors {
+            let first = rejected.swap_remove(0);
+            return Err(first.into_error(table.name, n_rejected, req.max_errors));
+        }
+        Ok(CopyOutcome {
+            loaded: staged - n_rejected,
+            rejected,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows() {
+        let mut out = BytesMut::new();
+        push_row(&mut out, 3, 120, br#"{"a":"x,y\"z"}"#);
+        assert_eq!(&out[..], b"3\x02120\x02\x01{\"a\":\"x,y\\\"z\"}\x01\n");
+    }
+}

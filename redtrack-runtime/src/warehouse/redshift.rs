@@ -1,0 +1,303 @@
+//! Amazon Redshift as the warehouse: `COPY ... FROM '<manifest>' ... FORMAT AS JSON 'auto' GZIP
+//! MANIFEST`, slices from `stv_slices`, rows from `pg_last_copy_count()`, and rejected rows from
+//! `sys_load_error_detail` (with the raw line read back from the staged file).
+
+use aws_sdk_s3::config::ProvideCredentials;
+use tokio::io::AsyncBufReadExt;
+
+use super::{
+    db_error, quote_ident, quote_literal, truncate, Connector, CopyOutcome, CopyRequest,
+    RejectedRow, Warehouse,
+};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::loader::phase::{pause_at, Phase};
+use crate::schema::Dialect;
+use crate::stage::{AnyStage, Stage};
+
+/// Redshift's largest MAXERROR.
+pub const MAX_MAXERROR: u64 = 100_000;
+
+/// How many slices: one staged file per slice (or a multiple) keeps every slice busy.
+pub const SLICES_SQL: &str = "SELECT COUNT(*) FROM stv_slices";
+
+/// Rows loaded by the last COPY of this session.
+pub const LAST_COPY_COUNT_SQL: &str = "SELECT pg_last_copy_count()";
+
+/// The load errors of one load's files (`$1` is the load folder's URL followed by `%`).
+pub const LOAD_ERRORS_SQL: &str = "SELECT TRIM(file_name), line_number, TRIM(column_name), \
+     TRIM(error_message) FROM sys_load_error_detail WHERE file_name LIKE $1 \
+     ORDER BY file_name, line_number LIMIT 1001";
+
+/// How COPY authenticates to S3.
+#[derive(Clone)]
+enum Auth {
+    /// `IAM_ROLE '<arn>'`.
+    Role(String),
+    /// The AWS credentials of the loader's environment.
+    Credentials(Config),
+}
+
+/// Amazon Redshift.
+#[derive(Clone)]
+pub struct RedshiftWarehouse {
+    connector: Connector,
+    auth: Auth,
+}
+
+impl std::fmt::Debug for RedshiftWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.auth {
+            Auth::Role(arn) => arn.as_str(),
+            Auth::Credentials(_) => "<credentials>",
+        };
+        f.debug_struct("RedshiftWarehouse")
+            .field("connector", &self.connector)
+            .field("auth", &auth)
+            .finish()
+    }
+}
+
+/// The `COPY` statement of a load, with `authorization` (`IAM_ROLE '...'` or the credentials)
+/// already rendered.
+pub fn copy_sql(req: &CopyRequest, authorization: &str, max_errors: u64) -> Result<String> {
+    Ok(format!(
+        "COPY {} FROM {} {authorization} FORMAT AS JSON 'auto' GZIP MANIFEST TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR {}",
+        quote_ident(req.table.name),
+        quote_literal("manifest URL", &req.manifest_url)?,
+        max_errors.min(MAX_MAXERROR)
+    ))
+}
+
+/// `IAM_ROLE '<arn>'`.
+pub fn iam_role_clause(arn: &str) -> Result<String> {
+    Ok(format!("IAM_ROLE {}", quote_literal("IAM role ARN", arn)?))
+}
+
+/// `ACCESS_KEY_ID '...' SECRET_ACCESS_KEY '...' [SESSION_TOKEN '...']`.
+pub fn credentials_clause(key: &str, secret: &str, token: Option<&str>) -> Result<String> {
+    let mut s = format!(
+        "ACCESS_KEY_ID {} SECRET_ACCESS_KEY {}",
+        quote_literal("access key id", key)?,
+        quote_literal("secret access key", secret)?
+    );
+    if let Some(t) = token {
+        s.push_str(&format!(
+            " SESSION_TOKEN {}",
+            quote_literal("session token", t)?
+        ));
+    }
+    Ok(s)
+}
+
+impl RedshiftWarehouse {
+    /// A Redshift warehouse reached through `connector`; COPY uses `config`'s IAM role, or else
+    /// its AWS credentials.
+    pub fn new(connector: Connector, config: &Config) -> RedshiftWarehouse {
+        let auth = match &config.copy_iam_role {
+            Some(arn) => Auth::Role(arn.clone()),
+            None => Auth::Credentials(config.clone()),
+        };
+        RedshiftWarehouse { connector, auth }
+    }
+
+    async fn authorization(&self) -> Result<String> {
+        match &self.auth {
+            Auth::Role(arn) => iam_role_clause(arn),
+            Auth::Credentials(config) => {
+                let sdk = crate::aws::sdk_config(config).await;
+                let provider = sdk.credentials_provider().ok_or_else(|| {
+                    Error::Config(
+                        "COPY needs REDTRACK_COPY_IAM_ROLE or AWS credentials, and neither is set"
+                            .into(),
+                    )
+                })?;
+                let creds = provider
+                    .provide_credentials()
+                    .await
+                    .map_err(|e| Error::Config(format!("loading AWS credentials for COPY: {e}")))?;
+                credentials_clause(
+                    creds.access_key_id(),
+                    creds.secret_access_key(),
+                    creds.session_token(),
+                )
+            }
+        }
+    }
+
+    /// The rows of `sys_load_error_detail` for this load's files, each with its raw line read
+    /// back from the stage.
+    async fn load_errors(
+        &self,
+        client: &tokio_postgres::Transaction<'_>,
+        req: &CopyRequest,
+        stage: &AnyStage,
+    ) -> Result<Vec<RejectedRow>> {
+        let pattern = format!("{}%", stage.url(&req.folder));
+        let rows = client
+            .query(LOAD_ERRORS_SQL, &[&pattern])
+            .await
+            .map_err(|e| db_error("reading sys_load_error_detail", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let file: String = row.get::<_, Option<String>>(0).unwrap_or_default();
+            let line = row.get::<_, Option<i64>>(1).unwrap_or(0);
+            let mut reject = RejectedRow {
+                value: String::new(),
+                column: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                reason: row.get::<_, Option<String>>(3).unwrap_or_default(),
+                line: u64::try_from(line).unwrap_or(0),
+                file,
+            };
+            if let Some(f) = req.files.iter().find(|f| f.url == reject.file) {
+                reject.value = read_line(stage, &f.key, reject.line)
+                    .await
+                    .unwrap_or_default();
+            }
+            out.push(reject);
+        }
+        Ok(out)
+    }
+}
+
+/// Line `n` (1-based) of the gzip'd staged file `key`, truncated to 1024 bytes.
+async fn read_line(stage: &AnyStage, key: &str, n: u64) -> Result<String> {
+    let reader = stage.open(key).await?;
+    let gz = async_gzip_lines(reader);
+    let mut lines = gz.lines();
+    let mut i = 0;
+    while let Some(line) = lines.next_line().await? {
+        i += 1;
+        if i == n {
+            return Ok(truncate(line, 1024));
+        }
+    }
+    Ok(String::new())
+}
+
+/// Decompresses a gzip stream on a blocking thread, handing back an async reader of the lines.
+fn async_gzip_lines(reader: crate::stage::StagedReader) -> impl tokio::io::AsyncBufRead + Unpin {
+    let (w, r) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        use tokio::io::AsyncWriteExt;
+        let mut reader = reader;
+        let mut all = Vec::new();
+        if reader.read_to_end(&mut all).await.is_err() {
+            return;
+        }
+        let mut plain = Vec::new();
+        let mut dec = flate2::read::MultiGzDecoder::new(&all[..]);
+        if std::io::Read::read_to_end(&mut dec, &mut plain).is_err() {
+            return;
+        }
+        let mut w = w;
+        let _ = w.write_all(&plain).await;
+    });
+    tokio::io::BufReader::new(r)
+}
+
+impl Warehouse for RedshiftWarehouse {
+    fn dialect(&self) -> Dialect {
+        Dialect::Redshift
+    }
+
+    async fn connect(&self) -> Result<tokio_postgres::Client> {
+        self.connector.connect().await
+    }
+
+    async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {
+        let row = client
+            .query_one(SLICES_SQL, &[])
+            .await
+            .map_err(|e| db_error("counting slices (stv_slices)", e))?;
+        let n: i64 = row.get(0);
+        Ok(usize::try_from(n).unwrap_or(1).max(1))
+    }
+
+    async fn copy<'a>(
+        &'a self,
+        txn: &'a tokio_postgres::Transaction<'a>,
+        req: &'a CopyRequest,
+        stage: &'a AnyStage,
+    ) -> Result<CopyOutcome> {
+        if !stage.is_s3() {
+            return Err(Error::Config(
+                "Redshift's COPY reads only from S3: set REDTRACK_STAGE to s3://bucket/prefix"
+                    .into(),
+            ));
+        }
+        let sql = copy_sql(req, &self.authorization().await?, req.max_errors)?;
+        pause_at(Phase::Copy).await;
+        if let Err(e) = txn.batch_execute(&sql).await {
+            // The transaction is aborted: read the errors on a fresh connection.
+            let mut detail = Vec::new();
+            if let Ok(mut other) = self.connect().await {
+                if let Ok(t) = other.transaction().await {
+                    detail = self.load_errors(&t, req, stage).await.unwrap_or_default();
+                }
+            }
+            return Err(match detail.into_iter().next() {
+                Some(first) => first.into_error(req.table.name, 0, req.max_errors),
+                None => db_error(&format!("COPY into {}", req.table.name), e),
+            });
+        }
+        let row = txn
+            .query_one(LAST_COPY_COUNT_SQL, &[])
+            .await
+            .map_err(|e| db_error("pg_last_copy_count()", e))?;
+        let loaded = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        let rejected = if loaded < req.lines() {
+            self.load_errors(txn, req, stage).await?
+        } else {
+            Vec::new()
+        };
+        Ok(CopyOutcome { loaded, rejected })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Column, SortKey, SqlType, TableSchema};
+
+    static T: TableSchema = TableSchema {
+        name: "test_events",
+        columns: &[Column {
+            name: "a",
+            sql_type: SqlType::Integer,
+            nullable: false,
+            encode: None,
+        }],
+        sortkey: SortKey::None,
+        distkey: None,
+        diststyle: None,
+    };
+
+    #[test]
+    fn copy_statement() {
+        let req = CopyRequest {
+            table: &T,
+            load_id: "x".into(),
+            folder: "redtrack/c/d/test_events/20261124/load-x".into(),
+            manifest_url: "s3://b/redtrack/c/d/test_events/20261124/load-x/manifest.json".into(),
+            files: vec![],
+            max_errors: 7,
+        };
+        let role = iam_role_clause("arn:aws:iam::123456789012:role/r").unwrap();
+        assert_eq!(
+            copy_sql(&req, &role, 7).unwrap(),
+            "COPY \"test_events\" FROM 's3://b/redtrack/c/d/test_events/20261124/load-x/manifest.json' \
+             IAM_ROLE 'arn:aws:iam::123456789012:role/r' FORMAT AS JSON 'auto' GZIP MANIFEST \
+             TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR 7"
+        );
+        let creds = credentials_clause("AK", "S'x", Some("T")).unwrap();
+        assert_eq!(
+            creds,
+            "ACCESS_KEY_ID 'AK' SECRET_ACCESS_KEY 'S''x' SESSION_TOKEN 'T'"
+        );
+        assert!(copy_sql(&req, &creds, 1_000_000)
+            .unwrap()
+            .ends_with("MAXERROR 100000"));
+    }
+}
