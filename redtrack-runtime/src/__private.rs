@@ -1,6 +1,20 @@
 //! Items the derive's generated code uses. Not public API: no stability promises.
 //!
 //! OWNER: issue 2.
+pub use crate::encode::value::{
+    BigIntValue, BooleanValue, DateValue, DecimalValue, DoubleValue, IntegerValue,
+    PartitionKeyValue, RealValue, SmallIntValue, SuperValue, TextValue, TimeValue,
+    TimestampTzValue, TimestampValue,
+};
+pub use crate::encode::{
+    encode_atomic, write_bool, write_char, write_date, write_decimal, write_double, write_int,
+    write_null, write_real, write_super, write_time, write_timestamp, write_timestamptz,
+    write_varchar,
+};
 pub use crate::encode::{EncodeError, EncodeErrorKind};
 pub use crate::event::RedTrackEvent;
-pub use crate::schema::{Column, DistStyle, SortKey, SqlType, TableSchema};
+pub use crate::schema::{Column, Dialect, DistStyle, SortKey, SqlType, TableSchema};
+
+/// `Result`, `Option`, `Vec` and `String` by absolute path, so user items of those names never
+/// clash with generated code.
+pub use std::{option::Option, result::Result, string::String, vec::Vec};

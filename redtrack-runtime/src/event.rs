@@ -21,6 +21,12 @@ pub trait RedTrackEvent: Send + Sync {
         Self::schema().create_table_sql(Dialect::Redshift)
     }
 
+    /// `CREATE TABLE IF NOT EXISTS` for this table in `dialect`: [`Dialect::Postgres`] drops the
+    /// Redshift table attributes and maps Redshift-only types (SUPER to JSONB).
+    fn create_table_sql_for(dialect: Dialect) -> String {
+        Self::schema().create_table_sql(dialect)
+    }
+
     /// Appends this event as one JSON object (no trailing newline) to `buf`.
     ///
     /// On error nothing is appended: `buf` is left as it was.

@@ -1,0 +1,578 @@
+//! The value writers the generated `encode_json` calls. Each appends one JSON value to `buf`;
+//! on error it may have appended part of one (the generated code truncates `buf` back).
+
+use super::{EncodeError, EncodeErrorKind, TRUNCATIONS};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use rust_decimal::Decimal;
+use std::sync::atomic::Ordering;
+
+/// Runs `encode` on `buf`; on error truncates `buf` back to its length before the call.
+#[inline(always)]
+pub fn encode_atomic<F>(buf: &mut Vec<u8>, encode: F) -> Result<(), EncodeError>
+where
+    F: FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+{
+    let start = buf.len();
+    let result = encode(buf);
+    if result.is_err() {
+        buf.truncate(start);
+    }
+    result
+}
+
+/// Writes `null`.
+#[inline(always)]
+pub fn write_null(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b"null");
+}
+
+/// Writes an integer (SMALLINT, INTEGER, BIGINT).
+#[inline(always)]
+pub fn write_int<I: itoa::Integer>(buf: &mut Vec<u8>, value: I) {
+    buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// Writes a boolean.
+#[inline(always)]
+pub fn write_bool(buf: &mut Vec<u8>, value: bool) {
+    buf.extend_from_slice(if value { b"true" } else { b"false" });
+}
+
+/// Writes a REAL; NaN and infinities are an error.
+#[inline]
+pub fn write_real(
+    buf: &mut Vec<u8>,
+    value: f32,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    if !value.is_finite() {
+        return Err(not_finite(table, column, value.to_string()));
+    }
+    buf.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
+    Ok(())
+}
+
+/// Writes a DOUBLE PRECISION; NaN and infinities are an error.
+#[inline]
+pub fn write_double(
+    buf: &mut Vec<u8>,
+    value: f64,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    if !value.is_finite() {
+        return Err(not_finite(table, column, value.to_string()));
+    }
+    buf.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
+    Ok(())
+}
+
+#[cold]
+fn not_finite(table: &'static str, column: &'static str, value: String) -> EncodeError {
+    EncodeError::new(table, column, EncodeErrorKind::NotFinite { value })
+}
+
+/// Writes a DECIMAL(precision, scale) as a JSON string, after checking that the value has at most
+/// `scale` digits after the point (trailing zeros aside) and `precision - scale` before it.
+#[inline]
+pub fn write_decimal(
+    buf: &mut Vec<u8>,
+    value: Decimal,
+    precision: u8,
+    scale: u8,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    if value.scale() > u32::from(scale) && value.normalize().scale() > u32::from(scale) {
+        return Err(decimal_error(
+            table,
+            column,
+            value,
+            precision,
+            scale,
+            format!("more than {scale} digits after the decimal point; round it first"),
+        ));
+    }
+    let int_digits = u32::from(precision.saturating_sub(scale));
+    // Decimal's mantissa has at most 29 digits, so only smaller limits can be broken.
+    if int_digits < 29 {
+        let limit = Decimal::from_i128_with_scale(10i128.pow(int_digits), 0);
+        if value.trunc().abs() >= limit {
+            return Err(decimal_error(
+                table,
+                column,
+                value,
+                precision,
+                scale,
+                format!("more than {int_digits} digits before the decimal point"),
+            ));
+        }
+    }
+    buf.push(b'"');
+    // Writing into a Vec cannot fail.
+    let _ = std::io::Write::write_fmt(buf, format_args!("{value}"));
+    buf.push(b'"');
+    Ok(())
+}
+
+#[cold]
+fn decimal_error(
+    table: &'static str,
+    column: &'static str,
+    value: Decimal,
+    precision: u8,
+    scale: u8,
+    reason: String,
+) -> EncodeError {
+    EncodeError::new(
+        table,
+        column,
+        EncodeErrorKind::DecimalOutOfRange {
+            value: value.to_string(),
+            precision,
+            scale,
+            reason,
+        },
+    )
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+#[inline]
+pub fn truncate_to_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    // A UTF-8 char is at most 4 bytes, so this loops at most 3 times.
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+/// Writes a VARCHAR(max) value: truncated to `max` bytes on a char boundary, escaped; a NUL in
+/// the stored part is an error.
+#[inline]
+pub fn write_varchar(
+    buf: &mut Vec<u8>,
+    value: &str,
+    max: usize,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    let stored = truncate_to_bytes(value, max);
+    if stored.len() < value.len() {
+        truncated(table, column, value.len(), max);
+    }
+    write_str(buf, stored, table, column)
+}
+
+/// Writes a CHAR(max) value: ASCII only, truncated to `max` bytes, escaped; a NUL in the stored
+/// part is an error.
+#[inline]
+pub fn write_char(
+    buf: &mut Vec<u8>,
+    value: &str,
+    max: usize,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    let checked = &value.as_bytes()[..value.len().min(max)];
+    if let Some(position) = checked.iter().position(|b| !b.is_ascii()) {
+        return Err(not_ascii(table, column, value, position));
+    }
+    // Everything up to `max` is ASCII, so `max` is a char boundary.
+    let stored = &value[..checked.len()];
+    if stored.len() < value.len() {
+        truncated(table, column, value.len(), max);
+    }
+    write_str(buf, stored, table, column)
+}
+
+#[cold]
+fn not_ascii(
+    table: &'static str,
+    column: &'static str,
+    value: &str,
+    position: usize,
+) -> EncodeError {
+    // `position` is the first non-ASCII byte, so it starts a char.
+    let found = value[position..].chars().next().unwrap_or('\u{fffd}');
+    EncodeError::new(
+        table,
+        column,
+        EncodeErrorKind::NotAscii {
+            value: shorten(value),
+            found,
+            position,
+        },
+    )
+}
+
+#[cold]
+fn truncated(table: &'static str, column: &'static str, bytes: usize, limit: usize) {
+    TRUNCATIONS.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(
+        target: "redtrack::truncation",
+        table,
+        column,
+        bytes,
+        limit,
+        "value truncated to the column's byte length"
+    );
+}
+
+/// A value for an error message: at most 64 characters, with `…` when cut.
+pub(crate) fn shorten(value: &str) -> String {
+    match value.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
+}
+
+const QU: u8 = b'"';
+const BS: u8 = b'\\';
+const BB: u8 = b'b';
+const TT: u8 = b't';
+const NN: u8 = b'n';
+const FF: u8 = b'f';
+const RR: u8 = b'r';
+const UU: u8 = b'u';
+const NUL: u8 = 0xff;
+const __: u8 = 0;
+
+/// For each byte: 0 = written as is, else the escape letter (`u` for `\u00XX`), `NUL` for U+0000.
+static ESCAPE: [u8; 256] = [
+    //   1   2   3   4   5   6   7   8   9   A   B   C   D   E   F
+    NUL, UU, UU, UU, UU, UU, UU, UU, BB, TT, NN, UU, FF, RR, UU, UU, // 0
+    UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, UU, // 1
+    __, __, QU, __, __, __, __, __, __, __, __, __, __, __, __, __, // 2
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 3
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 4
+    __, __, __, __, __, __, __, __, __, __, __, __, BS, __, __, __, // 5
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 6
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 7
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 8
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // 9
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // A
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // B
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // C
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // D
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // E
+    __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, __, // F
+];
+
+/// Writes `value` as a JSON string (quoted, escaped); a NUL character is an error.
+#[inline]
+pub fn write_str(
+    buf: &mut Vec<u8>,
+    value: &str,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    let bytes = value.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPE[byte as usize];
+        if escape == 0 {
+            continue;
+        }
+        if start < i {
+            buf.extend_from_slice(&bytes[start..i]);
+        }
+        match escape {
+            NUL => return Err(nul_error(table, column, value, i)),
+            UU => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                buf.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(byte >> 4) as usize],
+                    HEX[(byte & 0xf) as usize],
+                ]);
+            }
+            letter => buf.extend_from_slice(&[b'\\', letter]),
+        }
+        start = i + 1;
+    }
+    if start < bytes.len() {
+        buf.extend_from_slice(&bytes[start..]);
+    }
+    buf.push(b'"');
+    Ok(())
+}
+
+#[cold]
+fn nul_error(
+    table: &'static str,
+    column: &'static str,
+    value: &str,
+    position: usize,
+) -> EncodeError {
+    EncodeError::new(
+        table,
+        column,
+        EncodeErrorKind::NulCharacter {
+            value: shorten(value),
+            position,
+        },
+    )
+}
+
+/// The earliest date Redshift stores: 4713-01-01 BC (proleptic year -4712).
+pub const MIN_YEAR: i32 = -4712;
+/// The latest year Redshift stores: 294276 AD.
+pub const MAX_YEAR: i32 = 294_276;
+
+#[inline(always)]
+fn two_digits(buf: &mut Vec<u8>, n: u32) {
+    buf.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+}
+
+/// `YYYY-MM-DD` (at least 4 year digits; BC years as their positive number), and whether the
+/// date is BC.
+#[inline(always)]
+fn date_part(buf: &mut Vec<u8>, date: NaiveDate) -> bool {
+    let year = date.year();
+    let (shown, bc) = if year <= 0 {
+        ((1 - year) as u32, true)
+    } else {
+        (year as u32, false)
+    };
+    if shown < 10_000 {
+        buf.extend_from_slice(&[
+            b'0' + (shown / 1000) as u8,
+            b'0' + (shown / 100 % 10) as u8,
+            b'0' + (shown / 10 % 10) as u8,
+            b'0' + (shown % 10) as u8,
+        ]);
+    } else {
+        buf.extend_from_slice(itoa::Buffer::new().format(shown).as_bytes());
+    }
+    buf.push(b'-');
+    two_digits(buf, date.month());
+    buf.push(b'-');
+    two_digits(buf, date.day());
+    bc
+}
+
+/// `HH:MM:SS[.ffffff]`: microseconds, only when not zero; a leap second shows as `:59.999999`.
+#[inline(always)]
+fn time_part(buf: &mut Vec<u8>, time: NaiveTime) {
+    two_digits(buf, time.hour());
+    buf.push(b':');
+    two_digits(buf, time.minute());
+    buf.push(b':');
+    two_digits(buf, time.second());
+    let nanos = time.nanosecond();
+    let micros = if nanos >= 1_000_000_000 {
+        999_999
+    } else {
+        nanos / 1000
+    };
+    if micros != 0 {
+        buf.push(b'.');
+        let mut digits = [b'0'; 6];
+        let mut n = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        buf.extend_from_slice(&digits);
+    }
+}
+
+#[inline(always)]
+fn check_year(
+    year: i32,
+    table: &'static str,
+    column: &'static str,
+    sql_type: &'static str,
+    value: &dyn std::fmt::Display,
+) -> Result<(), EncodeError> {
+    if (MIN_YEAR..=MAX_YEAR).contains(&year) {
+        Ok(())
+    } else {
+        Err(out_of_range(table, column, sql_type, value))
+    }
+}
+
+#[cold]
+fn out_of_range(
+    table: &'static str,
+    column: &'static str,
+    sql_type: &'static str,
+    value: &dyn std::fmt::Display,
+) -> EncodeError {
+    EncodeError::new(
+        table,
+        column,
+        EncodeErrorKind::DateOutOfRange {
+            value: value.to_string(),
+            sql_type,
+        },
+    )
+}
+
+/// Writes a DATE as `"YYYY-MM-DD"` (`"YYYY-MM-DD BC"` before year 1).
+#[inline]
+pub fn write_date(
+    buf: &mut Vec<u8>,
+    value: NaiveDate,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    check_year(value.year(), table, column, "DATE", &value)?;
+    buf.push(b'"');
+    if date_part(buf, value) {
+        buf.extend_from_slice(b" BC");
+    }
+    buf.push(b'"');
+    Ok(())
+}
+
+/// Writes a TIMESTAMP (UTC) as `"YYYY-MM-DD HH:MM:SS[.ffffff]"`.
+#[inline]
+pub fn write_timestamp(
+    buf: &mut Vec<u8>,
+    value: NaiveDateTime,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    write_datetime(buf, value, "", "TIMESTAMP", table, column)
+}
+
+/// Writes a TIMESTAMPTZ (converted to UTC) as `"YYYY-MM-DD HH:MM:SS[.ffffff]+00"`.
+#[inline]
+pub fn write_timestamptz(
+    buf: &mut Vec<u8>,
+    utc: NaiveDateTime,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    write_datetime(buf, utc, "+00", "TIMESTAMPTZ", table, column)
+}
+
+#[inline(always)]
+fn write_datetime(
+    buf: &mut Vec<u8>,
+    value: NaiveDateTime,
+    offset: &str,
+    sql_type: &'static str,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    check_year(value.year(), table, column, sql_type, &value)?;
+    buf.push(b'"');
+    let bc = date_part(buf, value.date());
+    buf.push(b' ');
+    time_part(buf, value.time());
+    buf.extend_from_slice(offset.as_bytes());
+    if bc {
+        buf.extend_from_slice(b" BC");
+    }
+    buf.push(b'"');
+    Ok(())
+}
+
+/// Writes a TIME as `"HH:MM:SS[.ffffff]"`.
+#[inline]
+pub fn write_time(buf: &mut Vec<u8>, value: NaiveTime) {
+    buf.push(b'"');
+    time_part(buf, value);
+    buf.push(b'"');
+}
+
+/// Writes a SUPER value as JSON; a NUL in any string or key is an error.
+pub fn write_super(
+    buf: &mut Vec<u8>,
+    value: &serde_json::Value,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    use serde_json::Value;
+    match value {
+        Value::Null => write_null(buf),
+        Value::Bool(b) => write_bool(buf, *b),
+        // serde_json numbers are finite; their Display is their JSON form.
+        Value::Number(n) => {
+            let _ = std::io::Write::write_fmt(buf, format_args!("{n}"));
+        }
+        Value::String(s) => write_str(buf, s, table, column)?,
+        Value::Array(items) => {
+            buf.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_super(buf, item, table, column)?;
+            }
+            buf.push(b']');
+        }
+        Value::Object(map) => {
+            buf.push(b'{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_str(buf, key, table, column)?;
+                buf.push(b':');
+                write_super(buf, item, table, column)?;
+            }
+            buf.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+/// Escapes `s` as the inside of a JSON string (no quotes), for keys known at compile time.
+pub fn escape_json_key(s: &str) -> String {
+    let mut buf = Vec::with_capacity(s.len() + 2);
+    // Keys come from validated identifiers; a NUL cannot occur, and would only be dropped here.
+    let _ = write_str(&mut buf, s, "", "");
+    String::from_utf8_lossy(&buf[1..buf.len().saturating_sub(1)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_serde_json() {
+        for s in [
+            "plain",
+            "a\"b\\c",
+            "\u{1}\u{1f}\n\r\t\u{8}\u{c}",
+            "é€𝄞",
+            "\u{7f}",
+        ] {
+            let mut buf = Vec::new();
+            write_str(&mut buf, s, "t", "c").unwrap();
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate_to_bytes("héllo", 2), "h");
+        assert_eq!(truncate_to_bytes("héllo", 3), "hé");
+        assert_eq!(truncate_to_bytes("hé", 10), "hé");
+        assert_eq!(truncate_to_bytes("𝄞", 3), "");
+    }
+
+    #[test]
+    fn bc_dates() {
+        let mut buf = Vec::new();
+        let d = NaiveDate::from_ymd_opt(-43, 3, 15).unwrap();
+        write_date(&mut buf, d, "t", "c").unwrap();
+        assert_eq!(buf, b"\"0044-03-15 BC\"");
+    }
+}
