@@ -1,37 +1,318 @@
-//! The write path: `Client::write(&event)` to the broker of the event's table.
+//! The write path: [`Client::write`] sends an event to the stream of its table.
 //!
-//! OWNER: issue 4.
+//! ```no_run
+//! # use redtrack_runtime::{Client, Config, RedTrackEvent};
+//! # async fn demo<E: RedTrackEvent>(event: E) -> redtrack_runtime::Result<()> {
+//! let client = Client::new(Config::from_env()?).await?;
+//! client.create_stream::<E>(4).await?;   // once, at deploy time; idempotent
+//! client.write(&event).await?;           // returns once Kinesis acknowledged the record
+//! client.close().await?;                 // before the process exits
+//! # Ok(()) }
+//! ```
+//!
+//! # Batching
+//!
+//! `write` encodes the event on the caller's task (a bad event fails there, at once) and hands
+//! the record to the client's batcher, one task shared by every clone of the client. The batcher
+//! coalesces records from all writers into PutRecords calls of at most 500 records and 10 MiB,
+//! waiting at most the configured linger (default 5 ms) to fill a call; each writer waits for
+//! the one shared round trip that carries its record.
+//!
+//! # Failures and delivery
+//!
+//! Only the records that failed in a PutRecords response are sent again, with exponential
+//! backoff and jitter, up to `max_attempts` sends in all. Throttling
+//! (`ProvisionedThroughputExceededException`, `KMSThrottlingException`), internal failures and
+//! transient network errors are retried; any other error, or running out of attempts, reaches
+//! exactly the writers whose records failed, as [`Error::Broker`] with the Kinesis error code.
+//!
+//! Delivery is **at least once** where Kinesis gives no answer: when a PutRecords call times out
+//! or its connection drops after the request went out, the records may have been stored, and
+//! they are sent again. The loader's bookkeeping loads each *stored record* exactly once, so such
+//! a twin is loaded twice. A writer that needs exactly-once rows should put a unique id in its
+//! events and deduplicate on it in Redshift. Conversely, an `Err` from `write` with
+//! [`Error::is_retryable`] true (retries exhausted) may also hide a stored record.
+//!
+//! # Backpressure
+//!
+//! At most `max_buffered_records` records (default 50,000) are accepted and not yet answered.
+//! When the buffer is full, `write` waits for room and `try_write` fails at once with
+//! [`Error::BufferFull`].
 
+pub mod batcher;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+use crate::broker::aggregate::Aggregator;
+use crate::broker::{AnyBroker, Broker, PutRecord, MAX_PARTITION_KEY_CHARS, MAX_RECORD_BYTES};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
+use batcher::{Command, Pending, Settings};
 
 /// Writes events to their tables' streams. Cheap to clone; clones share one batcher.
-#[derive(Debug, Clone)]
+///
+/// Dropping the last clone while records are still unanswered logs an error: call
+/// [`Client::flush`] or [`Client::close`] before shutting down.
+#[derive(Clone)]
 pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     config: Config,
+    broker: AnyBroker,
+    tx: mpsc::UnboundedSender<Command>,
+    buffer: Arc<Semaphore>,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .field("unanswered", &self.unanswered())
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let unanswered = self.capacity - self.buffer.available_permits();
+        if unanswered > 0 {
+            tracing::error!(
+                unanswered,
+                "redtrack Client dropped with {unanswered} records not yet acknowledged by the \
+                 broker; they are still being sent, but are LOST if the runtime stops first. \
+                 Call `client.flush().await` or `client.close().await` before dropping the client."
+            );
+        }
+    }
 }
 
 impl Client {
-    /// Connects to the configured broker.
+    /// Connects to the configured broker and starts the batcher task (needs a tokio runtime).
     pub async fn new(config: Config) -> Result<Client> {
-        Ok(Client { config })
+        let broker = AnyBroker::from_config(&config).await?;
+        Ok(Client::with_broker(config, broker))
     }
 
-    /// Creates the stream of `E`'s table with `shards` shards unless it exists; idempotent.
+    /// A client writing through `broker` (for tests, or a broker built by hand).
+    /// Must be called within a tokio runtime.
+    pub fn with_broker(config: Config, broker: AnyBroker) -> Client {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let settings = Settings {
+            linger: config.linger,
+            max_attempts: config.max_attempts,
+            aggregate: config.aggregate,
+        };
+        tokio::spawn(batcher::run(broker.clone(), rx, settings));
+        let capacity = config.max_buffered_records.max(1);
+        Client {
+            inner: Arc::new(Inner {
+                buffer: Arc::new(Semaphore::new(capacity)),
+                capacity,
+                config,
+                broker,
+                tx,
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The broker the client writes to (the loader reads through the same type).
+    pub fn broker(&self) -> &AnyBroker {
+        &self.inner.broker
+    }
+
+    /// The stream of `E`'s table: `<cluster>.<database>.<table>`.
+    pub fn stream_name<E: RedTrackEvent>(&self) -> String {
+        self.inner.config.stream_name(E::TABLE_NAME)
+    }
+
+    /// How many accepted records are not yet answered.
+    pub fn unanswered(&self) -> usize {
+        self.inner.capacity - self.inner.buffer.available_permits()
+    }
+
+    /// Creates the stream of `E`'s table with `shards` shards unless it exists, and waits until
+    /// it is ACTIVE. Idempotent: an existing stream is left as it is, whatever its shard count.
     pub async fn create_stream<E: RedTrackEvent>(&self, shards: u32) -> Result<()> {
-        let _ = (shards, &self.config);
-        todo!("issue 4")
+        self.inner
+            .broker
+            .create_stream(&self.stream_name::<E>(), shards)
+            .await
+    }
+
+    /// Splits every open shard of `E`'s stream in two at the middle of its hash range, one at a
+    /// time, waiting for ACTIVE after each; returns how many shards were split.
+    pub async fn split_shards<E: RedTrackEvent>(&self) -> Result<usize> {
+        self.inner
+            .broker
+            .split_shards(&self.stream_name::<E>())
+            .await
     }
 
     /// Encodes `event` and returns once the broker acknowledged it.
+    ///
+    /// Fails at once, before anything is sent, if the event does not encode
+    /// ([`Error::Encode`]), does not fit in a record ([`Error::RecordTooLarge`]) or has a bad
+    /// partition key; waits while the client's buffer is full. See the [module docs](self) for
+    /// retries and delivery guarantees.
     pub async fn write<E: RedTrackEvent>(&self, event: &E) -> Result<()> {
-        let _ = event;
-        todo!("issue 4")
+        self.enqueue(event).await?.await
     }
 
-    /// Returns once every record accepted so far was acknowledged or failed.
+    /// Like [`Client::write`], but fails at once with [`Error::BufferFull`] instead of waiting
+    /// when the buffer is full.
+    pub async fn try_write<E: RedTrackEvent>(&self, event: &E) -> Result<()> {
+        self.try_enqueue(event)?.await
+    }
+
+    /// Encodes `event` and hands it to the batcher, waiting for room in the buffer; the returned
+    /// [`Ack`] resolves once the broker acknowledged it. Lets one task keep many writes in
+    /// flight: `write` is `enqueue(..).await?.await`.
+    pub async fn enqueue<E: RedTrackEvent>(&self, event: &E) -> Result<Ack> {
+        let (stream, record) = self.encode(event)?;
+        let permit = self
+            .inner
+            .buffer
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::ClientClosed)?;
+        self.send(stream, record, permit)
+    }
+
+    /// Like [`Client::enqueue`], but fails at once with [`Error::BufferFull`] when the buffer
+    /// is full.
+    pub fn try_enqueue<E: RedTrackEvent>(&self, event: &E) -> Result<Ack> {
+        let (stream, record) = self.encode(event)?;
+        let permit = match self.inner.buffer.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::NoPermits) => {
+                return Err(Error::BufferFull {
+                    capacity: self.inner.capacity,
+                })
+            }
+            Err(TryAcquireError::Closed) => return Err(Error::ClientClosed),
+        };
+        self.send(stream, record, permit)
+    }
+
+    /// Returns once every record accepted before this call was acknowledged or failed (their
+    /// writers have their answers). Records that linger are sent at once.
     pub async fn flush(&self) -> Result<()> {
-        todo!("issue 4")
+        let (done, wait) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Flush(done))
+            .map_err(|_| Error::ClientClosed)?;
+        wait.await.map_err(|_| Error::ClientClosed)
+    }
+
+    /// Refuses further writes (on every clone: they get [`Error::ClientClosed`]) and flushes.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.flush().await
+    }
+
+    fn encode<E: RedTrackEvent>(&self, event: &E) -> Result<(Arc<str>, PutRecord)> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(Error::ClientClosed);
+        }
+        let mut buf = Vec::with_capacity(256);
+        event.encode_json(&mut buf)?;
+        let partition_key = match event.partition_key() {
+            Some(key) => {
+                let chars = key.chars().count();
+                if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
+                    return Err(Error::InvalidPartitionKey {
+                        table: E::TABLE_NAME,
+                        message: format!(
+                            "it has {chars} characters; Kinesis takes 1 to {MAX_PARTITION_KEY_CHARS}"
+                        ),
+                    });
+                }
+                key
+            }
+            None => random_partition_key(),
+        };
+        let bytes = if self.inner.config.aggregate {
+            Aggregator::single_size(&partition_key, &buf)
+        } else {
+            buf.len() + partition_key.len()
+        };
+        if bytes > MAX_RECORD_BYTES {
+            return Err(Error::RecordTooLarge {
+                table: E::TABLE_NAME,
+                bytes,
+                limit: MAX_RECORD_BYTES,
+            });
+        }
+        Ok((
+            Arc::from(self.inner.config.stream_name(E::TABLE_NAME)),
+            PutRecord {
+                partition_key,
+                data: Bytes::from(buf),
+            },
+        ))
+    }
+
+    fn send(
+        &self,
+        stream: Arc<str>,
+        record: PutRecord,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Ack> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Command::Record(Pending {
+                stream,
+                record,
+                reply,
+                permit,
+            }))
+            .map_err(|_| Error::ClientClosed)?;
+        Ok(Ack { rx })
+    }
+}
+
+/// A random partition key (32 hex digits), spreading events evenly over the shards.
+fn random_partition_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The acknowledgement of one accepted record: resolves to `Ok(())` once the broker stored it,
+/// or to the error that kept it out.
+#[must_use = "an Ack does nothing unless awaited; dropping it does not cancel the write"]
+#[derive(Debug)]
+pub struct Ack {
+    rx: oneshot::Receiver<Result<()>>,
+}
+
+impl Future for Ack {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::ClientClosed)))
     }
 }

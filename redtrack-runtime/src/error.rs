@@ -34,6 +34,43 @@ pub enum Error {
         retryable: bool,
     },
 
+    /// `Client::try_write` found the client's in-flight buffer full (`write` would have waited).
+    #[error(
+        "the write buffer of {capacity} records is full; slow down or use `write`, which waits"
+    )]
+    BufferFull {
+        /// The buffer's capacity (`ConfigBuilder::with_max_buffered_records`).
+        capacity: usize,
+    },
+
+    /// An encoded event does not fit in one Kinesis record (1 MiB with its partition key).
+    #[error("an event of `{table}` is {bytes} bytes with its partition key; a Kinesis record holds at most {limit}")]
+    RecordTooLarge {
+        /// The event's table.
+        table: &'static str,
+        /// The record's size: encoded event plus partition key.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// An event's `#[redtrack(partition_key)]` value is not a valid Kinesis partition key.
+    #[error("the partition key of an event of `{table}` is invalid: {message}")]
+    InvalidPartitionKey {
+        /// The event's table.
+        table: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// The client was closed (`Client::close`), or its batcher task is gone.
+    #[error("the redtrack client is closed")]
+    ClientClosed,
+
+    /// A stored record could not be decoded (e.g. a KPL aggregate with a wrong digest).
+    #[error("corrupt record: {0}")]
+    CorruptRecord(String),
+
     /// The stage (S3 or a directory) failed.
     #[error("stage {location}: {message}")]
     Stage {
@@ -58,27 +95,6 @@ pub enum Error {
     /// A local I/O error.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-}
-
-impl Error {
-    /// Whether the same operation may succeed if tried again (throttling, timeouts, conflicts).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Broker { retryable, .. } | Error::Stage { retryable, .. } => *retryable,
-            Error::Warehouse {
-                source: Some(e), ..
-            } => {
-                e.is_closed()
-                    || e.code().is_some_and(|c| {
-                        *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-                            || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-                    })
-            }
-            Error::LoadConflict { .. } => true,
-            _ => false,
-        }
-    }
-}
 
     /// Another loader changed the checkpoints of the shards being loaded (or recorded an
     /// overlapping range) while this load was reading: nothing was copied; load again.
@@ -130,3 +146,24 @@ impl Error {
         /// Why it was rejected.
         reason: String,
     },
+}
+
+impl Error {
+    /// Whether the same operation may succeed if tried again (throttling, timeouts, conflicts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Broker { retryable, .. } | Error::Stage { retryable, .. } => *retryable,
+            Error::Warehouse {
+                source: Some(e), ..
+            } => {
+                e.is_closed()
+                    || e.code().is_some_and(|c| {
+                        *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                            || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                    })
+            }
+            Error::LoadConflict { .. } => true,
+            _ => false,
+        }
+    }
+}

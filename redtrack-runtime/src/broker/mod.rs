@@ -5,11 +5,44 @@
 //! OWNER: issue 4 (write path) builds both brokers, write and read sides; the loader (issue 5)
 //! consumes the read side through [`Broker::list_shards`] and [`Broker::read_shard`].
 
+use std::cmp::Ordering;
 use std::future::Future;
 
 use bytes::Bytes;
 
+use crate::config::{BrokerKind, Config};
 use crate::error::Result;
+
+pub mod aggregate;
+pub mod file;
+pub mod kinesis;
+pub mod retry;
+
+pub use file::{FileBroker, FileReader};
+pub use kinesis::{KinesisBroker, KinesisReader};
+
+/// Kinesis: at most this many records in one PutRecords call.
+pub const MAX_RECORDS_PER_PUT: usize = 500;
+
+/// Kinesis: at most this many bytes (data plus partition keys) in one PutRecords call.
+pub const MAX_BYTES_PER_PUT: usize = 10 * 1024 * 1024;
+
+/// Kinesis: at most this many bytes in one record, data plus partition key.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Kinesis: a partition key has 1 to this many Unicode characters.
+pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+
+/// Kinesis: at most this many records from one GetRecords call.
+pub const MAX_RECORDS_PER_GET: usize = 10_000;
+
+/// Compares two sequence numbers numerically (they are decimal strings of up to 129 digits, too
+/// long for any integer type; leading zeros are ignored).
+pub fn cmp_sequence_numbers(a: &str, b: &str) -> Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
 
 /// One record to put into a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,4 +161,107 @@ pub trait Broker: Send + Sync {
         shard_id: &str,
         from: StartingPosition,
     ) -> impl Future<Output = Result<Self::Reader>> + Send;
+}
+
+/// The broker chosen by the configuration: Kinesis, or the file broker for development.
+#[derive(Debug, Clone)]
+pub enum AnyBroker {
+    /// Amazon Kinesis Data Streams.
+    Kinesis(KinesisBroker),
+    /// A directory of append-only files.
+    File(FileBroker),
+}
+
+impl AnyBroker {
+    /// The broker named by [`Config::broker`] (`REDTRACK_BROKER`).
+    pub async fn from_config(config: &Config) -> Result<AnyBroker> {
+        Ok(match config.broker() {
+            BrokerKind::Kinesis => AnyBroker::Kinesis(KinesisBroker::new(config).await?),
+            BrokerKind::File(dir) => AnyBroker::File(FileBroker::new(dir.clone())?),
+        })
+    }
+}
+
+/// The shard reader of an [`AnyBroker`].
+#[derive(Debug)]
+pub enum AnyReader {
+    /// Reads a Kinesis shard.
+    Kinesis(KinesisReader),
+    /// Reads a file broker shard.
+    File(FileReader),
+}
+
+impl ShardReader for AnyReader {
+    async fn next_batch(&mut self, limit: usize) -> Result<ReadBatch> {
+        match self {
+            AnyReader::Kinesis(r) => r.next_batch(limit).await,
+            AnyReader::File(r) => r.next_batch(limit).await,
+        }
+    }
+}
+
+impl Broker for AnyBroker {
+    type Reader = AnyReader;
+
+    async fn create_stream(&self, stream: &str, shards: u32) -> Result<()> {
+        match self {
+            AnyBroker::Kinesis(b) => b.create_stream(stream, shards).await,
+            AnyBroker::File(b) => b.create_stream(stream, shards).await,
+        }
+    }
+
+    async fn split_shards(&self, stream: &str) -> Result<usize> {
+        match self {
+            AnyBroker::Kinesis(b) => b.split_shards(stream).await,
+            AnyBroker::File(b) => b.split_shards(stream).await,
+        }
+    }
+
+    async fn put_records(&self, stream: &str, records: &[PutRecord]) -> Result<Vec<PutOutcome>> {
+        match self {
+            AnyBroker::Kinesis(b) => b.put_records(stream, records).await,
+            AnyBroker::File(b) => b.put_records(stream, records).await,
+        }
+    }
+
+    async fn list_shards(&self, stream: &str) -> Result<Vec<ShardInfo>> {
+        match self {
+            AnyBroker::Kinesis(b) => b.list_shards(stream).await,
+            AnyBroker::File(b) => b.list_shards(stream).await,
+        }
+    }
+
+    async fn read_shard(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> Result<AnyReader> {
+        Ok(match self {
+            AnyBroker::Kinesis(b) => {
+                AnyReader::Kinesis(b.read_shard(stream, shard_id, from).await?)
+            }
+            AnyBroker::File(b) => AnyReader::File(b.read_shard(stream, shard_id, from).await?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_numerically() {
+        assert_eq!(cmp_sequence_numbers("9", "10"), Ordering::Less);
+        assert_eq!(cmp_sequence_numbers("0010", "10"), Ordering::Equal);
+        let long = "49590338271490256608559692538361571095921575989136588898";
+        assert_eq!(
+            cmp_sequence_numbers(
+                long,
+                "49590338271490256608559692538361571095921575989136588899"
+            ),
+            Ordering::Less
+        );
+        assert_eq!(cmp_sequence_numbers(long, "5"), Ordering::Greater);
+    }
 }

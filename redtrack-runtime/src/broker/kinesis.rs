@@ -1,0 +1,508 @@
+//! Amazon Kinesis Data Streams as a [`Broker`]: both the write side (PutRecords, CreateStream,
+//! SplitShard) and the read side (ListShards, GetShardIterator, GetRecords).
+//!
+//! Every call goes through the AWS SDK, configured by `aws-config` from the standard
+//! environment, so `AWS_ENDPOINT_URL_KINESIS` points it at an emulator with no code change.
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use bytes::Bytes;
+
+use super::retry::{is_retryable_code, Backoff};
+use super::{
+    Broker, PutOutcome, PutRecord, ReadBatch, ShardInfo, ShardReader, StartingPosition,
+    StoredRecord, MAX_RECORDS_PER_GET,
+};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// How long [`KinesisBroker::create_stream`] and [`KinesisBroker::split_shards`] wait for the
+/// stream to become ACTIVE.
+pub const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How often the stream's status is polled while waiting for ACTIVE.
+const ACTIVE_POLL: Duration = Duration::from_millis(100);
+
+/// How many times one `next_batch` retries a throttled or failed GetRecords call.
+const GET_RECORDS_ATTEMPTS: u32 = 10;
+
+/// How many empty GetRecords responses `next_batch` skips while Kinesis says the reader is still
+/// behind the tip (an iterator may walk over empty stretches of a shard).
+const EMPTY_SKIPS: u32 = 5;
+
+/// Kinesis through the AWS SDK. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct KinesisBroker {
+    client: aws_sdk_kinesis::Client,
+}
+
+impl KinesisBroker {
+    /// A broker with the SDK configuration from `config` (or the standard AWS environment).
+    pub async fn new(config: &Config) -> Result<KinesisBroker> {
+        let sdk = crate::aws::sdk_config(config).await;
+        Ok(KinesisBroker::from_client(aws_sdk_kinesis::Client::new(
+            &sdk,
+        )))
+    }
+
+    /// A broker over an SDK client you built.
+    pub fn from_client(client: aws_sdk_kinesis::Client) -> KinesisBroker {
+        KinesisBroker { client }
+    }
+
+    /// The SDK client, for calls the [`Broker`] trait does not cover.
+    pub fn sdk_client(&self) -> &aws_sdk_kinesis::Client {
+        &self.client
+    }
+
+    /// The stream's status, or `None` if it does not exist.
+    async fn status(&self, stream: &str) -> Result<Option<StreamStatus>> {
+        match self
+            .client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .stream_description_summary()
+                .map(|s| s.stream_status().clone())),
+            Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(sdk_error("DescribeStreamSummary", stream, e)),
+        }
+    }
+
+    /// Waits until the stream is ACTIVE (at most [`ACTIVE_TIMEOUT`]).
+    pub async fn wait_active(&self, stream: &str) -> Result<()> {
+        let deadline = Instant::now() + ACTIVE_TIMEOUT;
+        loop {
+            match self.status(stream).await? {
+                Some(StreamStatus::Active) => return Ok(()),
+                Some(StreamStatus::Deleting) => {
+                    return Err(broker_error(
+                        "DescribeStreamSummary",
+                        stream,
+                        "ResourceInUseException",
+                        "the stream is being deleted; wait and create it again",
+                        true,
+                    ))
+                }
+                _ if Instant::now() >= deadline => {
+                    return Err(broker_error(
+                        "DescribeStreamSummary",
+                        stream,
+                        "Timeout",
+                        &format!("the stream is not ACTIVE after {ACTIVE_TIMEOUT:?}"),
+                        true,
+                    ))
+                }
+                _ => tokio::time::sleep(ACTIVE_POLL).await,
+            }
+        }
+    }
+
+    /// Deletes the stream (for tests and teardown); a missing stream is not an error.
+    pub async fn delete_stream(&self, stream: &str) -> Result<()> {
+        match self
+            .client
+            .delete_stream()
+            .stream_name(stream)
+            .enforce_consumer_deletion(true)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(sdk_error("DeleteStream", stream, e)),
+        }
+    }
+
+    async fn iterator(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: &StartingPosition,
+    ) -> Result<Option<String>> {
+        let req = self
+            .client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard_id);
+        let req = match from {
+            StartingPosition::TrimHorizon => {
+                req.shard_iterator_type(ShardIteratorType::TrimHorizon)
+            }
+            StartingPosition::AfterSequenceNumber(seq) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+        };
+        let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);
+        loop {
+            match req.clone().send().await {
+                Ok(out) => return Ok(out.shard_iterator().map(str::to_owned)),
+                Err(e) => {
+                    let err = sdk_error("GetShardIterator", stream, e);
+                    match backoff.next_delay() {
+                        Some(d) if err.is_retryable() => tokio::time::sleep(d).await,
+                        _ => return Err(err),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Broker for KinesisBroker {
+    type Reader = KinesisReader;
+
+    async fn create_stream(&self, stream: &str, shards: u32) -> Result<()> {
+        let shards = i32::try_from(shards.max(1))
+            .map_err(|_| Error::Config(format!("{shards} shards is more than Kinesis allows")))?;
+        if self.status(stream).await?.is_none() {
+            match self
+                .client
+                .create_stream()
+                .stream_name(stream)
+                .shard_count(shards)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                // Created by someone else in the meantime: fine, we wait for it below.
+                Err(e) if code_of(&e) == Some("ResourceInUseException") => {}
+                Err(e) => return Err(sdk_error("CreateStream", stream, e)),
+            }
+        }
+        self.wait_active(stream).await
+    }
+
+    async fn split_shards(&self, stream: &str) -> Result<usize> {
+        self.wait_active(stream).await?;
+        let open: Vec<_> = list_shards_raw(&self.client, stream)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.sequence_number_range()
+                    .is_none_or(|r| r.ending_sequence_number().is_none())
+            })
+            .collect();
+        let mut split = 0;
+        for shard in open {
+            let Some(range) = shard.hash_key_range() else {
+                continue;
+            };
+            let parse = |s: &str| {
+                s.parse::<u128>().map_err(|_| {
+                    broker_error(
+                        "ListShards",
+                        stream,
+                        "InvalidHashKey",
+                        &format!("shard {} has hash key `{s}`", shard.shard_id()),
+                        false,
+                    )
+                })
+            };
+            let (start, end) = (
+                parse(range.starting_hash_key())?,
+                parse(range.ending_hash_key())?,
+            );
+            if end <= start {
+                continue; // a one-key shard cannot be split
+            }
+            // The child shards take [start, mid - 1] and [mid, end].
+            let mid = start + (end - start) / 2 + 1;
+            self.client
+                .split_shard()
+                .stream_name(stream)
+                .shard_to_split(shard.shard_id())
+                .new_starting_hash_key(mid.to_string())
+                .send()
+                .await
+                .map_err(|e| sdk_error("SplitShard", stream, e))?;
+            // Kinesis takes one resharding operation at a time per stream.
+            self.wait_active(stream).await?;
+            split += 1;
+        }
+        Ok(split)
+    }
+
+    async fn put_records(&self, stream: &str, records: &[PutRecord]) -> Result<Vec<PutOutcome>> {
+        let entries = records
+            .iter()
+            .map(|r| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(r.partition_key.clone())
+                    .data(Blob::new(r.data.to_vec()))
+                    .build()
+                    .map_err(|e| Error::Config(format!("PutRecords entry: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = self
+            .client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutRecords", stream, e))?;
+        if out.records().len() != records.len() {
+            return Err(broker_error(
+                "PutRecords",
+                stream,
+                "InvalidResponse",
+                &format!(
+                    "{} results for {} records; the outcome of each is unknown",
+                    out.records().len(),
+                    records.len()
+                ),
+                true,
+            ));
+        }
+        Ok(out
+            .records()
+            .iter()
+            .map(|r| match (r.error_code(), r.sequence_number()) {
+                (None, Some(seq)) => PutOutcome::Stored {
+                    shard_id: r.shard_id().unwrap_or_default().to_owned(),
+                    sequence_number: seq.to_owned(),
+                },
+                (code, _) => PutOutcome::Failed {
+                    code: code.unwrap_or("InvalidResponse").to_owned(),
+                    message: r
+                        .error_message()
+                        .unwrap_or("no sequence number in the response")
+                        .to_owned(),
+                },
+            })
+            .collect())
+    }
+
+    async fn list_shards(&self, stream: &str) -> Result<Vec<ShardInfo>> {
+        Ok(list_shards_raw(&self.client, stream)
+            .await?
+            .into_iter()
+            .map(|s| ShardInfo {
+                shard_id: s.shard_id().to_owned(),
+                parent_shard_id: s.parent_shard_id().map(str::to_owned),
+                adjacent_parent_shard_id: s.adjacent_parent_shard_id().map(str::to_owned),
+                starting_sequence_number: s
+                    .sequence_number_range()
+                    .map(|r| r.starting_sequence_number().to_owned())
+                    .unwrap_or_default(),
+                ending_sequence_number: s
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .map(str::to_owned),
+            })
+            .collect())
+    }
+
+    async fn read_shard(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> Result<KinesisReader> {
+        let iterator = self.iterator(stream, shard_id, &from).await?;
+        Ok(KinesisReader {
+            broker: self.clone(),
+            stream: stream.to_owned(),
+            shard_id: shard_id.to_owned(),
+            position: from,
+            iterator,
+        })
+    }
+}
+
+/// Every shard of the stream (ListShards, all pages; closed shards in retention included).
+async fn list_shards_raw(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<Vec<aws_sdk_kinesis::types::Shard>> {
+    let mut shards = Vec::new();
+    let mut token: Option<String> = None;
+    let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);
+    loop {
+        // With a NextToken, ListShards must not name the stream.
+        let req = match &token {
+            Some(t) => client.list_shards().next_token(t),
+            None => client.list_shards().stream_name(stream),
+        };
+        match req.send().await {
+            Ok(out) => {
+                shards.extend(out.shards().iter().cloned());
+                match out.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                    _ => return Ok(shards),
+                }
+            }
+            Err(e) => {
+                let err = sdk_error("ListShards", stream, e);
+                match backoff.next_delay() {
+                    Some(d) if err.is_retryable() => tokio::time::sleep(d).await,
+                    _ => return Err(err),
+                }
+            }
+        }
+    }
+}
+
+/// Reads one Kinesis shard forward with GetRecords.
+///
+/// Throttling (`ProvisionedThroughputExceededException`) is retried with backoff inside
+/// [`ShardReader::next_batch`]; an expired iterator is renewed from the last record read.
+#[derive(Debug)]
+pub struct KinesisReader {
+    broker: KinesisBroker,
+    stream: String,
+    shard_id: String,
+    /// Where a renewed iterator starts: after the last record handed out.
+    position: StartingPosition,
+    /// `None` once the end of a closed shard was reached.
+    iterator: Option<String>,
+}
+
+impl ShardReader for KinesisReader {
+    async fn next_batch(&mut self, limit: usize) -> Result<ReadBatch> {
+        let limit = i32::try_from(limit.clamp(1, MAX_RECORDS_PER_GET)).unwrap_or(1);
+        let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);
+        let mut empty_skips = 0;
+        loop {
+            let Some(iterator) = self.iterator.clone() else {
+                return Ok(ReadBatch {
+                    records: Vec::new(),
+                    millis_behind_latest: Some(0),
+                    shard_end: true,
+                });
+            };
+            let out = match self
+                .broker
+                .client
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(limit)
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if code_of(&e) == Some("ExpiredIteratorException") => {
+                    self.iterator = self
+                        .broker
+                        .iterator(&self.stream, &self.shard_id, &self.position)
+                        .await?;
+                    continue;
+                }
+                Err(e) => {
+                    let err = sdk_error("GetRecords", &self.stream, e);
+                    match backoff.next_delay() {
+                        Some(d) if err.is_retryable() => {
+                            tracing::debug!(shard = %self.shard_id, error = %err, "GetRecords retry");
+                            tokio::time::sleep(d).await;
+                            continue;
+                        }
+                        _ => return Err(err),
+                    }
+                }
+            };
+            let records: Vec<StoredRecord> = out
+                .records
+                .into_iter()
+                .map(|r| StoredRecord {
+                    sequence_number: r.sequence_number,
+                    partition_key: r.partition_key.unwrap_or_default(),
+                    data: Bytes::from(r.data.into_inner()),
+                })
+                .collect();
+            if let Some(last) = records.last() {
+                self.position = StartingPosition::AfterSequenceNumber(last.sequence_number.clone());
+            }
+            self.iterator = out.next_shard_iterator.filter(|s| !s.is_empty());
+            let shard_end = self.iterator.is_none();
+            let behind = out.millis_behind_latest;
+            if records.is_empty()
+                && !shard_end
+                && behind.unwrap_or(0) > 0
+                && empty_skips < EMPTY_SKIPS
+            {
+                empty_skips += 1;
+                continue;
+            }
+            return Ok(ReadBatch {
+                records,
+                millis_behind_latest: behind,
+                shard_end,
+            });
+        }
+    }
+}
+
+/// The error code of an SDK error, if the service sent one.
+fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+fn broker_error(
+    operation: &'static str,
+    stream: &str,
+    code: &str,
+    message: &str,
+    retryable: bool,
+) -> Error {
+    Error::Broker {
+        operation,
+        stream: stream.to_owned(),
+        code: code.to_owned(),
+        message: message.to_owned(),
+        retryable,
+    }
+}
+
+/// Maps an SDK error to [`Error::Broker`] with the Kinesis error code and whether a retry may
+/// succeed. Timeouts and dispatch failures are retryable, but ambiguous: the call may have
+/// taken effect.
+fn sdk_error<E, R>(operation: &'static str, stream: &str, e: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug,
+{
+    let (code, retryable) = match &e {
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("Unknown").to_owned();
+            let retryable = is_retryable_code(&code);
+            (code, retryable)
+        }
+        SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
+        SdkError::DispatchFailure(d) => ("DispatchFailure".to_owned(), !d.is_user()),
+        SdkError::ResponseError(_) => ("ResponseError".to_owned(), true),
+        SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_owned(), false),
+        _ => ("Unknown".to_owned(), false),
+    };
+    let message = match &e {
+        SdkError::ServiceError(s) => s.err().message().unwrap_or("no message").to_owned(),
+        other => {
+            // The full chain: "dispatch failure: io error: connection refused".
+            let mut msg = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            msg
+        }
+    };
+    Error::Broker {
+        operation,
+        stream: stream.to_owned(),
+        code,
+        message,
+        retryable,
+    }
+}

@@ -1,0 +1,368 @@
+//! The batcher: one task per client that coalesces records from every writer into PutRecords
+//! calls, sends them, retries the records that failed, and answers each writer.
+//!
+//! A record waits in its stream's queue until the queue holds a full call (500 records or
+//! 10 MiB), or until it has lingered for the configured time, or a flush asks for it. At most
+//! [`MAX_IN_FLIGHT_CALLS`] calls (each with its own retries) are under way at once; records
+//! beyond that wait in the queue, and the client's bounded buffer pushes back on writers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::time::Instant;
+
+use crate::broker::aggregate::{Aggregator, DEFAULT_AGGREGATE_MAX_BYTES};
+use crate::broker::retry::{is_retryable_code, Backoff};
+use crate::broker::{
+    AnyBroker, Broker, PutOutcome, PutRecord, MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT,
+};
+use crate::error::{Error, Result};
+
+/// At most this many PutRecords calls (with their retries) are under way at once per client.
+pub const MAX_IN_FLIGHT_CALLS: usize = 16;
+
+/// One accepted record waiting for its acknowledgement.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) stream: Arc<str>,
+    pub(crate) record: PutRecord,
+    pub(crate) reply: oneshot::Sender<Result<()>>,
+    /// Its slot in the client's bounded buffer, freed when the record is answered.
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+impl Pending {
+    fn size(&self) -> usize {
+        self.record.data.len() + self.record.partition_key.len()
+    }
+}
+
+/// What writers send the batcher.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A record to send.
+    Record(Pending),
+    /// Answer once every record sent before this command was answered.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The batcher's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) linger: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) aggregate: bool,
+}
+
+/// A writer's record inside a call: who to answer.
+#[derive(Debug)]
+struct Waiter {
+    reply: oneshot::Sender<Result<()>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// One Kinesis record of a call and the writers it answers (one, or many when aggregated).
+#[derive(Debug)]
+struct Unit {
+    record: PutRecord,
+    waiters: Vec<Waiter>,
+}
+
+impl Unit {
+    fn answer(self, result: impl Fn() -> Result<()>) {
+        for w in self.waiters {
+            // A writer that stopped waiting (cancelled) no longer cares.
+            let _ = w.reply.send(result());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Queue {
+    /// (record number, record), in arrival order.
+    items: std::collections::VecDeque<(u64, Pending)>,
+    bytes: usize,
+    /// When the oldest waiting record arrived.
+    since: Instant,
+}
+
+/// Runs until every client handle is gone and every record is answered.
+pub(crate) async fn run(broker: AnyBroker, mut rx: mpsc::UnboundedReceiver<Command>, s: Settings) {
+    let mut queues: HashMap<Arc<str>, Queue> = HashMap::new();
+    let mut inflight = FuturesUnordered::new();
+    // The smallest record number of each call under way, with multiplicity.
+    let mut inflight_min: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut flushes: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
+    let mut received: u64 = 0;
+    let mut open = true;
+    loop {
+        // Send what is ready: full calls, lingered records, or everything when flushing/closing.
+        let now = Instant::now();
+        let force = !flushes.is_empty() || !open;
+        for (stream, q) in queues.iter_mut() {
+            while inflight.len() < MAX_IN_FLIGHT_CALLS
+                && !q.items.is_empty()
+                && (force || q.is_full(s.aggregate) || now >= q.since + s.linger)
+            {
+                let (min, units) = q.take_call(s.aggregate, now);
+                *inflight_min.entry(min).or_default() += 1;
+                inflight.push(send_call(
+                    broker.clone(),
+                    stream.clone(),
+                    units,
+                    s.max_attempts,
+                    min,
+                ));
+            }
+        }
+        queues.retain(|_, q| !q.items.is_empty());
+
+        // Answer flushes whose records are all answered.
+        if !flushes.is_empty() {
+            let oldest_queued = queues.values().filter_map(|q| q.items.front().map(|i| i.0));
+            let oldest = inflight_min
+                .keys()
+                .next()
+                .copied()
+                .into_iter()
+                .chain(oldest_queued)
+                .min();
+            let mut i = 0;
+            while i < flushes.len() {
+                if oldest.is_none_or(|o| o > flushes[i].0) {
+                    let (_, done) = flushes.swap_remove(i);
+                    let _ = done.send(());
+                } else {
+                    i += 1;
+                }
+            }
+        }
+
+        if !open && queues.is_empty() && inflight.is_empty() {
+            return;
+        }
+        let deadline = queues.values().map(|q| q.since + s.linger).min();
+        tokio::select! {
+            Some(min) = inflight.next(), if !inflight.is_empty() => {
+                if let Some(n) = inflight_min.get_mut(&min) {
+                    *n -= 1;
+                    if *n == 0 {
+                        inflight_min.remove(&min);
+                    }
+                }
+            }
+            cmd = rx.recv(), if open => match cmd {
+                Some(Command::Record(p)) => {
+                    received += 1;
+                    let q = queues.entry(p.stream.clone()).or_insert_with(|| Queue {
+                        items: Default::default(),
+                        bytes: 0,
+                        since: Instant::now(),
+                    });
+                    if q.items.is_empty() {
+                        q.since = Instant::now();
+                    }
+                    q.bytes += p.size();
+                    q.items.push_back((received, p));
+                }
+                Some(Command::Flush(done)) => flushes.push((received, done)),
+                None => open = false,
+            },
+            _ = sleep_until(deadline), if deadline.is_some() && inflight.len() < MAX_IN_FLIGHT_CALLS => {}
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Queue {
+    fn is_full(&self, aggregate: bool) -> bool {
+        if aggregate {
+            self.bytes >= MAX_BYTES_PER_PUT * 9 / 10
+        } else {
+            self.items.len() >= MAX_RECORDS_PER_PUT || self.bytes >= MAX_BYTES_PER_PUT
+        }
+    }
+
+    /// Takes the records of one call from the front; returns the smallest record number in it.
+    fn take_call(&mut self, aggregate: bool, now: Instant) -> (u64, Vec<Unit>) {
+        let min = self.items.front().map_or(0, |i| i.0);
+        let mut units: Vec<Unit> = Vec::new();
+        let mut bytes = 0;
+        if aggregate {
+            let mut agg = Aggregator::new(DEFAULT_AGGREGATE_MAX_BYTES);
+            let mut waiters = Vec::new();
+            while let Some((_, p)) = self.items.front() {
+                // The first record of an aggregate always fits (checked at write time).
+                if agg.try_push(&p.record.partition_key, &p.record.data) {
+                    let Some((_, p)) = self.items.pop_front() else {
+                        break;
+                    };
+                    self.bytes -= p.size();
+                    waiters.push(Waiter {
+                        reply: p.reply,
+                        _permit: p.permit,
+                    });
+                    continue;
+                }
+                // This aggregate is full: close it, and stop when the call has no room for more.
+                let Some(record) = agg.finish() else { break };
+                bytes += record.data.len() + record.partition_key.len();
+                units.push(Unit {
+                    record,
+                    waiters: std::mem::take(&mut waiters),
+                });
+                if units.len() >= MAX_RECORDS_PER_PUT
+                    || bytes + DEFAULT_AGGREGATE_MAX_BYTES > MAX_BYTES_PER_PUT
+                {
+                    break;
+                }
+            }
+            if let Some(record) = agg.finish() {
+                units.push(Unit { record, waiters });
+            }
+        } else {
+            while let Some((_, p)) = self.items.front() {
+                let size = p.size();
+                if units.len() >= MAX_RECORDS_PER_PUT
+                    || (!units.is_empty() && bytes + size > MAX_BYTES_PER_PUT)
+                {
+                    break;
+                }
+                let Some((_, p)) = self.items.pop_front() else {
+                    break;
+                };
+                bytes += size;
+                self.bytes -= size;
+                units.push(Unit {
+                    record: p.record,
+                    waiters: vec![Waiter {
+                        reply: p.reply,
+                        _permit: p.permit,
+                    }],
+                });
+            }
+        }
+        // The rest has waited as long as the records just taken.
+        if self.items.is_empty() {
+            self.since = now;
+        }
+        (min, units)
+    }
+}
+
+/// Sends one call's records, retrying only the ones that failed, and answers every writer.
+/// Returns `tag` when done.
+async fn send_call(
+    broker: AnyBroker,
+    stream: Arc<str>,
+    mut units: Vec<Unit>,
+    max_attempts: u32,
+    tag: u64,
+) -> u64 {
+    let mut backoff = Backoff::new(max_attempts);
+    loop {
+        let records: Vec<PutRecord> = units.iter().map(|u| u.record.clone()).collect();
+        let failure = match broker.put_records(&stream, &records).await {
+            Ok(outcomes) => {
+                let mut retry = Vec::new();
+                let mut last = None;
+                for (unit, outcome) in units.into_iter().zip(outcomes) {
+                    match outcome {
+                        PutOutcome::Stored { .. } => unit.answer(|| Ok(())),
+                        PutOutcome::Failed { code, message } if is_retryable_code(&code) => {
+                            last = Some((code, message));
+                            retry.push(unit);
+                        }
+                        PutOutcome::Failed { code, message } => {
+                            let f = Failure::new(&stream, code, message, false);
+                            unit.answer(|| Err(f.error(1)));
+                        }
+                    }
+                }
+                units = retry;
+                match last {
+                    None => return tag,
+                    Some((code, message)) => Failure::new(&stream, code, message, true),
+                }
+            }
+            Err(e) => Failure::from_error(&stream, e),
+        };
+        match backoff.next_delay() {
+            Some(delay) if failure.retryable => {
+                tracing::debug!(
+                    stream = %stream,
+                    records = units.len(),
+                    code = %failure.code,
+                    attempt = backoff.attempts(),
+                    "PutRecords: retrying failed records in {delay:?}"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            _ => {
+                let attempts = backoff.attempts();
+                tracing::warn!(
+                    stream = %stream,
+                    records = units.len(),
+                    code = %failure.code,
+                    attempts,
+                    "PutRecords: records failed; their writers get the error"
+                );
+                for unit in units {
+                    unit.answer(|| Err(failure.error(attempts)));
+                }
+                return tag;
+            }
+        }
+    }
+}
+
+/// A failure to hand to many writers (the error type is not `Clone`).
+#[derive(Debug)]
+struct Failure {
+    stream: String,
+    code: String,
+    message: String,
+    retryable: bool,
+}
+
+impl Failure {
+    fn new(stream: &str, code: String, message: String, retryable: bool) -> Failure {
+        Failure {
+            stream: stream.to_owned(),
+            code,
+            message,
+            retryable,
+        }
+    }
+
+    fn from_error(stream: &str, e: Error) -> Failure {
+        let retryable = e.is_retryable();
+        match e {
+            Error::Broker { code, message, .. } => Failure::new(stream, code, message, retryable),
+            other => Failure::new(stream, "io".into(), other.to_string(), retryable),
+        }
+    }
+
+    fn error(&self, attempts: u32) -> Error {
+        Error::Broker {
+            operation: "PutRecords",
+            stream: self.stream.clone(),
+            code: self.code.clone(),
+            message: if attempts > 1 {
+                format!("{} (after {attempts} attempts)", self.message)
+            } else {
+                self.message.clone()
+            },
+            retryable: self.retryable,
+        }
+    }
+}
