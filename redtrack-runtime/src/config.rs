@@ -223,6 +223,11 @@ impl Config {
         b.build()
     }
 
+    /// A builder holding every setting of this configuration, to change some of them.
+    pub fn into_builder(self) -> ConfigBuilder {
+        ConfigBuilder { config: self }
+    }
+
     /// The Kinesis stream of `table`: `<cluster>.<database>.<table>`.
     pub fn stream_name(&self, table: &str) -> String {
         format!("{}.{}.{}", self.cluster, self.database, table)

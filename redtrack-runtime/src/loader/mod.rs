@@ -336,7 +336,7 @@ impl<B: Broker> Loader<B> {
         let shard_ids: Vec<String> = plans.iter().map(|p| p.shard.shard_id.clone()).collect();
 
         let now = chrono::Utc::now();
-        let load_id = format!("{}-{:016x}", now.format("%H%M%S"), rand::random::<u64>());
+        let load_id = format!("{}-{:08x}", now.format("%H%M%S"), rand::random::<u32>());
         let folder = load_folder(
             self.config.cluster(),
             self.config.database(),
