@@ -1,0 +1,373 @@
+//! Shared support for integration tests against the local services.
+//!
+//! The servers come from `scripts/services up` (which `scripts/test` runs); their endpoints come
+//! from the variables it exports. Each [`TestEnv`] is a world of its own on those shared servers,
+//! so tests run in parallel (and in several processes at once) without seeing each other:
+//!
+//! - its own `REDTRACK_DATABASE` name, hence its own Kinesis streams `<cluster>.<database>.<table>`;
+//! - its own PostgreSQL database of that name, created for it and dropped when it passes;
+//! - its own S3 prefix (or subdirectory, for a `file:` stage).
+//!
+//! ```ignore
+//! mod common;
+//!
+//! #[tokio::test]
+//! async fn loads_what_was_written() {
+//!     let env = common::TestEnv::new().await;
+//!     let client = redtrack::Client::new(env.config()).await.unwrap();
+//!     let pg = env.pg().await; // a tokio_postgres::Client on the test's database
+//!     // ...
+//! }
+//! ```
+//!
+//! When the variables are missing, [`TestEnv::new`] panics with the command to run: a test that
+//! needs the services never passes by skipping.
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What `scripts/services up` exports and these tests need.
+pub const REQUIRED_VARS: &[&str] = &[
+    "REDTRACK_CLUSTER",
+    "REDTRACK_DATABASE",
+    "REDTRACK_STAGE",
+    "REDTRACK_WAREHOUSE_URL",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL_KINESIS",
+    "AWS_ENDPOINT_URL_S3",
+];
+
+/// The variables passed through unchanged to every test.
+const SHARED_VARS: &[&str] = &[
+    "REDTRACK_CLUSTER",
+    "REDTRACK_BROKER",
+    "REDTRACK_WAREHOUSE_DIALECT",
+    "REDTRACK_COPY_IAM_ROLE",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL_KINESIS",
+    "AWS_ENDPOINT_URL_S3",
+];
+
+/// Databases this helper made are named `t_<test>_<unix secs hex>_<pid hex>_<n>`.
+const DB_PREFIX: &str = "t_";
+
+/// Test databases left behind (by failed tests) are dropped once they are this old.
+const STALE_AFTER: Duration = Duration::from_secs(3 * 3600);
+
+/// How long a connection to PostgreSQL may take before the test fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shared settings read from the environment, before a test makes them its own.
+#[derive(Debug, Clone)]
+pub struct Services {
+    vars: BTreeMap<String, String>,
+}
+
+impl Services {
+    /// Reads the process environment; panics with the command to run when variables are missing.
+    pub fn from_env() -> Services {
+        Services::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`Services::from_env`] with variables from `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Services {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let missing: Vec<&str> = REQUIRED_VARS
+            .iter()
+            .copied()
+            .filter(|k| get(k).is_none())
+            .collect();
+        if !missing.is_empty() {
+            panic!(
+                "integration tests need the local services, but {} not set; \
+                 run `eval \"$(scripts/services up)\"` first (scripts/test does it for you)",
+                match missing.as_slice() {
+                    [one] => format!("{one} is"),
+                    many => format!("{} are", many.join(", ")),
+                }
+            );
+        }
+        let vars = REQUIRED_VARS
+            .iter()
+            .chain(SHARED_VARS)
+            .filter_map(|k| get(k).map(|v| (k.to_string(), v)))
+            .collect();
+        Services { vars }
+    }
+
+    fn var(&self, k: &str) -> &str {
+        self.vars.get(k).map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// One test's own streams, stage prefix and database on the shared local services.
+///
+/// Dropping it drops the test's PostgreSQL database, unless the test is failing (then the
+/// database is kept for a look, and removed by a later run once it is [`STALE_AFTER`] old).
+#[derive(Debug)]
+pub struct TestEnv {
+    id: String,
+    vars: BTreeMap<String, String>,
+    config: redtrack::Config,
+    admin_url: String,
+}
+
+impl TestEnv {
+    /// A fresh environment named after the running test (the test thread's name).
+    pub async fn new() -> TestEnv {
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("test");
+        TestEnv::named(test.rsplit("::").next().unwrap_or(test)).await
+    }
+
+    /// A fresh environment whose names start with `name` (only `[a-z0-9_]` of it is kept).
+    pub async fn named(name: &str) -> TestEnv {
+        TestEnv::with_services(Services::from_env(), name).await
+    }
+
+    /// A fresh environment on `services`.
+    pub async fn with_services(services: Services, name: &str) -> TestEnv {
+        let id = unique_id(name);
+        let mut vars = services.vars.clone();
+
+        // REDTRACK_DATABASE names the streams and, as in production, the warehouse database.
+        vars.insert("REDTRACK_DATABASE".into(), id.clone());
+        let admin_url = services.var("REDTRACK_WAREHOUSE_URL").to_owned();
+        vars.insert(
+            "REDTRACK_WAREHOUSE_URL".into(),
+            with_database(&admin_url, &id),
+        );
+        let stage = services.var("REDTRACK_STAGE");
+        let stage = match stage.strip_prefix("file:") {
+            Some(dir) => format!("file:{}", PathBuf::from(dir).join(&id).display()),
+            None => format!("{}/{id}", stage.trim_end_matches('/')),
+        };
+        vars.insert("REDTRACK_STAGE".into(), stage);
+
+        let config = redtrack::Config::from_lookup(|k| vars.get(k).cloned())
+            .unwrap_or_else(|e| panic!("the test configuration is invalid: {e}"));
+
+        let admin = connect(&admin_url).await;
+        drop_stale_databases(&admin).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {id}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the test database {id}: {e:?}"));
+
+        TestEnv {
+            id,
+            vars,
+            config,
+            admin_url,
+        }
+    }
+
+    /// The unique name of this environment: its `REDTRACK_DATABASE` and PostgreSQL database.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The test's configuration (Kinesis broker, its stage, its database, postgres dialect).
+    pub fn config(&self) -> redtrack::Config {
+        self.config.clone()
+    }
+
+    /// A variable of the test's environment, for `redtrack::Config::from_lookup(|k| env.var(k))`.
+    pub fn var(&self, key: &str) -> Option<String> {
+        self.vars.get(key).cloned()
+    }
+
+    /// Every variable of the test's environment, for `Command::envs` when a test runs a binary.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The Kinesis stream of `table` (`<cluster>.<database>.<table>`).
+    pub fn stream_name(&self, table: &str) -> String {
+        self.config.stream_name(table)
+    }
+
+    /// The S3 bucket of the stage (panics for a `file:` stage).
+    pub fn bucket(&self) -> String {
+        match self.config.stage() {
+            Some(redtrack::StageLocation::S3 { bucket, .. }) => bucket.clone(),
+            other => panic!("the stage is not in S3: {other:?}"),
+        }
+    }
+
+    /// The test's own key prefix in the bucket, without a trailing `/` (panics for a `file:` stage).
+    pub fn prefix(&self) -> String {
+        match self.config.stage() {
+            Some(redtrack::StageLocation::S3 { prefix, .. }) => prefix.clone(),
+            other => panic!("the stage is not in S3: {other:?}"),
+        }
+    }
+
+    /// `postgres://...` of the test's own database.
+    pub fn warehouse_url(&self) -> String {
+        self.vars["REDTRACK_WAREHOUSE_URL"].clone()
+    }
+
+    /// A connection to the test's own database.
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        connect(&self.warehouse_url()).await
+    }
+
+    /// The AWS SDK configuration of the test's environment: region, dummy credentials, and the
+    /// service endpoints of `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_S3`.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let creds = aws_sdk_kinesis::config::Credentials::new(
+            &self.vars["AWS_ACCESS_KEY_ID"],
+            &self.vars["AWS_SECRET_ACCESS_KEY"],
+            None,
+            None,
+            "redtrack-test",
+        );
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_sdk_kinesis::config::Region::new(
+                self.vars["AWS_REGION"].clone(),
+            ))
+            .credentials_provider(creds)
+            .load()
+            .await
+    }
+
+    /// A Kinesis client on the emulator.
+    pub async fn kinesis(&self) -> aws_sdk_kinesis::Client {
+        let conf = aws_sdk_kinesis::config::Builder::from(&self.sdk_config().await)
+            .endpoint_url(&self.vars["AWS_ENDPOINT_URL_KINESIS"])
+            .build();
+        aws_sdk_kinesis::Client::from_conf(conf)
+    }
+
+    /// An S3 client on the emulator, with path-style addressing (`http://host:port/bucket/key`).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+            .endpoint_url(&self.vars["AWS_ENDPOINT_URL_S3"])
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "kept the database {} of the failed test: {}",
+                self.id,
+                redtrack::config::redact_url(&self.warehouse_url())
+            );
+            return;
+        }
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
+        let (admin_url, id) = (self.admin_url.clone(), self.id.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime for dropping the test database");
+            rt.block_on(async move {
+                let admin = connect(&admin_url).await;
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {id} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop the test database {}: {e:?}", self.id),
+            Err(_) => eprintln!("could not drop the test database {}", self.id),
+        }
+    }
+}
+
+/// `t_<name>_<unix secs hex>_<pid hex>_<n>`: unique across tests, processes and runs, a valid
+/// unquoted PostgreSQL identifier (<= 63 bytes) and a valid part of a Kinesis stream name.
+pub fn unique_id(name: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut clean: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    clean.truncate(28);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{DB_PREFIX}{clean}_{secs:x}_{:x}_{n}", std::process::id())
+}
+
+/// The creation time encoded in a name made by [`unique_id`].
+pub fn created_secs(id: &str) -> Option<u64> {
+    let mut parts = id.strip_prefix(DB_PREFIX)?.rsplit('_');
+    let (_n, _pid, secs) = (parts.next()?, parts.next()?, parts.next()?);
+    u64::from_str_radix(secs, 16).ok()
+}
+
+/// Drops test databases that failed tests left behind, once per process.
+async fn drop_stale_databases(admin: &tokio_postgres::Client) {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let Ok(rows) = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+            &[&DB_PREFIX],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        if created_secs(&name).is_some_and(|t| now.saturating_sub(t) > STALE_AFTER.as_secs()) {
+            // Best effort: another process may be dropping it too.
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `database`; the query string is kept.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let query = tail.find('?').map_or("", |i| &tail[i..]);
+    format!("{scheme}://{authority}/{database}{query}")
+}
+
+/// A connection to PostgreSQL at `url`, its connection task spawned on the current runtime.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let shown = redtrack::config::redact_url(url);
+    let mut pg = tokio_postgres::Config::from_str(url)
+        .unwrap_or_else(|e| panic!("REDTRACK_WAREHOUSE_URL {shown} is not a PostgreSQL URL: {e}"));
+    pg.connect_timeout(CONNECT_TIMEOUT);
+    let (client, connection) = pg.connect(tokio_postgres::NoTls).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot connect to PostgreSQL at {shown}: {e}; \
+             is it up? `scripts/services status` tells, `eval \"$(scripts/services up)\"` starts it"
+        )
+    });
+    tokio::spawn(async move {
+        // Ends when the client is dropped; an error here is the server going away.
+        let _ = connection.await;
+    });
+    client
+}
