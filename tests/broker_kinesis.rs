@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use redtrack::broker::{
-    cmp_sequence_numbers, AnyBroker, Broker, PutOutcome, PutRecord, ShardReader,
-    StartingPosition, StoredRecord,
+    cmp_sequence_numbers, AnyBroker, Broker, PutOutcome, PutRecord, ShardReader, StartingPosition,
+    StoredRecord,
 };
 
 fn records(prefix: &str, n: usize) -> Vec<PutRecord> {
@@ -57,9 +57,7 @@ async fn put_list_read_resume_split() {
     let first = records("a", 40);
     let out = broker.put_records(&stream, &first).await.unwrap();
     assert_eq!(out.len(), first.len());
-    assert!(out
-        .iter()
-        .all(|o| matches!(o, PutOutcome::Stored { .. })));
+    assert!(out.iter().all(|o| matches!(o, PutOutcome::Stored { .. })));
 
     // Read back everything, in sequence order per shard.
     let mut seen = BTreeSet::new();
@@ -69,7 +67,10 @@ async fn put_list_read_resume_split() {
         for w in recs.windows(2) {
             assert!(cmp_sequence_numbers(&w[0].sequence_number, &w[1].sequence_number).is_lt());
         }
-        seen.extend(recs.iter().map(|r| (r.partition_key.clone(), r.data.clone())));
+        seen.extend(
+            recs.iter()
+                .map(|r| (r.partition_key.clone(), r.data.clone())),
+        );
     }
     let want: BTreeSet<_> = first
         .iter()
@@ -107,8 +108,7 @@ async fn put_list_read_resume_split() {
     }
     // A drained closed parent reports shard_end, from the start or from its last record.
     for p in &closed {
-        let (recs, end) =
-            drain(&broker, &stream, &p.shard_id, StartingPosition::TrimHorizon).await;
+        let (recs, end) = drain(&broker, &stream, &p.shard_id, StartingPosition::TrimHorizon).await;
         assert!(end, "shard_end of closed {}", p.shard_id);
         let last = recs.last().unwrap().sequence_number.clone();
         let (none, end) = drain(
@@ -144,7 +144,9 @@ async fn errors_carry_the_kinesis_code() {
         .await
         .unwrap_err();
     match &err {
-        redtrack::Error::Broker { code, retryable, .. } => {
+        redtrack::Error::Broker {
+            code, retryable, ..
+        } => {
             assert_eq!(code, "ResourceNotFoundException");
             assert!(!retryable);
         }

@@ -1,0 +1,277 @@
+//! `Client::write` against the Kinesis emulator: many writers coalesced, everything read back,
+//! partition keys, aggregation, backpressure and call-site errors.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redtrack::broker::aggregate::deaggregate;
+use redtrack::broker::{AnyBroker, Broker, ShardReader, StartingPosition, StoredRecord};
+use redtrack::{Client, Error, RedTrackEvent};
+
+#[derive(RedTrackEvent)]
+#[redtrack(table = "write_events")]
+pub struct WriteEvent {
+    #[redtrack(type = "varchar(64)")]
+    pub id: String,
+    pub task: i32,
+    pub score: f64,
+}
+
+#[derive(RedTrackEvent)]
+#[redtrack(table = "keyed_events")]
+pub struct KeyedEvent {
+    #[redtrack(type = "varchar(64)", partition_key)]
+    pub user: String,
+    pub n: i32,
+}
+
+/// Every record of every shard of `stream`, from the start, by shard.
+async fn read_shards(broker: &AnyBroker, stream: &str) -> BTreeMap<String, Vec<StoredRecord>> {
+    let mut out = BTreeMap::new();
+    for shard in broker.list_shards(stream).await.unwrap() {
+        let mut r = broker
+            .read_shard(stream, &shard.shard_id, StartingPosition::TrimHorizon)
+            .await
+            .unwrap();
+        let mut records = Vec::new();
+        loop {
+            let batch = r.next_batch(10_000).await.unwrap();
+            let n = batch.records.len();
+            records.extend(batch.records);
+            if batch.shard_end || n == 0 {
+                break;
+            }
+        }
+        out.insert(shard.shard_id, records);
+    }
+    out
+}
+
+/// Every record of every shard of `stream`, from the start.
+async fn read_stream(broker: &AnyBroker, stream: &str) -> Vec<StoredRecord> {
+    read_shards(broker, stream)
+        .await
+        .into_values()
+        .flatten()
+        .collect()
+}
+
+/// The `id`s of the events in `records`, de-aggregating KPL records.
+fn ids(records: &[StoredRecord]) -> Vec<String> {
+    records
+        .iter()
+        .flat_map(|r| deaggregate(&r.partition_key, &r.data).unwrap())
+        .map(|u| {
+            let v: serde_json::Value = serde_json::from_slice(&u.data).unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+async fn write_from_tasks(client: &Client, tasks: usize, total: usize) -> BTreeSet<String> {
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let client = client.clone();
+        handles.push(tokio::spawn(async move {
+            let mut written = Vec::new();
+            for i in (t..total).step_by(tasks) {
+                let e = WriteEvent {
+                    id: format!("e{i}"),
+                    task: t as i32,
+                    score: i as f64 / 3.0,
+                };
+                client.write(&e).await.unwrap();
+                written.push(e.id);
+            }
+            written
+        }));
+    }
+    let mut all = BTreeSet::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_tasks_ten_thousand_events_four_shards() {
+    let env = common::TestEnv::new().await;
+    let client = Client::new(env.config()).await.unwrap();
+    client.create_stream::<WriteEvent>(4).await.unwrap();
+    client.create_stream::<WriteEvent>(4).await.unwrap(); // idempotent
+
+    let written = write_from_tasks(&client, 32, 10_000).await;
+    client.close().await.unwrap();
+    assert_eq!(written.len(), 10_000);
+
+    let shards = read_shards(client.broker(), &client.stream_name::<WriteEvent>()).await;
+    assert_eq!(shards.len(), 4);
+    // Random partition keys spread the events over all four shards.
+    for (shard, records) in &shards {
+        assert!(records.len() > 1_000, "{shard} has only {}", records.len());
+    }
+    let records: Vec<_> = shards.into_values().flatten().collect();
+    let got = ids(&records);
+    assert_eq!(got.len(), 10_000, "no event twice, none lost");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_writes_read_back_and_pack() {
+    let env = common::TestEnv::new().await;
+    let config = redtrack::Config::builder()
+        .cluster(env.config().cluster())
+        .database(env.config().database())
+        .with_aggregation(true)
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    client.create_stream::<WriteEvent>(2).await.unwrap();
+    let written = write_from_tasks(&client, 16, 3_000).await;
+    client.flush().await.unwrap();
+
+    let records = read_stream(client.broker(), &client.stream_name::<WriteEvent>()).await;
+    assert!(
+        records.len() < 300,
+        "3000 events in {} Kinesis records",
+        records.len()
+    );
+    let got = ids(&records);
+    assert_eq!(got.len(), 3_000);
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), written);
+}
+
+#[tokio::test]
+async fn the_partition_key_field_is_the_partition_key() {
+    let env = common::TestEnv::new().await;
+    let client = Client::new(env.config()).await.unwrap();
+    client.create_stream::<KeyedEvent>(2).await.unwrap();
+    for n in 0..10 {
+        let e = KeyedEvent {
+            user: format!("user-{}", n % 3),
+            n,
+        };
+        client.write(&e).await.unwrap();
+    }
+    let records = read_stream(client.broker(), &client.stream_name::<KeyedEvent>()).await;
+    assert_eq!(records.len(), 10);
+    let mut shard_of_user = BTreeMap::new();
+    for r in &records {
+        let v: serde_json::Value = serde_json::from_slice(&r.data).unwrap();
+        assert_eq!(v["user"].as_str().unwrap(), r.partition_key);
+        shard_of_user
+            .entry(r.partition_key.clone())
+            .or_insert_with(BTreeSet::new)
+            .insert(r.sequence_number.len());
+    }
+    assert_eq!(shard_of_user.len(), 3);
+}
+
+#[tokio::test]
+async fn bad_events_fail_at_the_call_site_and_try_write_fails_when_full() {
+    let env = common::TestEnv::new().await;
+    let config = redtrack::Config::builder()
+        .cluster(env.config().cluster())
+        .database(env.config().database())
+        .with_linger(Duration::from_secs(30))
+        .with_max_buffered_records(3)
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    client.create_stream::<WriteEvent>(1).await.unwrap();
+
+    let nan = WriteEvent {
+        id: "nan".into(),
+        task: 0,
+        score: f64::NAN,
+    };
+    assert!(matches!(client.write(&nan).await, Err(Error::Encode(_))));
+
+    // Three records wait out the long linger; the fourth finds the buffer full.
+    let mut acks = Vec::new();
+    for i in 0..3 {
+        let e = WriteEvent {
+            id: format!("b{i}"),
+            task: 0,
+            score: 1.0,
+        };
+        acks.push(client.enqueue(&e).await.unwrap());
+    }
+    assert_eq!(client.unanswered(), 3);
+    let fourth = WriteEvent {
+        id: "b3".into(),
+        task: 0,
+        score: 1.0,
+    };
+    assert!(matches!(
+        client.try_write(&fourth).await,
+        Err(Error::BufferFull { capacity: 3 })
+    ));
+    // A waiting `write` gets in once flush frees the buffer.
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move { client.write(&fourth).await })
+    };
+    client.flush().await.unwrap();
+    for a in acks {
+        a.await.unwrap();
+    }
+    client.flush().await.unwrap();
+    waiting.await.unwrap().unwrap();
+    assert_eq!(client.unanswered(), 0);
+
+    let records = read_stream(client.broker(), &client.stream_name::<WriteEvent>()).await;
+    assert_eq!(ids(&records).len(), 4);
+
+    client.close().await.unwrap();
+    let after = WriteEvent {
+        id: "late".into(),
+        task: 0,
+        score: 0.0,
+    };
+    assert!(matches!(
+        client.write(&after).await,
+        Err(Error::ClientClosed)
+    ));
+}
+
+/// An event whose JSON is larger than a Kinesis record.
+struct Huge(usize);
+
+static HUGE_SCHEMA: redtrack::TableSchema = redtrack::TableSchema {
+    name: "huge",
+    columns: &[],
+    sortkey: redtrack::SortKey::None,
+    distkey: None,
+    diststyle: None,
+};
+
+impl RedTrackEvent for Huge {
+    const TABLE_NAME: &'static str = "huge";
+    fn schema() -> &'static redtrack::TableSchema {
+        &HUGE_SCHEMA
+    }
+    fn encode_json(&self, buf: &mut Vec<u8>) -> Result<(), redtrack::EncodeError> {
+        buf.extend_from_slice(b"{\"s\":\"");
+        buf.resize(buf.len() + self.0, b'a');
+        buf.extend_from_slice(b"\"}");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_event_larger_than_a_record_is_an_error_at_write_time() {
+    let env = common::TestEnv::new().await;
+    let client = Arc::new(Client::new(env.config()).await.unwrap());
+    client.create_stream::<Huge>(1).await.unwrap();
+    let err = client.write(&Huge(1024 * 1024)).await.unwrap_err();
+    assert!(
+        matches!(err, Error::RecordTooLarge { bytes, limit: 1_048_576, .. } if bytes > 1_048_576),
+        "{err}"
+    );
+    // Just under the limit goes through (partition key: 32 characters).
+    client.write(&Huge(1024 * 1024 - 32 - 8)).await.unwrap();
+}
