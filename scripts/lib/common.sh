@@ -4,6 +4,12 @@
 # The checkout this script lives in.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
+# CI may run without HOME; cargo, npm and the caches need one.
+if [[ -z ${HOME:-} ]]; then
+    HOME=$(getent passwd "$(id -u)" | cut -d: -f6)
+    export HOME
+fi
+
 # Messages go to stderr: stdout of `scripts/services` is for `eval`.
 say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 die() {
