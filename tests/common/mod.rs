@@ -300,7 +300,7 @@ pub fn unique_id(name: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    clean.truncate(28);
+    clean.truncate(20); // short keys: s3s-fs puts bucket and key into one file name
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
