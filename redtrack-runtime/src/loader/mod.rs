@@ -362,18 +362,21 @@ impl<B: Broker> Loader<B> {
             exhausted: false,
         }));
         let pace = matches!(self.config.broker(), BrokerKind::Kinesis);
-        let reads: Result<Vec<_>> = stream::iter(plans)
-            .map(|plan| {
-                read_shard(
-                    &self.broker,
-                    &stream,
-                    plan,
-                    budget.clone(),
-                    tx.clone(),
-                    pace,
-                    settings.accept_data_loss,
-                )
-            })
+        // Futures built in a loop, not by a closure in a stream combinator: that keeps
+        // `load` spawnable (a closure there makes its future's Send-ness lifetime-specific).
+        let mut reading = Vec::with_capacity(plans.len());
+        for plan in plans {
+            reading.push(read_shard(
+                &self.broker,
+                &stream,
+                plan,
+                budget.clone(),
+                tx.clone(),
+                pace,
+                settings.accept_data_loss,
+            ));
+        }
+        let reads: Result<Vec<_>> = stream::iter(reading)
             .buffer_unordered(settings.read_concurrency)
             .try_collect()
             .await;
@@ -410,16 +413,22 @@ impl<B: Broker> Loader<B> {
         }
         report.bytes = staged.bytes;
 
-        // Upload the files, then the manifest naming them.
-        let upload = self.upload(&folder, &staged).await;
-        cleanup();
-        let files = upload?;
-        let manifest_key = format!("{folder}/manifest.json");
-        let manifest = Manifest::new(files.iter().map(|f| f.url.clone()));
-        self.stage
-            .put_bytes(&manifest_key, manifest.to_bytes())
-            .await?;
-        let manifest_url = self.stage.url(&manifest_key);
+        // Upload the files, then the manifest naming them (unless only closed shards' ends and
+        // no events were found).
+        let (files, manifest_url) = if staged.lines > 0 {
+            let upload = self.upload(&folder, &staged).await;
+            cleanup();
+            let files = upload?;
+            let manifest_key = format!("{folder}/manifest.json");
+            let manifest = Manifest::new(files.iter().map(|f| f.url.clone()));
+            self.stage
+                .put_bytes(&manifest_key, manifest.to_bytes())
+                .await?;
+            (files, Some(self.stage.url(&manifest_key)))
+        } else {
+            cleanup();
+            (Vec::new(), None)
+        };
 
         let outcome = checkpoint::commit_load(
             &mut client,
@@ -435,7 +444,7 @@ impl<B: Broker> Loader<B> {
                     table: E::schema(),
                     load_id: load_id.clone(),
                     folder,
-                    manifest_url: manifest_url.clone(),
+                    manifest_url: manifest_url.clone().unwrap_or_default(),
                     files,
                     max_errors: settings.max_errors,
                 },
@@ -446,7 +455,7 @@ impl<B: Broker> Loader<B> {
         report.rejected = outcome.rejected.len() as u64;
         report.rejects = outcome.rejected;
         report.load_id = Some(load_id);
-        report.manifest_url = Some(manifest_url);
+        report.manifest_url = manifest_url;
         report.elapsed = started.elapsed();
         if report.rejected > 0 {
             tracing::warn!(
@@ -478,9 +487,10 @@ impl<B: Broker> Loader<B> {
 
     async fn upload(&self, folder: &str, staged: &staging::Staged) -> Result<Vec<StagedFile>> {
         let first = std::sync::atomic::AtomicBool::new(true);
-        let first = &first;
-        let files: Vec<StagedFile> = stream::iter(staged.files.iter().enumerate())
-            .map(|(i, local)| async move {
+        let mut uploads = Vec::with_capacity(staged.files.len());
+        for (i, local) in staged.files.iter().enumerate() {
+            let first = &first;
+            uploads.push(async move {
                 let key = format!("{folder}/{}", staging::part_name(i));
                 self.stage.put_file(&key, &local.path).await?;
                 if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
@@ -491,7 +501,9 @@ impl<B: Broker> Loader<B> {
                     key,
                     lines: local.lines,
                 })
-            })
+            });
+        }
+        let files: Vec<StagedFile> = stream::iter(uploads)
             .buffered(UPLOAD_CONCURRENCY)
             .try_collect()
             .await?;

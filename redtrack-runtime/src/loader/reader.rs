@@ -76,6 +76,8 @@ pub(crate) struct ShardRead {
     pub(crate) range: Option<ShardRange>,
     pub(crate) loss: Option<DataLoss>,
     pub(crate) calls: u64,
+    /// The shard is closed and this load read it to its end.
+    pub(crate) reached_end: bool,
 }
 
 /// Whether a shard has nothing left to load: closed, and loaded up to its last record.
@@ -151,7 +153,11 @@ pub(crate) async fn read_shard<B: Broker>(
         let batch = reader.next_batch(limit).await?;
         out.calls += 1;
         if batch.records.is_empty() {
-            if batch.shard_end || batch.millis_behind_latest.unwrap_or(0) <= 0 {
+            if batch.shard_end {
+                out.reached_end = true;
+                break;
+            }
+            if batch.millis_behind_latest.unwrap_or(0) <= 0 {
                 break;
             }
             empty += 1;
@@ -197,12 +203,36 @@ pub(crate) async fn read_shard<B: Broker>(
             }
         }
         if batch.shard_end {
+            out.reached_end = true;
             break;
         }
         if pace {
             let spent = started.elapsed();
             if spent < MIN_GET_INTERVAL {
                 tokio::time::sleep(MIN_GET_INTERVAL - spent).await;
+            }
+        }
+    }
+    // A closed shard read to its end is recorded as loaded up to its ending sequence number
+    // (no record lies beyond the last one read), so later loads skip it.
+    if out.reached_end {
+        if let Some(end) = &plan.shard.ending_sequence_number {
+            match &mut out.range {
+                Some(range) => range.last = end.clone(),
+                None => {
+                    let at_end = plan
+                        .checkpoint
+                        .as_deref()
+                        .is_some_and(|cp| cmp_sequence_numbers(cp, end).is_ge());
+                    if !at_end {
+                        out.range = Some(ShardRange {
+                            shard_id: shard_id.to_owned(),
+                            first: end.clone(),
+                            last: end.clone(),
+                            records: 0,
+                        });
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,83 @@
+//! A shard split while writing and loading: no loss, no duplicate. The closed parents are
+//! drained to their ends and the children read from their first records.
+
+mod common;
+#[path = "../examples/seed/mod.rs"]
+mod seed;
+
+use std::time::Duration;
+
+use redtrack::{Client, Loader};
+use seed::TestEvent;
+
+fn event(i: i32) -> TestEvent {
+    TestEvent {
+        client_ip: "10.9.9.9".into(),
+        timestamp: i,
+        message: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_split_while_writing_and_loading() {
+    let env = common::TestEnv::named("split").await;
+    let client = Client::new(env.config()).await.unwrap();
+    client.create_stream::<TestEvent>(2).await.unwrap();
+    let loader = Loader::new(env.config()).await.unwrap();
+    loader.setup::<TestEvent>().await.unwrap();
+
+    const TOTAL: i32 = 3000;
+    let writer = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for i in 0..TOTAL {
+                let _ = client.enqueue(&event(i)).await.unwrap();
+                if i % 100 == 99 {
+                    client.flush().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                }
+            }
+            client.flush().await.unwrap();
+        })
+    };
+    // Load while writing; split once some events are in.
+    let mut split = false;
+    let mut loaded = 0;
+    while !writer.is_finished() {
+        loaded += loader.load::<TestEvent>().await.unwrap().records;
+        if !split && loaded > 300 {
+            assert_eq!(client.split_shards::<TestEvent>().await.unwrap(), 2);
+            split = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    writer.await.unwrap();
+    assert!(split, "the split happened while writing");
+    loop {
+        let r = loader.load::<TestEvent>().await.unwrap();
+        loaded += r.records;
+        if r.records == 0 && !r.more {
+            break;
+        }
+    }
+    assert_eq!(loaded, TOTAL as u64);
+
+    let pg = env.pg().await;
+    let row = pg
+        .query_one(
+            "SELECT count(*), count(DISTINCT timestamp) FROM test_events",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!((n, distinct), (TOTAL as i64, TOTAL as i64));
+
+    let status = loader.status::<TestEvent>().await.unwrap();
+    assert_eq!(status.len(), 6, "two parents and four children: {status:?}");
+    for s in &status {
+        if s.shard.is_closed() {
+            assert!(s.done, "closed parent {} not drained", s.shard.shard_id);
+        }
+    }
+}
