@@ -8,12 +8,14 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod encode;
 pub mod error;
 pub mod event;
 pub mod loader;
+pub mod migrate;
 pub mod schema;
 pub mod stage;
 pub mod warehouse;

@@ -1,0 +1,467 @@
+//! Schema evolution: compare an event struct's [`TableSchema`] with the columns the warehouse has,
+//! and plan the statements that bring the table up to date, or refuse with a reason.
+//!
+//! What is planned: `ADD COLUMN` for a new nullable field, and widening a `VARCHAR`. What is
+//! refused, with what to do instead: a changed type, a narrowed column, a column that became
+//! NOT NULL (or a new NOT NULL field, which existing rows cannot satisfy), a NOT NULL column the
+//! struct no longer has (COPY would load NULL into it and fail), and a column that lost NOT NULL
+//! (Redshift cannot drop a NOT NULL constraint).
+//!
+//! ```
+//! use redtrack_runtime::migrate::{plan, WarehouseColumn};
+//! use redtrack_runtime::schema::{Column, Dialect, SortKey, SqlType, TableSchema};
+//! static SCHEMA: TableSchema = TableSchema {
+//!     name: "events",
+//!     columns: &[
+//!         Column { name: "id", sql_type: SqlType::Integer, nullable: false, encode: None },
+//!         Column { name: "note", sql_type: SqlType::Varchar { len: 64 }, nullable: true, encode: None },
+//!     ],
+//!     sortkey: SortKey::None,
+//!     distkey: None,
+//!     diststyle: None,
+//! };
+//! let existing = [WarehouseColumn::new("id", "integer", false)];
+//! let plan = plan(&SCHEMA, &existing);
+//! assert!(plan.refusals.is_empty());
+//! assert_eq!(plan.statements(Dialect::Redshift), ["ALTER TABLE events ADD COLUMN note VARCHAR(64)"]);
+//! ```
+
+use std::fmt;
+
+use crate::error::Result;
+use crate::schema::{quote_ident, Column, Dialect, SqlType, TableSchema};
+use crate::warehouse::db_error;
+
+/// A column as the warehouse's `information_schema.columns` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarehouseColumn {
+    /// The column name.
+    pub name: String,
+    /// `data_type` as the warehouse spells it (e.g. `character varying`).
+    pub data_type: String,
+    /// `character_maximum_length`, for character types.
+    pub char_len: Option<i32>,
+    /// `numeric_precision`, for numeric types.
+    pub precision: Option<i32>,
+    /// `numeric_scale`, for numeric types.
+    pub scale: Option<i32>,
+    /// Whether the column accepts NULL.
+    pub nullable: bool,
+}
+
+impl WarehouseColumn {
+    /// A column of a type without length or precision (e.g. `integer`).
+    pub fn new(name: &str, data_type: &str, nullable: bool) -> WarehouseColumn {
+        WarehouseColumn {
+            name: name.to_owned(),
+            data_type: data_type.to_owned(),
+            char_len: None,
+            precision: None,
+            scale: None,
+            nullable,
+        }
+    }
+
+    /// The column's type as a [`SqlType`], if redtrack knows it.
+    pub fn sql_type(&self) -> Option<SqlType> {
+        let len = |l: Option<i32>, default: i32| l.unwrap_or(default);
+        Some(match self.data_type.to_ascii_lowercase().as_str() {
+            "smallint" => SqlType::SmallInt,
+            "integer" => SqlType::Integer,
+            "bigint" => SqlType::BigInt,
+            "numeric" | "decimal" => SqlType::Decimal {
+                precision: u8::try_from(len(self.precision, 18)).ok()?,
+                scale: u8::try_from(len(self.scale, 0)).ok()?,
+            },
+            "real" => SqlType::Real,
+            "double precision" => SqlType::Double,
+            "boolean" => SqlType::Boolean,
+            "character" | "char" | "bpchar" => SqlType::Char {
+                len: u16::try_from(len(self.char_len, 1)).ok()?,
+            },
+            "character varying" | "varchar" => SqlType::Varchar {
+                len: u32::try_from(len(self.char_len, 256)).ok()?,
+            },
+            "text" => SqlType::Varchar { len: 256 },
+            "date" => SqlType::Date,
+            "timestamp without time zone" | "timestamp" => SqlType::Timestamp,
+            "timestamp with time zone" | "timestamptz" => SqlType::TimestampTz,
+            "time without time zone" | "time" => SqlType::Time,
+            "super" | "jsonb" => SqlType::Super,
+            _ => return None,
+        })
+    }
+
+    fn type_text(&self) -> String {
+        match self.sql_type() {
+            Some(t) => t.to_string(),
+            None => self.data_type.clone(),
+        }
+    }
+}
+
+/// A change that brings the table up to date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `ALTER TABLE ... ADD COLUMN` for a new nullable field.
+    AddColumn(Column),
+    /// `ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR(n)` to a longer length.
+    WidenVarchar {
+        /// The column.
+        column: &'static str,
+        /// Its length now.
+        from: u32,
+        /// The struct's length.
+        to: u32,
+    },
+}
+
+/// A difference that redtrack will not apply, with why and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The column.
+    pub column: String,
+    /// Why it is refused and what to do instead.
+    pub reason: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column `{}`: {}", self.column, self.reason)
+    }
+}
+
+/// The differences between a struct's schema and the warehouse's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationPlan {
+    /// The table.
+    pub table: &'static TableSchema,
+    /// The table does not exist: it will be created.
+    pub create: bool,
+    /// Changes to apply, in field order.
+    pub changes: Vec<Change>,
+    /// Differences that are refused; with any, nothing is applied.
+    pub refusals: Vec<Refusal>,
+    /// Harmless differences worth knowing (e.g. a nullable column the struct no longer has).
+    pub notes: Vec<String>,
+}
+
+impl MigrationPlan {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        !self.create && self.changes.is_empty() && self.refusals.is_empty()
+    }
+
+    /// The statements of the plan, one per element, without trailing `;`. Each runs on its own
+    /// (Redshift runs `ALTER COLUMN ... TYPE` only outside a transaction block).
+    pub fn statements(&self, dialect: Dialect) -> Vec<String> {
+        if self.create {
+            return vec![self.table.create_table_sql(dialect)];
+        }
+        let table = self.table.quoted_name();
+        self.changes
+            .iter()
+            .map(|change| match change {
+                Change::AddColumn(c) => {
+                    let mut sql = format!(
+                        "ALTER TABLE {table} ADD COLUMN {} {}",
+                        quote_ident(c.name),
+                        c.sql_type.sql(dialect)
+                    );
+                    if let (Dialect::Redshift, Some(enc)) = (dialect, c.encode) {
+                        sql.push_str(" ENCODE ");
+                        sql.push_str(&enc.to_ascii_uppercase());
+                    }
+                    sql
+                }
+                Change::WidenVarchar { column, to, .. } => format!(
+                    "ALTER TABLE {table} ALTER COLUMN {} TYPE VARCHAR({to})",
+                    quote_ident(column)
+                ),
+            })
+            .collect()
+    }
+}
+
+/// Compares `schema` with the warehouse's columns of its table (`existing`, empty when the table
+/// does not exist).
+pub fn plan(schema: &'static TableSchema, existing: &[WarehouseColumn]) -> MigrationPlan {
+    let mut plan = MigrationPlan {
+        table: schema,
+        create: existing.is_empty(),
+        changes: Vec::new(),
+        refusals: Vec::new(),
+        notes: Vec::new(),
+    };
+    if plan.create {
+        return plan;
+    }
+    let refuse = |plan: &mut MigrationPlan, column: &str, reason: String| {
+        plan.refusals.push(Refusal {
+            column: column.to_owned(),
+            reason,
+        })
+    };
+    for column in schema.columns {
+        let Some(have) = existing.iter().find(|w| w.name == column.name) else {
+            if column.nullable {
+                plan.changes.push(Change::AddColumn(*column));
+            } else {
+                refuse(
+                    &mut plan,
+                    column.name,
+                    format!(
+                        "is a new NOT NULL column ({}), which the rows already in `{}` cannot \
+                         satisfy; make the field an Option<_>, or add the column by hand with a \
+                         DEFAULT and run migrate again",
+                        column.sql_type, schema.name
+                    ),
+                );
+            };
+            continue;
+        };
+        match (have.sql_type(), column.sql_type) {
+            (Some(SqlType::Varchar { len: from }), SqlType::Varchar { len: to }) if from < to => {
+                plan.changes.push(Change::WidenVarchar {
+                    column: column.name,
+                    from,
+                    to,
+                })
+            }
+            (Some(SqlType::Varchar { len: from }), SqlType::Varchar { len: to }) if from > to => {
+                refuse(
+                    &mut plan,
+                    column.name,
+                    format!(
+                        "the struct narrows VARCHAR({from}) to VARCHAR({to}); Redshift cannot \
+                         narrow a column and its rows may be longer; keep the length at {from} \
+                         (the encoder truncates to the declared length) or deep-copy the table"
+                    ),
+                );
+            }
+            (Some(t), wanted) if t == wanted => {}
+            (_, wanted) => refuse(
+                &mut plan,
+                column.name,
+                format!(
+                    "the table has type {} but the struct declares {wanted}; a type change \
+                     needs a new column (add a field with another name) or a deep copy of the table",
+                    have.type_text()
+                ),
+            ),
+        }
+        match (have.nullable, column.nullable) {
+            (true, false) => refuse(
+                &mut plan,
+                column.name,
+                "became NOT NULL; rows already in the table may hold NULL and Redshift cannot \
+                 add NOT NULL to an existing column; make the field an Option<_>"
+                    .to_owned(),
+            ),
+            (false, true) => refuse(
+                &mut plan,
+                column.name,
+                "is NOT NULL in the table but an Option<_> in the struct, so a None would fail \
+                 COPY; Redshift cannot drop NOT NULL: make the field non-optional, or deep-copy \
+                 the table into one with a nullable column"
+                    .to_owned(),
+            ),
+            _ => {}
+        }
+    }
+    for have in existing {
+        if schema.column(&have.name).is_some() {
+            continue;
+        }
+        if have.nullable {
+            plan.notes.push(format!(
+                "column `{}` ({}) is in the table but not in the struct: loads will put NULL in it",
+                have.name,
+                have.type_text()
+            ));
+        } else {
+            refuse(
+                &mut plan,
+                &have.name,
+                format!(
+                    "is a NOT NULL column of `{}` that the struct no longer has, so every COPY \
+                     would fail on it; add the field back, or drop the column (ALTER TABLE {} \
+                     DROP COLUMN {}) if its data is no longer needed",
+                    schema.name,
+                    schema.quoted_name(),
+                    quote_ident(&have.name)
+                ),
+            );
+        }
+    }
+    plan
+}
+
+/// The columns of `table` in the connection's current schema, in order; empty if the table does
+/// not exist.
+pub async fn read_columns(
+    client: &tokio_postgres::Client,
+    table: &str,
+) -> Result<Vec<WarehouseColumn>> {
+    const SQL: &str = "SELECT CAST(column_name AS VARCHAR(128)), CAST(data_type AS VARCHAR(128)), \
+         CAST(character_maximum_length AS INTEGER), CAST(numeric_precision AS INTEGER), \
+         CAST(numeric_scale AS INTEGER), CAST(is_nullable AS VARCHAR(3)) \
+         FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position";
+    let rows = client
+        .query(SQL, &[&table])
+        .await
+        .map_err(|e| db_error(&format!("reading the columns of `{table}`"), e))?;
+    Ok(rows
+        .iter()
+        .map(|r| WarehouseColumn {
+            name: r.get(0),
+            data_type: r.get(1),
+            char_len: r.get(2),
+            precision: r.get(3),
+            scale: r.get(4),
+            nullable: r.get::<_, String>(5).eq_ignore_ascii_case("YES"),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::SortKey;
+
+    static SCHEMA: TableSchema = TableSchema {
+        name: "events",
+        columns: &[
+            Column {
+                name: "id",
+                sql_type: SqlType::BigInt,
+                nullable: false,
+                encode: None,
+            },
+            Column {
+                name: "message",
+                sql_type: SqlType::Varchar { len: 128 },
+                nullable: true,
+                encode: Some("zstd"),
+            },
+        ],
+        sortkey: SortKey::None,
+        distkey: None,
+        diststyle: None,
+    };
+
+    fn varchar(name: &str, len: i32, nullable: bool) -> WarehouseColumn {
+        WarehouseColumn {
+            char_len: Some(len),
+            ..WarehouseColumn::new(name, "character varying", nullable)
+        }
+    }
+
+    #[test]
+    fn a_missing_table_is_created() {
+        let p = plan(&SCHEMA, &[]);
+        assert!(p.create);
+        assert_eq!(
+            p.statements(Dialect::Redshift),
+            [SCHEMA.create_table_sql(Dialect::Redshift)]
+        );
+    }
+
+    #[test]
+    fn same_columns_mean_nothing_to_do() {
+        let p = plan(
+            &SCHEMA,
+            &[
+                WarehouseColumn::new("id", "bigint", false),
+                varchar("message", 128, true),
+            ],
+        );
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_new_nullable_field_is_added_with_its_encoding() {
+        let p = plan(&SCHEMA, &[WarehouseColumn::new("id", "bigint", false)]);
+        assert!(p.refusals.is_empty());
+        assert_eq!(
+            p.statements(Dialect::Redshift),
+            ["ALTER TABLE events ADD COLUMN message VARCHAR(128) ENCODE ZSTD"]
+        );
+        assert_eq!(
+            p.statements(Dialect::Postgres),
+            ["ALTER TABLE events ADD COLUMN message VARCHAR(128)"]
+        );
+    }
+
+    #[test]
+    fn a_varchar_is_widened_but_never_narrowed() {
+        let p = plan(
+            &SCHEMA,
+            &[
+                WarehouseColumn::new("id", "bigint", false),
+                varchar("message", 32, true),
+            ],
+        );
+        assert_eq!(
+            p.statements(Dialect::Redshift),
+            ["ALTER TABLE events ALTER COLUMN message TYPE VARCHAR(128)"]
+        );
+        let p = plan(
+            &SCHEMA,
+            &[
+                WarehouseColumn::new("id", "bigint", false),
+                varchar("message", 256, true),
+            ],
+        );
+        assert_eq!(p.refusals.len(), 1);
+        assert!(p.refusals[0]
+            .reason
+            .contains("narrows VARCHAR(256) to VARCHAR(128)"));
+    }
+
+    #[test]
+    fn type_changes_and_nullability_changes_are_refused_with_the_column() {
+        let p = plan(
+            &SCHEMA,
+            &[
+                WarehouseColumn::new("id", "integer", true),
+                varchar("message", 128, false),
+            ],
+        );
+        let text: Vec<String> = p.refusals.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0]
+            .starts_with("column `id`: the table has type INTEGER but the struct declares BIGINT"));
+        assert!(text[1].starts_with("column `id`: became NOT NULL"));
+        assert!(text[2].starts_with("column `message`: is NOT NULL in the table"));
+    }
+
+    #[test]
+    fn a_dropped_not_null_column_is_refused_and_a_nullable_one_noted() {
+        let p = plan(
+            &SCHEMA,
+            &[
+                WarehouseColumn::new("id", "bigint", false),
+                varchar("message", 128, true),
+                WarehouseColumn::new("old_flag", "boolean", true),
+                WarehouseColumn::new("old_count", "integer", false),
+            ],
+        );
+        assert_eq!(p.notes.len(), 1);
+        assert!(p.notes[0].contains("`old_flag` (BOOLEAN)"));
+        assert_eq!(p.refusals.len(), 1);
+        assert_eq!(p.refusals[0].column, "old_count");
+        assert!(p.refusals[0].reason.contains("DROP COLUMN old_count"));
+    }
+
+    #[test]
+    fn a_new_not_null_field_is_refused() {
+        let p = plan(&SCHEMA, &[varchar("message", 128, true)]);
+        assert_eq!(p.refusals.len(), 1);
+        assert_eq!(p.refusals[0].column, "id");
+        assert!(p.refusals[0]
+            .reason
+            .contains("new NOT NULL column (BIGINT)"));
+    }
+}
