@@ -33,7 +33,7 @@ async fn three_loaders_while_writers_write() {
         .unwrap();
 
     const WRITERS: i32 = 2;
-    const PER_WRITER: i32 = 1500;
+    const PER_WRITER: i32 = 2000;
     let done = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -41,9 +41,9 @@ async fn three_loaders_while_writers_write() {
             tokio::spawn(async move {
                 for i in 0..PER_WRITER {
                     let _ = client.enqueue(&event(w * PER_WRITER + i)).await.unwrap();
-                    if i % 100 == 99 {
+                    if i % 50 == 49 {
                         client.flush().await.unwrap();
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        tokio::time::sleep(Duration::from_millis(40)).await;
                     }
                 }
                 client.flush().await.unwrap();

@@ -166,6 +166,11 @@ pub(crate) async fn read_shard<B: Broker>(
             }
         } else {
             empty = 0;
+            // Caught up with the tip as it was: stop, so a load ends while writers go on.
+            let caught_up = match batch.millis_behind_latest {
+                Some(ms) => ms <= 0,
+                None => batch.records.len() < limit,
+            };
             let mut records = batch.records;
             let n = {
                 let mut b = budget.lock().unwrap_or_else(|p| p.into_inner());
@@ -199,6 +204,9 @@ pub(crate) async fn read_shard<B: Broker>(
                 }
             }
             if cut {
+                break;
+            }
+            if caught_up && !batch.shard_end {
                 break;
             }
         }
