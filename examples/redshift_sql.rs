@@ -90,6 +90,12 @@ fn main() {
         shapes::DistAuto::create_table_sql(),
         // Loader and CLI statements go below.
     ];
+    // The loader's statements (issue 5): bookkeeping DDL, checkpoint queries, LOCK, COPY.
+    let statements = statements
+        .into_iter()
+        .chain(redtrack::loader::redshift_statements(
+            seed::TestEvent::schema(),
+        ));
     for sql in statements {
         println!("{sql};");
     }

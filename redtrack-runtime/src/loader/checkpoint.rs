@@ -47,16 +47,24 @@ pub const INSERT_REJECT_SQL: &str = "INSERT INTO redtrack_load_rejects (load_id,
      file_name, line_number, column_name, raw_value, reason, rejected_at) VALUES ($1, $2, $3, \
      CAST(CAST($4 AS VARCHAR(20)) AS BIGINT), $5, $6, $7, CAST(CAST($8 AS VARCHAR(32)) AS TIMESTAMP))";
 
-/// The most recent loaded ranges of a stream (`$1`), newest first, at most `$2` rows.
-pub const RECENT_LOADS_SQL: &str = "SELECT shard_id, starting_sequence_number, \
-     ending_sequence_number, CAST(load_timestamp AS VARCHAR(32)) FROM kinesis_loads \
-     WHERE stream_name = $1 ORDER BY load_timestamp DESC LIMIT CAST(CAST($2 AS VARCHAR(20)) AS INTEGER)";
+/// The most recent loaded ranges of a stream (`$1`), newest first, at most `limit` rows (an
+/// integer, so it is written into the statement).
+pub fn recent_loads_sql(limit: u32) -> String {
+    format!(
+        "SELECT shard_id, starting_sequence_number, ending_sequence_number, \
+         CAST(load_timestamp AS VARCHAR(32)) FROM kinesis_loads WHERE stream_name = $1 \
+         ORDER BY load_timestamp DESC LIMIT {limit}"
+    )
+}
 
-/// The most recent rejects of a table (`$1`), newest first, at most `$2` rows.
-pub const RECENT_REJECTS_SQL: &str = "SELECT load_id, file_name, line_number, column_name, \
-     raw_value, reason, CAST(rejected_at AS VARCHAR(32)) FROM redtrack_load_rejects \
-     WHERE table_name = $1 ORDER BY rejected_at DESC, file_name, line_number \
-     LIMIT CAST(CAST($2 AS VARCHAR(20)) AS INTEGER)";
+/// The most recent rejects of a table (`$1`), newest first, at most `limit` rows.
+pub fn recent_rejects_sql(limit: u32) -> String {
+    format!(
+        "SELECT load_id, file_name, line_number, column_name, raw_value, reason, \
+         CAST(rejected_at AS VARCHAR(32)) FROM redtrack_load_rejects WHERE table_name = $1 \
+         ORDER BY rejected_at DESC, file_name, line_number LIMIT {limit}"
+    )
+}
 
 /// Where a shard's loads have reached.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -259,7 +259,7 @@ impl<B: Broker> Loader<B> {
         let client = self.warehouse.connect().await?;
         let stream = self.config.stream_name(E::TABLE_NAME);
         let rows = client
-            .query(checkpoint::RECENT_LOADS_SQL, &[&stream, &limit.to_string()])
+            .query(&checkpoint::recent_loads_sql(limit), &[&stream])
             .await
             .map_err(|e| db_error("reading kinesis_loads", e))?;
         Ok(rows
@@ -277,10 +277,7 @@ impl<B: Broker> Loader<B> {
     pub async fn rejects<E: RedTrackEvent>(&self, limit: u32) -> Result<Vec<KeptReject>> {
         let client = self.warehouse.connect().await?;
         let rows = client
-            .query(
-                checkpoint::RECENT_REJECTS_SQL,
-                &[&E::TABLE_NAME, &limit.to_string()],
-            )
+            .query(&checkpoint::recent_rejects_sql(limit), &[&E::TABLE_NAME])
             .await
             .map_err(|e| db_error("reading redtrack_load_rejects", e))?;
         Ok(rows
@@ -583,6 +580,68 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Every statement the loader sends to Redshift for `table`, for SQL linters: bound parameters
+/// (`$1`, `$2`, ...) appear as sample literals, as the server sees them after binding.
+pub fn redshift_statements(table: &'static crate::schema::TableSchema) -> Vec<String> {
+    use crate::warehouse::redshift;
+    let req = CopyRequest {
+        table,
+        load_id: "033535-4f720c9b".into(),
+        folder: format!(
+            "redtrack/cluster/db/{}/20261124/load-033535-4f720c9b",
+            table.name
+        ),
+        manifest_url: format!(
+            "s3://bucket/prefix/redtrack/cluster/db/{}/20261124/load-033535-4f720c9b/manifest.json",
+            table.name
+        ),
+        files: Vec::new(),
+        max_errors: 10,
+    };
+    let mut out = vec![
+        kinesis_loads_ddl(Dialect::Redshift),
+        load_rejects_ddl(Dialect::Redshift),
+        redshift::SLICES_SQL.to_owned(),
+        checkpoint::CHECKPOINTS_SQL.to_owned(),
+        checkpoint::LOCK_SQL.to_owned(),
+        checkpoint::OVERLAP_SQL.to_owned(),
+        checkpoint::INSERT_RANGE_SQL.to_owned(),
+        checkpoint::INSERT_REJECT_SQL.to_owned(),
+        checkpoint::recent_loads_sql(20),
+        checkpoint::recent_rejects_sql(20),
+        redshift::LAST_COPY_COUNT_SQL.to_owned(),
+        redshift::LOAD_ERRORS_SQL.to_owned(),
+    ];
+    for auth in [
+        redshift::iam_role_clause("arn:aws:iam::123456789012:role/redtrack-copy"),
+        redshift::credentials_clause("AKIAEXAMPLE", "secret", None),
+        redshift::credentials_clause("ASIAEXAMPLE", "secret", Some("token")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        out.extend(redshift::copy_sql(&req, &auth, req.max_errors));
+    }
+    out.into_iter().map(|s| bind_samples(&s)).collect()
+}
+
+/// `$n` replaced by a sample string literal.
+fn bind_samples(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                chars.next();
+            }
+            out.push_str("'49590338271490256608559692538361571095921575989136588898'");
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The per-shard checkpoints as a map, for callers that compare them.
