@@ -235,35 +235,54 @@ impl Cli {
     }
 
     /// Runs with `args` (the first is the program name) and the configuration from `config`
-    /// (called only by commands that need one).
+    /// (called only by commands that need one), printing to stdout and stderr.
     pub async fn run_with<I, T>(self, args: I, config: impl FnOnce() -> Result<Config>) -> ExitCode
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let matches = match <Args as clap::CommandFactory>::command()
+        let code = self
+            .run_to(args, config, &mut std::io::stdout(), &mut std::io::stderr())
+            .await;
+        ExitCode::from(code)
+    }
+
+    /// Like [`Cli::run_with`], printing to `out` and `err`; returns the exit code.
+    pub async fn run_to<I, T>(
+        self,
+        args: I,
+        config: impl FnOnce() -> Result<Config>,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> u8
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let parsed = <Args as clap::CommandFactory>::command()
             .name(self.name.clone())
             .bin_name(self.name.clone())
             .try_get_matches_from(args)
-        {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = e.print();
-                return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
-            }
-        };
-        let args = match <Args as clap::FromArgMatches>::from_arg_matches(&matches) {
+            .and_then(|m| <Args as clap::FromArgMatches>::from_arg_matches(&m));
+        let args = match parsed {
             Ok(a) => a,
             Err(e) => {
-                let _ = e.print();
-                return ExitCode::from(EXIT_USAGE);
+                // --help and --version are "errors" that go to stdout with success.
+                let text = e.render().to_string();
+                return if e.use_stderr() {
+                    let _ = err.write_all(text.as_bytes());
+                    EXIT_USAGE
+                } else {
+                    let _ = out.write_all(text.as_bytes());
+                    EXIT_OK
+                };
             }
         };
-        match self.execute(args.command, config).await {
-            Ok(code) => ExitCode::from(code),
+        match self.execute(args.command, config, out, err).await {
+            Ok(code) => code,
             Err(f) => {
-                eprintln!("{}: error: {}", self.name, f.message);
-                ExitCode::from(f.code)
+                let _ = writeln!(err, "{}: error: {}", self.name, f.message);
+                f.code
             }
         }
     }
@@ -294,8 +313,9 @@ impl Cli {
         &self,
         command: Command,
         config: impl FnOnce() -> Result<Config>,
+        mut out: &mut dyn Write,
+        err: &mut dyn Write,
     ) -> std::result::Result<u8, Failure> {
-        let mut out = std::io::stdout().lock();
         match command {
             Command::Ddl { dialect, table } => {
                 let dialect = Dialect::from(dialect);
@@ -507,11 +527,13 @@ impl Cli {
                     write_out(&mut out, &format!("-- note: {note}\n"))?;
                 }
                 if !plan.refusals.is_empty() {
-                    drop(out);
                     for r in &plan.refusals {
-                        eprintln!("{}: refused: table `{}`, {r}", self.name, t.schema().name);
+                        write_out(
+                            err,
+                            &format!("{}: refused: table `{}`, {r}\n", self.name, t.schema().name),
+                        )?;
                     }
-                    eprintln!("{}: nothing was changed", self.name);
+                    write_out(err, &format!("{}: nothing was changed\n", self.name))?;
                     return Ok(EXIT_REFUSED);
                 }
                 if plan.is_empty() {
@@ -552,7 +574,7 @@ fn said(existed: bool) -> &'static str {
     }
 }
 
-fn write_out(out: &mut impl Write, text: &str) -> std::result::Result<(), Failure> {
+fn write_out(out: &mut dyn Write, text: &str) -> std::result::Result<(), Failure> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| Failure::from(Error::Io(e)))
