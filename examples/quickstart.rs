@@ -73,10 +73,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 3. Load: one pass per table, exactly once.
-    for report in [
+    let reports = [
         loader.load::<TestEvent>().await?,
         loader.load::<TestAllTypes>().await?,
-    ] {
+    ];
+    for report in &reports {
         println!(
             "loaded {} events ({} rejected) from {} shards in {:.2} s, manifest {}",
             report.records,
