@@ -241,11 +241,18 @@ impl Broker for KinesisBroker {
                     .map_err(|e| Error::Config(format!("PutRecords entry: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
+        // The batcher decides about retries (only the failed records, with its own backoff):
+        // the SDK's retries of whole calls would stack their delays on top of ours.
         let out = self
             .client
             .put_records()
             .stream_name(stream)
             .set_records(Some(entries))
+            .customize()
+            .config_override(
+                aws_sdk_kinesis::config::Builder::default()
+                    .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| sdk_error("PutRecords", stream, e))?;
