@@ -17,14 +17,16 @@ async fn maxerror_rejects_are_reported_and_kept() {
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(1).await.unwrap();
     for i in 0..50 {
-        let _ = client
-            .enqueue(&TestEvent {
-                client_ip: "1.1.1.1".into(),
-                timestamp: i,
-                message: None,
-            })
-            .await
-            .unwrap();
+        drop(
+            client
+                .enqueue(&TestEvent {
+                    client_ip: "1.1.1.1".into(),
+                    timestamp: i,
+                    message: None,
+                })
+                .await
+                .unwrap(),
+        );
     }
     client.flush().await.unwrap();
     let raw = |s: &str| PutRecord {

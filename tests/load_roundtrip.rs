@@ -75,9 +75,9 @@ async fn both_seed_tables_round_trip() {
     client.create_stream::<MoreTypes>(1).await.unwrap();
     const N: i32 = 600;
     for i in 0..N {
-        let _ = client.enqueue(&test_event(i)).await.unwrap();
-        let _ = client.enqueue(&all_types(i)).await.unwrap();
-        let _ = client.enqueue(&more_types(i)).await.unwrap();
+        drop(client.enqueue(&test_event(i)).await.unwrap());
+        drop(client.enqueue(&all_types(i)).await.unwrap());
+        drop(client.enqueue(&more_types(i)).await.unwrap());
     }
     client.flush().await.unwrap();
 

@@ -40,7 +40,7 @@ async fn three_loaders_while_writers_write() {
             let client = client.clone();
             tokio::spawn(async move {
                 for i in 0..PER_WRITER {
-                    let _ = client.enqueue(&event(w * PER_WRITER + i)).await.unwrap();
+                    drop(client.enqueue(&event(w * PER_WRITER + i)).await.unwrap());
                     if i % 50 == 49 {
                         client.flush().await.unwrap();
                         tokio::time::sleep(Duration::from_millis(40)).await;

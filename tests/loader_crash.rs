@@ -108,7 +108,7 @@ async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
     let mut written = 0;
     for phase in Phase::ALL {
         for _ in 0..300 {
-            let _ = client.enqueue(&event(written)).await.unwrap();
+            drop(client.enqueue(&event(written)).await.unwrap());
             written += 1;
         }
         client.flush().await.unwrap();

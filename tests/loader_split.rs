@@ -31,7 +31,7 @@ async fn shard_split_while_writing_and_loading() {
         let client = client.clone();
         tokio::spawn(async move {
             for i in 0..TOTAL {
-                let _ = client.enqueue(&event(i)).await.unwrap();
+                drop(client.enqueue(&event(i)).await.unwrap());
                 if i % 100 == 99 {
                     client.flush().await.unwrap();
                     tokio::time::sleep(Duration::from_millis(15)).await;

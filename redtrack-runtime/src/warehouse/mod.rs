@@ -85,11 +85,7 @@ impl RejectedRow {
             table: table.to_owned(),
             rejected,
             max_errors,
-            column: self.column,
-            file: self.file,
-            line: self.line,
-            value: self.value,
-            reason: self.reason,
+            first: Box::new(self),
         }
     }
 }

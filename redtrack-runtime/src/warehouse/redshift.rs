@@ -35,7 +35,7 @@ enum Auth {
     /// `IAM_ROLE '<arn>'`.
     Role(String),
     /// The AWS credentials of the loader's environment.
-    Credentials(Config),
+    Credentials(Box<Config>),
 }
 
 /// Amazon Redshift.
@@ -96,7 +96,7 @@ impl RedshiftWarehouse {
     pub fn new(connector: Connector, config: &Config) -> RedshiftWarehouse {
         let auth = match &config.copy_iam_role {
             Some(arn) => Auth::Role(arn.clone()),
-            None => Auth::Credentials(config.clone()),
+            None => Auth::Credentials(Box::new(config.clone())),
         };
         RedshiftWarehouse { connector, auth }
     }
