@@ -126,7 +126,8 @@ pub enum Error {
     /// COPY rejected more rows than MAXERROR allows; nothing was loaded.
     #[error(
         "COPY into `{table}` rejected {rejected} rows (MAXERROR {max_errors}); first: column \
-         `{column}`, file {file} line {line}, value `{value}`: {reason}"
+         `{}`, file {} line {}, value `{}`: {}",
+        first.column, first.file, first.line, first.value, first.reason
     )]
     LoadRejected {
         /// The table.
@@ -135,16 +136,8 @@ pub enum Error {
         rejected: u64,
         /// The MAXERROR in force.
         max_errors: u64,
-        /// The column of the first rejected row (empty when unknown).
-        column: String,
-        /// The staged file of the first rejected row.
-        file: String,
-        /// Its line number in that file (1-based).
-        line: u64,
-        /// The raw value (or line) that was rejected, possibly truncated.
-        value: String,
-        /// Why it was rejected.
-        reason: String,
+        /// The first rejected row: its file, line, column, raw value and the reason.
+        first: Box<crate::warehouse::RejectedRow>,
     },
 }
 
