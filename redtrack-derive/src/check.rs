@@ -123,6 +123,8 @@ pub(crate) fn check<'a>(
 
     // The columns.
     let mut columns: Vec<Column<'a>> = Vec::new();
+    // Every column's name, also of those whose type failed to check.
+    let mut names: Vec<(String, &syn::Ident)> = Vec::new();
     let mut partition_key: Option<PartitionKey<'a>> = None;
     for field in &container.fields {
         let fa = &field.attrs;
@@ -172,15 +174,15 @@ pub(crate) fn check<'a>(
             .rename
             .as_ref()
             .map_or_else(|| field.ident.span(), |lit| lit.span());
-        if let Some(first) = columns.iter().find(|c| c.name == name) {
+        if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
             cx.error_at(
                 name_span,
                 format!(
-                    "two columns are named `{name}` (the other is field `{}`); Redshift folds names to lowercase, so rename one with #[redtrack(rename = \"...\")]",
-                    first.ident
+                    "two columns are named `{name}` (the other is field `{first}`); Redshift folds names to lowercase, so rename one with #[redtrack(rename = \"...\")]"
                 ),
             );
         }
+        names.push((name.clone(), field.ident));
 
         let sql_type = match &fa.sql_type {
             Some(lit) => match SqlType::parse(&lit.value()) {
@@ -234,13 +236,7 @@ pub(crate) fn check<'a>(
             ),
         );
     }
-    // Column checks are moot when some field failed to give a column.
-    let all_columns = columns.len()
-        == container
-            .fields
-            .iter()
-            .filter(|f| f.attrs.skip.is_none())
-            .count();
+    let names: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
 
     // Sort key.
     let sortkey = match (&attrs.sortkey, &attrs.interleaved_sortkey) {
@@ -252,7 +248,7 @@ pub(crate) fn check<'a>(
             SortKey::None
         }
         (Some(lit), None) => {
-            let keys = key_columns(cx, lit, &columns, all_columns, "sortkey", MAX_COMPOUND_KEYS);
+            let keys = key_columns(cx, lit, &columns, &names, "sortkey", MAX_COMPOUND_KEYS);
             SortKey::Compound(keys)
         }
         (None, Some(lit)) => {
@@ -260,7 +256,7 @@ pub(crate) fn check<'a>(
                 cx,
                 lit,
                 &columns,
-                all_columns,
+                &names,
                 "interleaved_sortkey",
                 MAX_INTERLEAVED_KEYS,
             );
@@ -271,7 +267,7 @@ pub(crate) fn check<'a>(
 
     // Distribution.
     let distkey = attrs.distkey.as_ref().map(|lit| {
-        let keys = key_columns(cx, lit, &columns, all_columns, "distkey", 1);
+        let keys = key_columns(cx, lit, &columns, &names, "distkey", 1);
         keys.into_iter().next().unwrap_or_default()
     });
     let diststyle = attrs.diststyle.as_ref().and_then(|lit| {
@@ -335,7 +331,7 @@ fn key_columns(
     cx: &mut Ctxt,
     lit: &LitStr,
     columns: &[Column<'_>],
-    all_columns: bool,
+    names_known: &[&str],
     key: &str,
     max: usize,
 ) -> Vec<String> {
@@ -364,25 +360,22 @@ fn key_columns(
         if names[..i].contains(name) {
             cx.error_spanned_by(lit, format!("`{key}` names column `{name}` twice"));
         }
-        if !all_columns {
+        if !names_known.contains(&name.as_str()) {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "`{key}` names `{name}`, which is not a column of this table; the columns are: {}",
+                    names_known.join(", ")
+                ),
+            );
             continue;
         }
         match columns.iter().find(|c| c.name == *name) {
-            None => {
-                let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
-                cx.error_spanned_by(
-                    lit,
-                    format!(
-                        "`{key}` names `{name}`, which is not a column of this table; the columns are: {}",
-                        known.join(", ")
-                    ),
-                );
-            }
             Some(c) if c.sql_type == SqlType::Super => cx.error_spanned_by(
                 lit,
                 format!("`{name}` is a SUPER column, which Redshift cannot use as a {key}"),
             ),
-            Some(_) => {}
+            _ => {}
         }
     }
     names

@@ -1,0 +1,9 @@
+use redtrack::RedTrackEvent;
+
+#[derive(RedTrackEvent)]
+struct Event {
+    #[redtrack(type = "char(4097)")]
+    code: String,
+}
+
+fn main() {}

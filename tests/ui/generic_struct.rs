@@ -1,0 +1,8 @@
+use redtrack::RedTrackEvent;
+
+#[derive(RedTrackEvent)]
+struct Event<T> {
+    value: T,
+}
+
+fn main() {}

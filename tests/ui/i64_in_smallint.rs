@@ -1,0 +1,9 @@
+use redtrack::RedTrackEvent;
+
+#[derive(RedTrackEvent)]
+struct Event {
+    #[redtrack(type = "smallint")]
+    count: i64,
+}
+
+fn main() {}

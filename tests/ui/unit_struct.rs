@@ -1,0 +1,6 @@
+use redtrack::RedTrackEvent;
+
+#[derive(RedTrackEvent)]
+struct Event;
+
+fn main() {}
