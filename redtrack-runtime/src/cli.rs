@@ -16,7 +16,7 @@
 //!
 //! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `split-shards`, `migrate` (see
 //! `--help`). Configuration comes from the environment ([`Config::from_env`]); logs go to
-//! stderr, filtered by `RUST_LOG` (default `info`).
+//! stderr, filtered by `RUST_LOG` (default `info,tokio_postgres=warn`).
 //!
 //! Exit codes: [`EXIT_OK`], [`EXIT_FAILED`] (a load or another operation failed),
 //! [`EXIT_USAGE`] (bad arguments, unknown table, bad configuration), [`EXIT_REFUSED`]
@@ -227,7 +227,7 @@ impl Cli {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn")),
             )
             .with_writer(std::io::stderr)
             .try_init();
