@@ -226,8 +226,9 @@ impl Cli {
     pub async fn run(self) -> ExitCode {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn")),
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn")
+                }),
             )
             .with_writer(std::io::stderr)
             .try_init();
