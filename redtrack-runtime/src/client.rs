@@ -56,7 +56,7 @@ use crate::broker::{AnyBroker, Broker, PutRecord, MAX_PARTITION_KEY_CHARS, MAX_R
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
-use batcher::{Command, Pending, Settings};
+use batcher::{Command, Counters, Pending, Settings};
 
 /// Writes events to their tables' streams. Cheap to clone; clones share one batcher.
 ///
@@ -74,6 +74,36 @@ struct Inner {
     buffer: Arc<Semaphore>,
     capacity: usize,
     closed: AtomicBool,
+    counters: Arc<Counters>,
+}
+
+/// What a client's batcher has done so far (all clones together); see [`Client::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WriteStats {
+    /// PutRecords calls made, retries included.
+    pub calls: u64,
+    /// Kinesis records sent in those calls, retries included (an aggregate counts once).
+    pub records_sent: u64,
+    /// Events handed to PutRecords calls (first attempts only).
+    pub events_sent: u64,
+    /// Events acknowledged to their writers.
+    pub events_acked: u64,
+    /// Events whose writers got an error from the broker.
+    pub events_failed: u64,
+    /// Kinesis records sent again after a failure.
+    pub records_retried: u64,
+}
+
+impl WriteStats {
+    /// The mean number of Kinesis records per PutRecords call.
+    pub fn records_per_call(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.records_sent as f64 / self.calls as f64
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -111,10 +141,12 @@ impl Client {
     /// Must be called within a tokio runtime.
     pub fn with_broker(config: Config, broker: AnyBroker) -> Client {
         let (tx, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
         let settings = Settings {
             linger: config.linger,
             max_attempts: config.max_attempts,
             aggregate: config.aggregate,
+            counters: counters.clone(),
         };
         tokio::spawn(batcher::run(broker.clone(), rx, settings));
         let capacity = config.max_buffered_records.max(1);
@@ -126,6 +158,7 @@ impl Client {
                 broker,
                 tx,
                 closed: AtomicBool::new(false),
+                counters,
             }),
         }
     }
@@ -143,6 +176,20 @@ impl Client {
     /// The stream of `E`'s table: `<cluster>.<database>.<table>`.
     pub fn stream_name<E: RedTrackEvent>(&self) -> String {
         self.inner.config.stream_name(E::TABLE_NAME)
+    }
+
+    /// What the batcher has done so far: calls, records per call, retries, failures.
+    pub fn stats(&self) -> WriteStats {
+        let c = &self.inner.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        WriteStats {
+            calls: get(&c.calls),
+            records_sent: get(&c.records_sent),
+            events_sent: get(&c.events_sent),
+            events_acked: get(&c.events_acked),
+            events_failed: get(&c.events_failed),
+            records_retried: get(&c.records_retried),
+        }
     }
 
     /// How many accepted records are not yet answered.

@@ -7,6 +7,7 @@
 //! beyond that wait in the queue, and the client's bounded buffer pushes back on writers.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,12 +50,24 @@ pub(crate) enum Command {
     Flush(oneshot::Sender<()>),
 }
 
+/// Counters of what the batcher did, shared with the client (see `Client::stats`).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) calls: AtomicU64,
+    pub(crate) records_sent: AtomicU64,
+    pub(crate) events_sent: AtomicU64,
+    pub(crate) events_acked: AtomicU64,
+    pub(crate) events_failed: AtomicU64,
+    pub(crate) records_retried: AtomicU64,
+}
+
 /// The batcher's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) linger: Duration,
     pub(crate) max_attempts: u32,
     pub(crate) aggregate: bool,
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// A writer's record inside a call: who to answer.
@@ -115,6 +128,7 @@ pub(crate) async fn run(broker: AnyBroker, mut rx: mpsc::UnboundedReceiver<Comma
                     units,
                     s.max_attempts,
                     min,
+                    s.counters.clone(),
                 ));
             }
         }
@@ -267,22 +281,39 @@ async fn send_call(
     mut units: Vec<Unit>,
     max_attempts: u32,
     tag: u64,
+    counters: Arc<Counters>,
 ) -> u64 {
     let mut backoff = Backoff::new(max_attempts);
+    let events = |units: &[Unit]| units.iter().map(|u| u.waiters.len() as u64).sum::<u64>();
+    counters
+        .events_sent
+        .fetch_add(events(&units), Ordering::Relaxed);
     loop {
         let records: Vec<PutRecord> = units.iter().map(|u| u.record.clone()).collect();
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        counters
+            .records_sent
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
         let failure = match broker.put_records(&stream, &records).await {
             Ok(outcomes) => {
                 let mut retry = Vec::new();
                 let mut last = None;
                 for (unit, outcome) in units.into_iter().zip(outcomes) {
                     match outcome {
-                        PutOutcome::Stored { .. } => unit.answer(|| Ok(())),
+                        PutOutcome::Stored { .. } => {
+                            counters
+                                .events_acked
+                                .fetch_add(unit.waiters.len() as u64, Ordering::Relaxed);
+                            unit.answer(|| Ok(()))
+                        }
                         PutOutcome::Failed { code, message } if is_retryable_code(&code) => {
                             last = Some((code, message));
                             retry.push(unit);
                         }
                         PutOutcome::Failed { code, message } => {
+                            counters
+                                .events_failed
+                                .fetch_add(unit.waiters.len() as u64, Ordering::Relaxed);
                             let f = Failure::new(&stream, code, message, false);
                             unit.answer(|| Err(f.error(1)));
                         }
@@ -305,6 +336,9 @@ async fn send_call(
                     attempt = backoff.attempts(),
                     "PutRecords: retrying failed records in {delay:?}"
                 );
+                counters
+                    .records_retried
+                    .fetch_add(units.len() as u64, Ordering::Relaxed);
                 tokio::time::sleep(delay).await;
             }
             _ => {
@@ -316,6 +350,9 @@ async fn send_call(
                     attempts,
                     "PutRecords: records failed; their writers get the error"
                 );
+                counters
+                    .events_failed
+                    .fetch_add(events(&units), Ordering::Relaxed);
                 for unit in units {
                     unit.answer(|| Err(failure.error(attempts)));
                 }

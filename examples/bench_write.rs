@@ -1,0 +1,213 @@
+//! Benchmark of the write path against the Kinesis emulator, in one run:
+//!
+//! 1. `Client::write` from 64 concurrent tasks: events/s, mean records per PutRecords call;
+//! 2. the floor: a bare SDK loop sending pre-encoded 500-record PutRecords calls;
+//! 3. the baseline: one PutRecord call per event, as the original gem did;
+//! 4. CPU time per event of encode + enqueue on the caller's task.
+//!
+//! ```text
+//! eval "$(scripts/services up)"
+//! cargo run --release --example bench_write -- [events, default 20000]
+//! ```
+//!
+//! The emulator and this process share the machine, so the figures are for comparison within
+//! one run, not absolute.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use redtrack::broker::{AnyBroker, KinesisBroker};
+use redtrack::{Client, Config, RedTrackEvent};
+
+/// The seed example's event.
+#[derive(RedTrackEvent)]
+#[redtrack(table = "bench_events", sortkey = "timestamp")]
+pub struct BenchEvent {
+    #[redtrack(type = "varchar(32)")]
+    pub client_ip: String,
+    pub timestamp: i32,
+    #[redtrack(type = "varchar(128)")]
+    pub message: Option<String>,
+}
+
+fn event(i: usize) -> BenchEvent {
+    BenchEvent {
+        client_ip: format!("10.0.{}.{}", (i / 256) % 256, i % 256),
+        timestamp: 1_700_000_000 + i as i32,
+        message: Some(format!(
+            "bench event number {i}, a message of ordinary length"
+        )),
+    }
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let events: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(20_000);
+    let tasks = 64;
+    let shards = 4;
+    let run = format!("bench{}", std::process::id());
+    let base = Config::from_lookup(|k| match k {
+        "REDTRACK_CLUSTER" => Some("bench".into()),
+        "REDTRACK_DATABASE" => Some(run.clone()),
+        _ => std::env::var(k).ok(),
+    })?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let broker = KinesisBroker::from_client(kinesis.clone());
+    let streams: Vec<String> = vec![
+        base.stream_name(BenchEvent::TABLE_NAME),
+        base.stream_name("bench_floor"),
+        base.stream_name("bench_baseline"),
+    ];
+    for s in &streams {
+        redtrack::broker::Broker::create_stream(&broker, s, shards).await?;
+    }
+    println!("events per phase: {events}; writer tasks: {tasks}; shards: {shards}");
+
+    // 1. Client::write from 64 tasks.
+    let client = Client::with_broker(base.clone(), AnyBroker::Kinesis(broker.clone()));
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let client = client.clone();
+        handles.push(tokio::spawn(async move {
+            for i in (t..events).step_by(tasks) {
+                client.write(&event(i)).await?;
+            }
+            Ok::<_, redtrack::Error>(())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    client.flush().await?;
+    let client_time = started.elapsed();
+    let stats = client.stats();
+    let client_rate = rate(events, client_time);
+
+    // 2. The floor: pre-encoded 500-record PutRecords calls, one after another.
+    let entries: Vec<PutRecordsRequestEntry> = (0..events)
+        .map(|i| {
+            PutRecordsRequestEntry::builder()
+                .partition_key(format!("{:032x}", rand::random::<u128>()))
+                .data(Blob::new(event(i).to_json().unwrap_or_default()))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    for chunk in entries.chunks(500) {
+        let out = kinesis
+            .put_records()
+            .stream_name(&streams[1])
+            .set_records(Some(chunk.to_vec()))
+            .send()
+            .await?;
+        assert_eq!(out.failed_record_count(), Some(0));
+    }
+    let floor_time = started.elapsed();
+    let floor_rate = rate(events, floor_time);
+
+    // 3. The baseline: one PutRecord per event (fewer events: it is slow).
+    let baseline_events = (events / 4).max(1);
+    let started = Instant::now();
+    for i in 0..baseline_events {
+        kinesis
+            .put_record()
+            .stream_name(&streams[2])
+            .partition_key(format!("{:032x}", rand::random::<u128>()))
+            .data(Blob::new(event(i).to_json()?))
+            .send()
+            .await?;
+    }
+    let baseline_time = started.elapsed();
+    let baseline_rate = rate(baseline_events, baseline_time);
+
+    // 4. CPU per event on the caller: encode + enqueue, acknowledgements not awaited. The
+    // linger keeps the batcher from competing for the CPU while the loop runs.
+    let quiet = Config::builder()
+        .cluster("bench")
+        .database(run.clone())
+        .with_linger(Duration::from_secs(60))
+        .with_max_buffered_records(events + 1)
+        .build()?;
+    let client4 = Client::with_broker(quiet, AnyBroker::Kinesis(broker.clone()));
+    let prepared: Vec<BenchEvent> = (0..events).map(event).collect();
+    // On this thread only (block_in_place), so its CPU clock measures the loop.
+    let (acks, enqueue_wall, enqueue_cpu) = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async {
+            let mut acks = Vec::with_capacity(events);
+            let cpu0 = thread_cpu();
+            let started = Instant::now();
+            for e in &prepared {
+                acks.push(client4.enqueue(e).await?);
+            }
+            let wall = started.elapsed();
+            Ok::<_, redtrack::Error>((acks, wall, thread_cpu().saturating_sub(cpu0)))
+        })
+    })?;
+    let mut buf = Vec::with_capacity(256);
+    let started = Instant::now();
+    for e in &prepared {
+        buf.clear();
+        e.encode_json(&mut buf)?;
+    }
+    let encode_only = started.elapsed();
+    client4.flush().await?;
+    for a in acks {
+        a.await?;
+    }
+
+    let per = |d: Duration| d.as_nanos() as f64 / events as f64;
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| Client::write, {tasks} tasks | {client_rate:.0} events/s ({events} in {client_time:.2?}) |"
+    );
+    println!(
+        "| floor: bare SDK, 500-record PutRecords, sequential | {floor_rate:.0} events/s ({events} in {floor_time:.2?}) |"
+    );
+    println!(
+        "| baseline: one PutRecord per event, sequential | {baseline_rate:.0} events/s ({baseline_events} in {baseline_time:.2?}) |"
+    );
+    println!("| client / floor | {:.2} |", client_rate / floor_rate);
+    println!("| client / baseline | {:.1} |", client_rate / baseline_rate);
+    println!(
+        "| PutRecords calls by the client | {} ({} records, {} retried) |",
+        stats.calls, stats.records_sent, stats.records_retried
+    );
+    println!(
+        "| mean records per PutRecords call | {:.1} |",
+        stats.records_per_call()
+    );
+    println!(
+        "| encode + enqueue per event, caller's thread | {:.0} ns CPU ({:.0} ns wall) |",
+        per(enqueue_cpu),
+        per(enqueue_wall)
+    );
+    println!("| of which encode alone | {:.0} ns |", per(encode_only));
+
+    for s in &streams {
+        broker.delete_stream(s).await?;
+    }
+    Ok(())
+}
+
+/// CPU time of the calling thread, in nanoseconds from Linux's `/proc/thread-self/schedstat`
+/// (`stat`'s clock ticks are too coarse).
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}

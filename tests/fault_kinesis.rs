@@ -1,0 +1,378 @@
+//! Failures Kinesis produces and no emulator does: a fault injector, an HTTP proxy on loopback
+//! between the real SDK and the emulator, fails and throttles a share of the records of
+//! PutRecords calls (the records it fails never reach the emulator, as in Kinesis) and throttles
+//! some whole calls. Every event acknowledged to its writer must be in the stream, exactly once;
+//! every event that was not must have reached its writer as an error with the Kinesis code.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use redtrack::broker::{Broker, ShardReader, StartingPosition};
+use redtrack::{Client, Error, RedTrackEvent};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(RedTrackEvent)]
+#[redtrack(table = "fault_events")]
+pub struct FaultEvent {
+    pub id: i32,
+}
+
+/// Events whose id is `ALWAYS_DENIED (mod 50)` fail with a non-retryable code on every attempt.
+const ALWAYS_DENIED: i64 = 7;
+/// Events whose id is `ALWAYS_THROTTLED (mod 50)` are throttled on every attempt.
+const ALWAYS_THROTTLED: i64 = 13;
+/// Every other record is throttled with this probability (percent) on each attempt.
+const THROTTLE_PERCENT: u64 = 30;
+/// This share (percent) of whole PutRecords calls is refused with a throttling error.
+const CALL_THROTTLE_PERCENT: u64 = 10;
+
+#[derive(Default)]
+struct Counts {
+    calls: AtomicU64,
+    calls_throttled: AtomicU64,
+    records_failed: AtomicU64,
+}
+
+/// Writes one HTTP/1.1 message in one write (two small writes would meet Nagle's algorithm).
+async fn send(to: &mut TcpStream, head: &str, body: &[u8]) -> std::io::Result<()> {
+    let mut msg = with_length(head, body.len());
+    msg.extend_from_slice(body);
+    to.write_all(&msg).await
+}
+
+/// One HTTP/1.1 message: the head (start line and headers, without the blank line) and body.
+async fn read_message(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    let mut body = Vec::new();
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).await?;
+            let n = usize::from_str_radix(size.trim(), 16).map_err(std::io::Error::other)?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = header("content-length") {
+        let n: usize = n.parse().map_err(std::io::Error::other)?;
+        body.resize(n, 0);
+        r.read_exact(&mut body).await?;
+    }
+    Ok(Some((head, body)))
+}
+
+/// The head with its body headers replaced by a Content-Length for `len` bytes.
+fn with_length(head: &str, len: usize) -> Vec<u8> {
+    let mut out = String::new();
+    for l in head.lines() {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if name == "content-length" || name == "transfer-encoding" {
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("content-length: {len}\r\n\r\n"));
+    out.into_bytes()
+}
+
+fn id_of(record: &Value) -> Option<i64> {
+    let data = base64_decode(record["Data"].as_str()?)?;
+    serde_json::from_slice::<Value>(&data).ok()?["id"].as_i64()
+}
+
+/// Base64 decoding without another dependency.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        acc = acc << 6 | T.iter().position(|&t| t == c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+async fn proxy_connection(
+    client: TcpStream,
+    upstream: String,
+    counts: Arc<Counts>,
+) -> std::io::Result<()> {
+    client.set_nodelay(true)?;
+    let up = TcpStream::connect(&upstream).await?;
+    up.set_nodelay(true)?;
+    let mut client = BufReader::new(client);
+    let mut up = BufReader::new(up);
+    while let Some((head, body)) = read_message(&mut client).await? {
+        let put_records = head
+            .to_ascii_lowercase()
+            .contains("x-amz-target: kinesis_20131202.putrecords\r");
+        if !put_records {
+            send(up.get_mut(), &head, body.as_ref()).await?;
+            let (rhead, rbody) = read_message(&mut up)
+                .await?
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            send(client.get_mut(), &rhead, rbody.as_ref()).await?;
+            continue;
+        }
+        counts.calls.fetch_add(1, Ordering::Relaxed);
+        if rand::random_range(0..100) < CALL_THROTTLE_PERCENT {
+            counts.calls_throttled.fetch_add(1, Ordering::Relaxed);
+            let b = json!({"__type": "ProvisionedThroughputExceededException",
+                           "message": "Rate exceeded for stream (injected)"})
+            .to_string();
+            let h = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-requestid: injected";
+            send(client.get_mut(), h, b.as_ref()).await?;
+            continue;
+        }
+        let mut req: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+        let records = req["Records"].as_array().cloned().unwrap_or_default();
+        // Decide each record's fate; the failed ones never reach the emulator.
+        let fate: Vec<Option<(&str, &str)>> = records
+            .iter()
+            .map(|r| match id_of(r).map(|id| id % 50) {
+                Some(ALWAYS_DENIED) => {
+                    Some(("KMSAccessDeniedException", "access denied (injected)"))
+                }
+                Some(ALWAYS_THROTTLED) => Some((
+                    "ProvisionedThroughputExceededException",
+                    "Rate exceeded for shard (injected)",
+                )),
+                _ if rand::random_range(0..100) < THROTTLE_PERCENT => Some((
+                    "ProvisionedThroughputExceededException",
+                    "Rate exceeded for shard (injected)",
+                )),
+                _ => None,
+            })
+            .collect();
+        let kept: Vec<Value> = records
+            .iter()
+            .zip(&fate)
+            .filter(|(_, f)| f.is_none())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut results: Vec<Value> = Vec::new();
+        let mut failed = 0;
+        let mut rhead_kept = None;
+        if !kept.is_empty() {
+            req["Records"] = Value::Array(kept);
+            let b = serde_json::to_vec(&req).map_err(std::io::Error::other)?;
+            send(up.get_mut(), &head, b.as_ref()).await?;
+            let (rhead, rbody) = read_message(&mut up)
+                .await?
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            if !rhead.starts_with("HTTP/1.1 200") {
+                send(client.get_mut(), &rhead, rbody.as_ref()).await?;
+                continue;
+            }
+            let resp: Value = serde_json::from_slice(&rbody).map_err(std::io::Error::other)?;
+            results = resp["Records"].as_array().cloned().unwrap_or_default();
+            failed += resp["FailedRecordCount"].as_u64().unwrap_or(0);
+            rhead_kept = Some(rhead);
+        }
+        let mut upstream_results = results.into_iter();
+        let merged: Vec<Value> = fate
+            .iter()
+            .map(|f| match f {
+                Some((code, msg)) => {
+                    failed += 1;
+                    counts.records_failed.fetch_add(1, Ordering::Relaxed);
+                    json!({"ErrorCode": code, "ErrorMessage": msg})
+                }
+                None => upstream_results.next().unwrap_or(Value::Null),
+            })
+            .collect();
+        let b = json!({"FailedRecordCount": failed, "Records": merged}).to_string();
+        let h = rhead_kept.unwrap_or_else(|| {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-requestid: injected".into()
+        });
+        send(client.get_mut(), &h, b.as_ref()).await?;
+    }
+    Ok(())
+}
+
+/// Starts the fault injector in front of `upstream` (`host:port`); returns its `http://` URL.
+async fn start_proxy(upstream: String, counts: Arc<Counts>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let (up, counts) = (upstream.clone(), counts.clone());
+            tokio::spawn(async move {
+                let _ = proxy_connection(conn, up, counts).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_are_stored_and_failed_ones_reported() {
+    let env = common::TestEnv::new().await;
+    let endpoint = env.var("AWS_ENDPOINT_URL_KINESIS").unwrap();
+    let upstream = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let counts = Arc::new(Counts::default());
+    let proxy = start_proxy(upstream, counts.clone()).await;
+
+    // Built without the environment's service config, so that AWS_ENDPOINT_URL_KINESIS does not
+    // override the endpoint: the SDK talks to the injector.
+    let creds = aws_sdk_kinesis::config::Credentials::new(
+        env.var("AWS_ACCESS_KEY_ID").unwrap(),
+        env.var("AWS_SECRET_ACCESS_KEY").unwrap(),
+        None,
+        None,
+        "fault-test",
+    );
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(env.var("AWS_REGION").unwrap()))
+        .credentials_provider(aws_sdk_kinesis::config::SharedCredentialsProvider::new(
+            creds,
+        ))
+        .endpoint_url(&proxy)
+        .build();
+    let config = redtrack::Config::builder()
+        .cluster(env.config().cluster())
+        .database(env.config().database())
+        .with_sdk_config(sdk)
+        .with_max_attempts(6)
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    client.create_stream::<FaultEvent>(2).await.unwrap();
+
+    const TOTAL: i32 = 2_000;
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for id in (t..TOTAL).step_by(16) {
+                outcomes.push((id, client.write(&FaultEvent { id }).await));
+            }
+            outcomes
+        }));
+    }
+    let mut acked = BTreeSet::new();
+    let mut failed: BTreeMap<i32, Error> = BTreeMap::new();
+    for t in tasks {
+        for (id, outcome) in t.await.unwrap() {
+            match outcome {
+                Ok(()) => {
+                    acked.insert(id);
+                }
+                Err(e) => {
+                    failed.insert(id, e);
+                }
+            }
+        }
+    }
+    client.close().await.unwrap();
+    assert!(counts.calls_throttled.load(Ordering::Relaxed) > 0);
+    let stats = client.stats();
+    assert!(stats.records_retried > 300, "{stats:?}");
+    assert_eq!(stats.events_acked as usize, acked.len());
+    assert_eq!(stats.events_failed as usize, failed.len());
+    assert!(counts.records_failed.load(Ordering::Relaxed) > 300);
+
+    // Exactly the callers whose records failed got errors, with the Kinesis code.
+    for id in 0..TOTAL {
+        match i64::from(id) % 50 {
+            ALWAYS_DENIED => match &failed[&id] {
+                Error::Broker {
+                    code, retryable, ..
+                } => {
+                    assert_eq!(code, "KMSAccessDeniedException");
+                    assert!(!retryable);
+                }
+                other => panic!("{other:?}"),
+            },
+            ALWAYS_THROTTLED => match &failed[&id] {
+                Error::Broker {
+                    code,
+                    retryable,
+                    message,
+                    ..
+                } => {
+                    assert_eq!(code, "ProvisionedThroughputExceededException");
+                    assert!(retryable, "retries exhausted: the caller may try again");
+                    assert!(message.contains("after 6 attempts"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            },
+            _ => {}
+        }
+    }
+    let must_fail = (0..TOTAL)
+        .filter(|id| [ALWAYS_DENIED, ALWAYS_THROTTLED].contains(&(i64::from(*id) % 50)))
+        .count();
+    // A record throttled on all 6 attempts by chance (0.3^6) fails too, rarely.
+    assert!(
+        failed.len() >= must_fail && failed.len() <= must_fail + 10,
+        "{}",
+        failed.len()
+    );
+    assert_eq!(acked.len() + failed.len(), TOTAL as usize);
+
+    // Read the stream directly from the emulator: exactly the acknowledged events, once each.
+    let direct = redtrack::broker::KinesisBroker::from_client(env.kinesis().await);
+    let stream = client.stream_name::<FaultEvent>();
+    let mut stored = Vec::new();
+    for shard in direct.list_shards(&stream).await.unwrap() {
+        let mut r = direct
+            .read_shard(&stream, &shard.shard_id, StartingPosition::TrimHorizon)
+            .await
+            .unwrap();
+        loop {
+            let batch = r.next_batch(10_000).await.unwrap();
+            if batch.records.is_empty() {
+                break;
+            }
+            for rec in batch.records {
+                let v: Value = serde_json::from_slice(&rec.data).unwrap();
+                stored.push(v["id"].as_i64().unwrap() as i32);
+            }
+        }
+    }
+    let stored_set: BTreeSet<i32> = stored.iter().copied().collect();
+    assert_eq!(stored.len(), stored_set.len(), "no event stored twice");
+    assert_eq!(stored_set, acked);
+}
