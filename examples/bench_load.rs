@@ -1,0 +1,207 @@
+//! The loader's benchmark (issue 5, item 8). Each step is its own command so that peak memory
+//! is the loader's alone; every command reads the usual `REDTRACK_*` / `AWS_*` variables.
+//!
+//! ```text
+//! eval "$(scripts/services env)"
+//! export REDTRACK_DATABASE=bench$RANDOM
+//! cargo build --release --example bench_load
+//! B=target/release/examples/bench_load
+//! $B write 1000000 4          # events of test_events into the Kinesis emulator, 4 shards
+//! $B drain-floor              # bare GetRecords loop over the same shards (the floor of (a))
+//! $B load                     # the whole pipeline: Kinesis -> S3 stage -> PostgreSQL (a)
+//! REDTRACK_BROKER=file:/tmp/bb REDTRACK_STAGE=file:/tmp/bs $B write 1000000 4
+//! REDTRACK_BROKER=file:/tmp/bb REDTRACK_STAGE=file:/tmp/bs $B load      # (b) and (c)
+//! $B copy-floor 1000000       # COPY FROM STDIN of the same rows straight into PostgreSQL
+//! ```
+//!
+//! `load` truncates `test_events` first, loads until the stream is drained, and prints the
+//! rate and the process's peak RSS (VmHWM).
+mod seed;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::SinkExt;
+use redtrack::broker::{AnyBroker, Broker, ShardReader, StartingPosition};
+use redtrack::{Client, Config, Loader, RedTrackEvent};
+use seed::TestEvent;
+
+fn event(i: u64) -> TestEvent {
+    TestEvent {
+        client_ip: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+        timestamp: 1_700_000_000 + (i % 1_000_000) as i32,
+        message: Some(format!("benchmark event number {i}")),
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = Config::from_env()?;
+    let stream = config.stream_name(TestEvent::TABLE_NAME);
+    match args.first().map(String::as_str) {
+        Some("write") => {
+            let n: u64 = args.get(1).map_or(Ok(1_000_000), |s| s.parse())?;
+            let shards: u32 = args.get(2).map_or(Ok(4), |s| s.parse())?;
+            let client = Client::new(config).await?;
+            client.create_stream::<TestEvent>(shards).await?;
+            let start = Instant::now();
+            for i in 0..n {
+                drop(client.enqueue(&event(i)).await?);
+            }
+            client.flush().await?;
+            let d = start.elapsed();
+            println!(
+                "write: {n} events in {:.1} s = {:.0} events/s",
+                d.as_secs_f64(),
+                rate(n, d)
+            );
+        }
+        Some("drain-floor") => {
+            let broker = AnyBroker::from_config(&config).await?;
+            let AnyBroker::Kinesis(kinesis) = &broker else {
+                return Err("drain-floor needs REDTRACK_BROKER=kinesis".into());
+            };
+            let sdk = kinesis.sdk_client().clone();
+            let shards = broker.list_shards(&stream).await?;
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for shard in shards {
+                let sdk = sdk.clone();
+                let stream = stream.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut it = sdk
+                        .get_shard_iterator()
+                        .stream_name(&stream)
+                        .shard_id(&shard.shard_id)
+                        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                        .send()
+                        .await?
+                        .shard_iterator;
+                    let mut n = 0u64;
+                    while let Some(i) = it {
+                        let out = sdk
+                            .get_records()
+                            .shard_iterator(i)
+                            .limit(10_000)
+                            .send()
+                            .await?;
+                        n += out.records.len() as u64;
+                        if out.records.is_empty() && out.millis_behind_latest.unwrap_or(0) == 0 {
+                            break;
+                        }
+                        it = out.next_shard_iterator;
+                    }
+                    Ok::<u64, Box<dyn std::error::Error + Send + Sync>>(n)
+                }));
+            }
+            let mut n = 0;
+            for t in tasks {
+                n += t.await?.map_err(|e| e.to_string())?;
+            }
+            let d = start.elapsed();
+            println!(
+                "drain-floor: {n} records in {:.1} s = {:.0} records/s",
+                d.as_secs_f64(),
+                rate(n, d)
+            );
+        }
+        Some("load") => {
+            let config = config
+                .into_builder()
+                .with_max_load_records(2_000_000)
+                .with_max_load_bytes(4 << 30)
+                .build()?;
+            let loader = Loader::new(config).await?;
+            loader.setup::<TestEvent>().await?;
+            let url = std::env::var("REDTRACK_WAREHOUSE_URL")?;
+            let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            pg.batch_execute("TRUNCATE test_events").await?;
+            let start = Instant::now();
+            let mut n = 0;
+            loop {
+                let r = loader.load::<TestEvent>().await?;
+                n += r.records;
+                eprintln!(
+                    "  load: {} records in {:.1} s",
+                    r.records,
+                    r.elapsed.as_secs_f64()
+                );
+                if r.records == 0 && !r.more {
+                    break;
+                }
+            }
+            let d = start.elapsed();
+            println!(
+                "load: {n} events in {:.1} s = {:.0} events/s; peak RSS {} MiB",
+                d.as_secs_f64(),
+                rate(n, d),
+                peak_rss_kib() / 1024
+            );
+        }
+        Some("copy-floor") => {
+            let n: u64 = args.get(1).map_or(Ok(1_000_000), |s| s.parse())?;
+            let url = std::env::var("REDTRACK_WAREHOUSE_URL")?;
+            let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            pg.batch_execute(&TestEvent::schema().create_table_sql(redtrack::Dialect::Postgres))
+                .await?;
+            pg.batch_execute("TRUNCATE test_events").await?;
+            // The rows, made before the clock starts: only COPY is timed.
+            let mut chunks = Vec::new();
+            let mut buf = Vec::with_capacity(1 << 20);
+            for i in 0..n {
+                let e = event(i);
+                use std::io::Write;
+                writeln!(
+                    buf,
+                    "{}\t{}\t{}",
+                    e.client_ip,
+                    e.timestamp,
+                    e.message.as_deref().unwrap_or("\\N")
+                )?;
+                if buf.len() >= 1 << 20 {
+                    chunks.push(Bytes::from(std::mem::take(&mut buf)));
+                }
+            }
+            chunks.push(Bytes::from(buf));
+            let start = Instant::now();
+            let sink = pg
+                .copy_in::<_, Bytes>("COPY test_events (client_ip, timestamp, message) FROM STDIN")
+                .await?;
+            futures::pin_mut!(sink);
+            for c in chunks {
+                sink.send(c).await?;
+            }
+            let rows = sink.finish().await?;
+            let d = start.elapsed();
+            println!(
+                "copy-floor: {rows} rows in {:.2} s = {:.0} rows/s",
+                d.as_secs_f64(),
+                rate(rows, d)
+            );
+        }
+        _ => {
+            eprintln!("usage: bench_load write [N] [SHARDS] | drain-floor | load | copy-floor [N]");
+            std::process::exit(2);
+        }
+    }
+    Ok(())
+}
