@@ -84,7 +84,7 @@ fn all_types() -> (TestAllTypes, SerdeTestAllTypes) {
         test_bigint: Some(9_007_199_254_740_993),
         test_decimal: Decimal::from_str("123456.78").ok(),
         test_real: Some(3.25),
-        test_double: Some(2.718281828459045),
+        test_double: Some(1234.5678901234567),
         test_bool: Some(true),
         test_char: Some("US".into()),
         test_varchar: "checkout-button".into(),

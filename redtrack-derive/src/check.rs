@@ -1,5 +1,5 @@
 //! Validates the parsed struct against Redshift's rules and builds the table model that
-//! [`crate::expand`] generates code from. Every problem is recorded in the [`Ctxt`], spanned at
+//! `expand` generates code from. Every problem is recorded in the [`Ctxt`], spanned at
 //! the offending tokens; the model is only used when there were none.
 
 use crate::ast;

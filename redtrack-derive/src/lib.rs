@@ -1,8 +1,8 @@
 //! The `#[derive(RedTrackEvent)]` macro. Use it through the `redtrack` crate.
 //!
-//! Three stages, each its own module, as in serde_derive: [`ast`] parses the struct and its
-//! `#[redtrack(...)]` attributes, [`check`] validates them against Redshift's rules (collecting
-//! every error, each spanned at the offending tokens) and builds the table model, and [`expand`]
+//! Three stages, each its own module, as in serde_derive: `ast` parses the struct and its
+//! `#[redtrack(...)]` attributes, `check` validates them against Redshift's rules (collecting
+//! every error, each spanned at the offending tokens) and builds the table model, and `expand`
 //! generates the trait impl, inherent items of the same names, the schema and the encoder. When
 //! validation fails, a stub impl is still emitted so users see the real errors, not a cascade.
 #![forbid(unsafe_code)]
