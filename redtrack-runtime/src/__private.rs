@@ -6,7 +6,7 @@ pub use crate::encode::value::{
     PartitionKeyValue, RealValue, SmallIntValue, SuperValue, TextValue, TimeValue,
     TimestampTzValue, TimestampValue,
 };
-pub use crate::encode::{
+pub use crate::encode::write::{
     encode_atomic, write_bool, write_char, write_date, write_decimal, write_double, write_int,
     write_null, write_real, write_super, write_time, write_timestamp, write_timestamptz,
     write_varchar,

@@ -40,10 +40,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub mod value;
-mod write;
+pub(crate) mod write;
 
-#[doc(hidden)]
-pub use write::*;
+pub use write::{truncate_to_bytes, MAX_YEAR, MIN_YEAR};
 
 /// How many text values have been truncated to their column's byte length in this process.
 ///

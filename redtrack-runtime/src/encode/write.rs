@@ -137,7 +137,14 @@ fn decimal_error(
     )
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary: how VARCHAR and
+/// CHAR values are truncated.
+///
+/// ```
+/// use redtrack_runtime::encode::truncate_to_bytes;
+/// assert_eq!(truncate_to_bytes("h\u{e9}llo", 2), "h");
+/// assert_eq!(truncate_to_bytes("h\u{e9}llo", 3), "h\u{e9}");
+/// ```
 #[inline]
 pub fn truncate_to_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -265,7 +272,7 @@ static ESCAPE: [u8; 256] = [
 
 /// Writes `value` as a JSON string (quoted, escaped); a NUL character is an error.
 #[inline]
-pub fn write_str(
+pub(crate) fn write_str(
     buf: &mut Vec<u8>,
     value: &str,
     table: &'static str,
@@ -528,14 +535,6 @@ pub fn write_super(
         }
     }
     Ok(())
-}
-
-/// Escapes `s` as the inside of a JSON string (no quotes), for keys known at compile time.
-pub fn escape_json_key(s: &str) -> String {
-    let mut buf = Vec::with_capacity(s.len() + 2);
-    // Keys come from validated identifiers; a NUL cannot occur, and would only be dropped here.
-    let _ = write_str(&mut buf, s, "", "");
-    String::from_utf8_lossy(&buf[1..buf.len().saturating_sub(1)]).into_owned()
 }
 
 #[cfg(test)]
