@@ -3,15 +3,19 @@
 //!
 //! ```no_run
 //! # use redtrack_runtime as redtrack;
-//! # fn register<E: redtrack::RedTrackEvent + 'static>() {
+//! # struct PageView;
+//! # impl redtrack::RedTrackEvent for PageView {
+//! #     const TABLE_NAME: &'static str = "page_views";
+//! #     fn schema() -> &'static redtrack::TableSchema { unimplemented!() }
+//! #     fn encode_json(&self, _: &mut Vec<u8>) -> Result<(), redtrack::EncodeError> { Ok(()) }
+//! # }
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
 //!     redtrack::cli::Cli::new("myapp-redtrack")
-//!         .register::<E>() // one line per event struct
+//!         .register::<PageView>() // one line per #[derive(RedTrackEvent)] struct
 //!         .run()
 //!         .await
 //! }
-//! # }
 //! ```
 //!
 //! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `split-shards`, `migrate` (see
