@@ -7,11 +7,12 @@
 //!
 //! ```text
 //! eval "$(scripts/services up)"
-//! cargo run --release --example bench_write -- [events, default 20000]
+//! cargo run --release --example bench_write -- [events per phase, default 20000] [rounds, default 5]
 //! ```
 //!
 //! The emulator and this process share the machine, so the figures are for comparison within
-//! one run, not absolute.
+//! one run, not absolute; the client and the floor alternate round by round, so a passing load
+//! weighs on both, and the medians are reported.
 
 use std::time::{Duration, Instant};
 
@@ -47,11 +48,21 @@ fn rate(n: usize, d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let events: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(20_000);
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5);
     let tasks = 64;
     let shards = 4;
     let run = format!("bench{}", std::process::id());
@@ -71,30 +82,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for s in &streams {
         redtrack::broker::Broker::create_stream(&broker, s, shards).await?;
     }
-    println!("events per phase: {events}; writer tasks: {tasks}; shards: {shards}");
+    println!(
+        "events per phase: {events}; rounds: {rounds}; writer tasks: {tasks}; shards: {shards}"
+    );
 
-    // 1. Client::write from 64 tasks.
-    let client = Client::with_broker(base.clone(), AnyBroker::Kinesis(broker.clone()));
-    let started = Instant::now();
-    let mut handles = Vec::new();
-    for t in 0..tasks {
-        let client = client.clone();
-        handles.push(tokio::spawn(async move {
-            for i in (t..events).step_by(tasks) {
-                client.write(&event(i)).await?;
-            }
-            Ok::<_, redtrack::Error>(())
-        }));
-    }
-    for h in handles {
-        h.await??;
-    }
-    client.flush().await?;
-    let client_time = started.elapsed();
-    let stats = client.stats();
-    let client_rate = rate(events, client_time);
-
-    // 2. The floor: pre-encoded 500-record PutRecords calls, one after another.
+    // 1 and 2 alternate, `rounds` times, so that a load on the shared machine weighs on both.
+    let linger_ms: u64 = std::env::var("BENCH_LINGER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let writer = Config::builder()
+        .cluster("bench")
+        .database(run.clone())
+        .with_linger(Duration::from_millis(linger_ms))
+        .build()?;
+    let client = Client::with_broker(writer, AnyBroker::Kinesis(broker.clone()));
     let entries: Vec<PutRecordsRequestEntry> = (0..events)
         .map(|i| {
             PutRecordsRequestEntry::builder()
@@ -103,18 +105,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .build()
         })
         .collect::<Result<_, _>>()?;
-    let started = Instant::now();
-    for chunk in entries.chunks(500) {
-        let out = kinesis
-            .put_records()
-            .stream_name(&streams[1])
-            .set_records(Some(chunk.to_vec()))
-            .send()
-            .await?;
-        assert_eq!(out.failed_record_count(), Some(0));
+    let mut client_rates = Vec::new();
+    let mut floor_rates = Vec::new();
+    for _ in 0..rounds {
+        // 1. Client::write from 64 tasks.
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let client = client.clone();
+            handles.push(tokio::spawn(async move {
+                for i in (t..events).step_by(tasks) {
+                    client.write(&event(i)).await?;
+                }
+                Ok::<_, redtrack::Error>(())
+            }));
+        }
+        for h in handles {
+            h.await??;
+        }
+        client.flush().await?;
+        client_rates.push(rate(events, started.elapsed()));
+
+        // 2. The floor: pre-encoded 500-record PutRecords calls, one after another.
+        let started = Instant::now();
+        for chunk in entries.chunks(500) {
+            let out = kinesis
+                .put_records()
+                .stream_name(&streams[1])
+                .set_records(Some(chunk.to_vec()))
+                .send()
+                .await?;
+            assert_eq!(out.failed_record_count(), Some(0));
+        }
+        floor_rates.push(rate(events, started.elapsed()));
     }
-    let floor_time = started.elapsed();
-    let floor_rate = rate(events, floor_time);
+    let stats = client.stats();
+    let ratios: Vec<f64> = client_rates
+        .iter()
+        .zip(&floor_rates)
+        .map(|(c, f)| c / f)
+        .collect();
+    let client_rate = median(&client_rates);
+    let floor_rate = median(&floor_rates);
 
     // 3. The baseline: one PutRecord per event (fewer events: it is slow).
     let baseline_events = (events / 4).max(1);
@@ -170,16 +202,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     println!("| measure | value |");
     println!("|---|---|");
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "| Client::write, {tasks} tasks | {client_rate:.0} events/s ({events} in {client_time:.2?}) |"
+        "| Client::write, {tasks} tasks (median of {rounds}) | {client_rate:.0} events/s (rounds: {}) |",
+        list(&client_rates)
     );
     println!(
-        "| floor: bare SDK, 500-record PutRecords, sequential | {floor_rate:.0} events/s ({events} in {floor_time:.2?}) |"
+        "| floor: bare SDK, 500-record PutRecords, sequential (median) | {floor_rate:.0} events/s (rounds: {}) |",
+        list(&floor_rates)
     );
     println!(
         "| baseline: one PutRecord per event, sequential | {baseline_rate:.0} events/s ({baseline_events} in {baseline_time:.2?}) |"
     );
-    println!("| client / floor | {:.2} |", client_rate / floor_rate);
+    println!(
+        "| client / floor, per round | median {:.2} (rounds: {}) |",
+        median(&ratios),
+        ratios
+            .iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("| client / baseline | {:.1} |", client_rate / baseline_rate);
     println!(
         "| PutRecords calls by the client | {} ({} records, {} retried) |",
@@ -200,6 +248,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         broker.delete_stream(s).await?;
     }
     Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// CPU time of the calling thread, in nanoseconds from Linux's `/proc/thread-self/schedstat`

@@ -190,7 +190,8 @@ async fn bad_events_fail_at_the_call_site_and_try_write_fails_when_full() {
     };
     assert!(matches!(client.write(&nan).await, Err(Error::Encode(_))));
 
-    // Three records wait out the long linger; the fourth finds the buffer full.
+    // On this single-threaded runtime the batcher cannot run before this task yields, and
+    // nothing below yields until try_write: three records fill the buffer, the fourth is refused.
     let mut acks = Vec::new();
     for i in 0..3 {
         let e = WriteEvent {

@@ -38,6 +38,10 @@ const EMPTY_SKIPS: u32 = 5;
 #[derive(Debug, Clone)]
 pub struct KinesisBroker {
     client: aws_sdk_kinesis::Client,
+    /// The same client with the SDK's retries off, for PutRecords: the batcher decides about
+    /// retries (only the failed records, with its own backoff), and the SDK's retries of whole
+    /// calls would stack their delays on top of ours.
+    put_client: aws_sdk_kinesis::Client,
 }
 
 impl KinesisBroker {
@@ -51,7 +55,14 @@ impl KinesisBroker {
 
     /// A broker over an SDK client you built.
     pub fn from_client(client: aws_sdk_kinesis::Client) -> KinesisBroker {
-        KinesisBroker { client }
+        let put_client = aws_sdk_kinesis::Client::from_conf(
+            client
+                .config()
+                .to_builder()
+                .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+                .build(),
+        );
+        KinesisBroker { client, put_client }
     }
 
     /// The SDK client, for calls the [`Broker`] trait does not cover.
@@ -241,18 +252,11 @@ impl Broker for KinesisBroker {
                     .map_err(|e| Error::Config(format!("PutRecords entry: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        // The batcher decides about retries (only the failed records, with its own backoff):
-        // the SDK's retries of whole calls would stack their delays on top of ours.
         let out = self
-            .client
+            .put_client
             .put_records()
             .stream_name(stream)
             .set_records(Some(entries))
-            .customize()
-            .config_override(
-                aws_sdk_kinesis::config::Builder::default()
-                    .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled()),
-            )
             .send()
             .await
             .map_err(|e| sdk_error("PutRecords", stream, e))?;

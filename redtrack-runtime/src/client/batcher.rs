@@ -2,7 +2,11 @@
 //! calls, sends them, retries the records that failed, and answers each writer.
 //!
 //! A record waits in its stream's queue until the queue holds a full call (500 records or
-//! 10 MiB), or until it has lingered for the configured time, or a flush asks for it. At most
+//! 10 MiB), or it has lingered for the configured time, or a flush asks for it, or the stream
+//! is idle (no call under way) and as many records wait as the stream's last calls answered.
+//! The last rule makes the batcher self-clocking: an idle client with one writer adds no
+//! latency, and writers that write again once answered are gathered into one call instead of
+//! the first of them leaving alone. At most
 //! [`MAX_IN_FLIGHT_CALLS`] calls (each with its own retries) are under way at once; records
 //! beyond that wait in the queue, and the client's bounded buffer pushes back on writers.
 
@@ -108,6 +112,10 @@ pub(crate) async fn run(broker: AnyBroker, mut rx: mpsc::UnboundedReceiver<Comma
     let mut inflight = FuturesUnordered::new();
     // The smallest record number of each call under way, with multiplicity.
     let mut inflight_min: BTreeMap<u64, usize> = BTreeMap::new();
+    // Calls under way per stream.
+    let mut busy: HashMap<Arc<str>, usize> = HashMap::new();
+    // Events answered per stream since its last call went out: the writers likely to come back.
+    let mut answered: HashMap<Arc<str>, usize> = HashMap::new();
     let mut flushes: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
     let mut received: u64 = 0;
     let mut open = true;
@@ -118,10 +126,16 @@ pub(crate) async fn run(broker: AnyBroker, mut rx: mpsc::UnboundedReceiver<Comma
         for (stream, q) in queues.iter_mut() {
             while inflight.len() < MAX_IN_FLIGHT_CALLS
                 && !q.items.is_empty()
-                && (force || q.is_full(s.aggregate) || now >= q.since + s.linger)
+                && (force
+                    || q.is_full(s.aggregate)
+                    || now >= q.since + s.linger
+                    || (!busy.contains_key(stream)
+                        && q.items.len() >= answered.get(stream).copied().unwrap_or(0)))
             {
+                answered.remove(stream);
                 let (min, units) = q.take_call(s.aggregate, now);
                 *inflight_min.entry(min).or_default() += 1;
+                *busy.entry(stream.clone()).or_default() += 1;
                 inflight.push(send_call(
                     broker.clone(),
                     stream.clone(),
@@ -160,7 +174,14 @@ pub(crate) async fn run(broker: AnyBroker, mut rx: mpsc::UnboundedReceiver<Comma
         }
         let deadline = queues.values().map(|q| q.since + s.linger).min();
         tokio::select! {
-            Some(min) = inflight.next(), if !inflight.is_empty() => {
+            Some((min, stream, events)) = inflight.next(), if !inflight.is_empty() => {
+                *answered.entry(stream.clone()).or_default() += events;
+                if let Some(n) = busy.get_mut(&stream) {
+                    *n -= 1;
+                    if *n == 0 {
+                        busy.remove(&stream);
+                    }
+                }
                 if let Some(n) = inflight_min.get_mut(&min) {
                     *n -= 1;
                     if *n == 0 {
@@ -274,7 +295,7 @@ impl Queue {
 }
 
 /// Sends one call's records, retrying only the ones that failed, and answers every writer.
-/// Returns `tag` when done.
+/// Returns `tag`, the stream and how many events it answered when done.
 async fn send_call(
     broker: AnyBroker,
     stream: Arc<str>,
@@ -282,19 +303,27 @@ async fn send_call(
     max_attempts: u32,
     tag: u64,
     counters: Arc<Counters>,
-) -> u64 {
+) -> (u64, Arc<str>, usize) {
     let mut backoff = Backoff::new(max_attempts);
     let events = |units: &[Unit]| units.iter().map(|u| u.waiters.len() as u64).sum::<u64>();
-    counters
-        .events_sent
-        .fetch_add(events(&units), Ordering::Relaxed);
+    let total = events(&units);
+    counters.events_sent.fetch_add(total, Ordering::Relaxed);
+    let total = total as usize;
     loop {
         let records: Vec<PutRecord> = units.iter().map(|u| u.record.clone()).collect();
         counters.calls.fetch_add(1, Ordering::Relaxed);
         counters
             .records_sent
             .fetch_add(records.len() as u64, Ordering::Relaxed);
-        let failure = match broker.put_records(&stream, &records).await {
+        let started = Instant::now();
+        let result = broker.put_records(&stream, &records).await;
+        tracing::trace!(
+            stream = %stream,
+            records = records.len(),
+            elapsed = ?started.elapsed(),
+            "PutRecords"
+        );
+        let failure = match result {
             Ok(outcomes) => {
                 let mut retry = Vec::new();
                 let mut last = None;
@@ -321,7 +350,7 @@ async fn send_call(
                 }
                 units = retry;
                 match last {
-                    None => return tag,
+                    None => return (tag, stream, total),
                     Some((code, message)) => Failure::new(&stream, code, message, true),
                 }
             }
@@ -356,7 +385,7 @@ async fn send_call(
                 for unit in units {
                     unit.answer(|| Err(failure.error(attempts)));
                 }
-                return tag;
+                return (tag, stream, total);
             }
         }
     }
