@@ -2,7 +2,7 @@
 //! a split in the middle: every line whole, every event present once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,11 +24,11 @@ const PER_PROCESS: usize = 3_000;
 const CHILD_ENV: &str = "REDTRACK_TEST_FILE_WRITER";
 const DIR_ENV: &str = "REDTRACK_TEST_FILE_DIR";
 
-fn config(dir: &PathBuf) -> Config {
+fn config(dir: &Path) -> Config {
     Config::builder()
         .cluster("local")
         .database("files")
-        .broker(BrokerKind::File(dir.clone()))
+        .broker(BrokerKind::File(dir.to_path_buf()))
         .with_linger(Duration::from_millis(1))
         .build()
         .unwrap()
