@@ -99,6 +99,12 @@ pub struct LoadReport {
     pub more: bool,
     /// How long the load took.
     pub elapsed: Duration,
+    /// How long reading and staging took (they overlap: the stager writes while readers read).
+    pub read_elapsed: Duration,
+    /// How long uploading the staged files and the manifest took.
+    pub upload_elapsed: Duration,
+    /// How long the transaction (LOCK, checks, COPY, bookkeeping, COMMIT) took.
+    pub commit_elapsed: Duration,
 }
 
 /// What a continuous loader did until it stopped.
@@ -390,6 +396,7 @@ impl<B: Broker> Loader<B> {
             }
         };
         let mut report = LoadReport {
+            read_elapsed: started.elapsed(),
             more: budget.lock().map(|b| b.exhausted).unwrap_or(false),
             ..LoadReport::default()
         };
@@ -412,6 +419,7 @@ impl<B: Broker> Loader<B> {
 
         // Upload the files, then the manifest naming them (unless only closed shards' ends and
         // no events were found).
+        let upload_started = Instant::now();
         let (files, manifest_url) = if staged.lines > 0 {
             let upload = self.upload(&folder, &staged).await;
             cleanup();
@@ -427,6 +435,8 @@ impl<B: Broker> Loader<B> {
             (Vec::new(), None)
         };
 
+        report.upload_elapsed = upload_started.elapsed();
+        let commit_started = Instant::now();
         let outcome = checkpoint::commit_load(
             &mut client,
             &self.warehouse,
@@ -448,6 +458,7 @@ impl<B: Broker> Loader<B> {
             },
         )
         .await?;
+        report.commit_elapsed = commit_started.elapsed();
         report.records = outcome.loaded;
         report.rejected = outcome.rejected.len() as u64;
         report.rejects = outcome.rejected;

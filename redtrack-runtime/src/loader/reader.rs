@@ -166,11 +166,11 @@ pub(crate) async fn read_shard<B: Broker>(
             }
         } else {
             empty = 0;
-            // Caught up with the tip as it was: stop, so a load ends while writers go on.
-            let caught_up = match batch.millis_behind_latest {
-                Some(ms) => ms <= 0,
-                None => batch.records.len() < limit,
-            };
+            // Caught up with the tip as it was (a short batch, not behind): stop, so a load
+            // ends while writers go on. (Emulators report 0 ms behind even when they are not,
+            // so a full batch always reads on.)
+            let caught_up =
+                batch.records.len() < limit && batch.millis_behind_latest.unwrap_or(0) <= 0;
             let mut records = batch.records;
             let n = {
                 let mut b = budget.lock().unwrap_or_else(|p| p.into_inner());

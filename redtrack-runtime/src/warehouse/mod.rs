@@ -7,6 +7,7 @@
 //!
 //! OWNER: issue 5.
 
+mod json_row;
 pub mod postgres;
 pub mod redshift;
 

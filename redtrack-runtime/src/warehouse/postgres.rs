@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::SinkExt;
 use tokio::io::AsyncReadExt;
 
+use super::json_row::push_copy_row;
 use super::{
     db_error, quote_ident, truncate, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
@@ -140,25 +141,44 @@ fn fmt_num(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     &buf[i..]
 }
 
+/// How staged lines go into COPY.
+#[derive(Clone, Copy)]
+enum RowFormat<'a> {
+    /// Straight into the table: each line's keys matched to these columns.
+    Direct(&'a [crate::schema::Column]),
+    /// Into the temporary table of raw lines.
+    Raw,
+}
+
+/// How streaming the files into COPY ended.
+enum Streamed {
+    /// Every line was copied: how many.
+    Done(u64),
+    /// PostgreSQL (or the row encoder) refused a row: why.
+    Refused(String),
+}
+
 impl PostgresWarehouse {
-    /// Streams every staged file of `req` into the temporary table; returns the lines sent.
+    /// Streams every staged file of `req` into `copy`, each line as `format` says.
     async fn stream_files(
         &self,
         txn: &tokio_postgres::Transaction<'_>,
         req: &CopyRequest,
         stage: &AnyStage,
-    ) -> Result<u64> {
-        let copy = format!(
-            "COPY {STAGED} (file_no, line_no, doc) FROM STDIN WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
-        );
-        let sink = txn
-            .copy_in::<_, Bytes>(&copy)
-            .await
-            .map_err(|e| db_error("starting COPY FROM STDIN", e))?;
+        copy: &str,
+        format: RowFormat<'_>,
+    ) -> Result<Streamed> {
+        let refused = |what: &str, e: tokio_postgres::Error| match (format, e.as_db_error()) {
+            (RowFormat::Direct(_), Some(db)) => Ok(Streamed::Refused(db.message().to_owned())),
+            _ => Err(db_error(what, e)),
+        };
+        let sink = match txn.copy_in::<_, Bytes>(copy).await {
+            Ok(sink) => sink,
+            Err(e) => return refused("starting COPY FROM STDIN", e),
+        };
         futures::pin_mut!(sink);
         let mut out = BytesMut::with_capacity(COPY_CHUNK * 2);
         let mut sent_any = false;
-        let mut lines_total = 0u64;
         for (file_no, file) in req.files.iter().enumerate() {
             let mut reader = stage.open(&file.key).await?;
             let mut gz = flate2::write::MultiGzDecoder::new(Vec::with_capacity(COPY_CHUNK * 4));
@@ -184,6 +204,9 @@ impl PostgresWarehouse {
                 let plain = gz.get_mut();
                 carry.extend_from_slice(plain);
                 plain.clear();
+                if n == 0 && !carry.is_empty() && carry.last() != Some(&b'\n') {
+                    carry.push(b'\n');
+                }
                 let mut start = 0;
                 while let Some(pos) = memchr(&carry[start..]) {
                     let line = &carry[start..start + pos];
@@ -192,18 +215,24 @@ impl PostgresWarehouse {
                         continue;
                     }
                     line_no += 1;
-                    push_row(&mut out, file_no, line_no, line);
+                    match format {
+                        RowFormat::Raw => push_row(&mut out, file_no, line_no, line),
+                        RowFormat::Direct(columns) => {
+                            if !push_copy_row(&mut out, columns, line) {
+                                // Dropping the sink aborts the COPY.
+                                return Ok(Streamed::Refused(format!(
+                                    "line {line_no} of {} is not a JSON object",
+                                    file.url
+                                )));
+                            }
+                        }
+                    }
                 }
                 carry.drain(..start);
-                if n == 0 && !carry.is_empty() {
-                    line_no += 1;
-                    let line = std::mem::take(&mut carry);
-                    push_row(&mut out, file_no, line_no, &line);
-                }
                 if out.len() >= COPY_CHUNK || (n == 0 && !out.is_empty()) {
-                    sink.send(out.split().freeze())
-                        .await
-                        .map_err(|e| db_error("COPY FROM STDIN", e))?;
+                    if let Err(e) = sink.send(out.split().freeze()).await {
+                        return refused("COPY FROM STDIN", e);
+                    }
                     if !sent_any {
                         sent_any = true;
                         pause_at(Phase::Copy).await;
@@ -213,17 +242,14 @@ impl PostgresWarehouse {
                     break;
                 }
             }
-            lines_total += line_no;
         }
         if !sent_any {
             pause_at(Phase::Copy).await;
         }
-        let rows = sink
-            .finish()
-            .await
-            .map_err(|e| db_error("COPY FROM STDIN", e))?;
-        debug_assert_eq!(rows, lines_total);
-        Ok(rows)
+        match sink.finish().await {
+            Ok(rows) => Ok(Streamed::Done(rows)),
+            Err(e) => refused("COPY FROM STDIN", e),
+        }
     }
 }
 
@@ -251,12 +277,62 @@ impl Warehouse for PostgresWarehouse {
         stage: &'a AnyStage,
     ) -> Result<CopyOutcome> {
         let table = req.table;
+
+        // The fast path: the staged lines straight into the table.
+        txn.batch_execute("SAVEPOINT redtrack_direct")
+            .await
+            .map_err(|e| db_error("SAVEPOINT", e))?;
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c.name)).collect();
+        let direct = format!(
+            "COPY {} ({}) FROM STDIN",
+            quote_ident(table.name),
+            cols.join(", ")
+        );
+        match self
+            .stream_files(txn, req, stage, &direct, RowFormat::Direct(table.columns))
+            .await?
+        {
+            Streamed::Done(rows) => {
+                txn.batch_execute("RELEASE SAVEPOINT redtrack_direct")
+                    .await
+                    .map_err(|e| db_error("RELEASE SAVEPOINT", e))?;
+                return Ok(CopyOutcome {
+                    loaded: rows,
+                    rejected: Vec::new(),
+                });
+            }
+            Streamed::Refused(why) => {
+                tracing::info!(
+                    table = table.name,
+                    "COPY refused a row ({why}); finding the bad rows"
+                );
+                txn.batch_execute("ROLLBACK TO SAVEPOINT redtrack_direct")
+                    .await
+                    .map_err(|e| db_error("ROLLBACK TO SAVEPOINT", e))?;
+            }
+        }
+
+        // The careful path: raw lines into a temporary table, then through jsonb.
         txn.batch_execute(&format!(
             "CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED} (file_no integer NOT NULL, line_no bigint NOT NULL, doc text NOT NULL) ON COMMIT DROP"
         ))
         .await
         .map_err(|e| db_error("creating the temporary staging table", e))?;
-        let staged = self.stream_files(txn, req, stage).await?;
+        let copy = format!(
+            "COPY {STAGED} (file_no, line_no, doc) FROM STDIN WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
+        );
+        let staged = match self
+            .stream_files(txn, req, stage, &copy, RowFormat::Raw)
+            .await?
+        {
+            Streamed::Done(rows) => rows,
+            Streamed::Refused(why) => {
+                return Err(Error::Warehouse {
+                    message: format!("COPY into {STAGED}: {why}"),
+                    source: None,
+                })
+            }
+        };
 
         // The fast path: every row at once.
         txn.batch_execute("SAVEPOINT redtrack_bulk")
