@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use redtrack::broker::{Broker, ShardReader, StartingPosition};
+use redtrack::broker::{AnyBroker, Broker, ShardReader, StartingPosition};
 use redtrack::{Client, Error, RedTrackEvent};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -30,12 +30,15 @@ const ALWAYS_THROTTLED: i64 = 13;
 const THROTTLE_PERCENT: u64 = 30;
 /// This share (percent) of whole PutRecords calls is refused with a throttling error.
 const CALL_THROTTLE_PERCENT: u64 = 10;
+/// This share (percent) of GetRecords calls is refused with a throttling error.
+const GET_THROTTLE_PERCENT: u64 = 40;
 
 #[derive(Default)]
 struct Counts {
     calls: AtomicU64,
     calls_throttled: AtomicU64,
     records_failed: AtomicU64,
+    gets_throttled: AtomicU64,
 }
 
 /// Writes one HTTP/1.1 message in one write (two small writes would meet Nagle's algorithm).
@@ -139,9 +142,18 @@ async fn proxy_connection(
     let mut client = BufReader::new(client);
     let mut up = BufReader::new(up);
     while let Some((head, body)) = read_message(&mut client).await? {
-        let put_records = head
-            .to_ascii_lowercase()
-            .contains("x-amz-target: kinesis_20131202.putrecords\r");
+        let lower = head.to_ascii_lowercase();
+        let put_records = lower.contains("x-amz-target: kinesis_20131202.putrecords\r");
+        let get_records = lower.contains("x-amz-target: kinesis_20131202.getrecords\r");
+        if get_records && rand::random_range(0..100) < GET_THROTTLE_PERCENT {
+            counts.gets_throttled.fetch_add(1, Ordering::Relaxed);
+            let b = json!({"__type": "ProvisionedThroughputExceededException",
+                           "message": "Rate exceeded for shard (injected)"})
+            .to_string();
+            let h = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-requestid: injected";
+            send(client.get_mut(), h, b.as_ref()).await?;
+            continue;
+        }
         if !put_records {
             send(up.get_mut(), &head, body.as_ref()).await?;
             let (rhead, rbody) = read_message(&mut up)
@@ -352,27 +364,33 @@ async fn acknowledged_events_are_stored_and_failed_ones_reported() {
     );
     assert_eq!(acked.len() + failed.len(), TOTAL as usize);
 
-    // Read the stream directly from the emulator: exactly the acknowledged events, once each.
-    let direct = redtrack::broker::KinesisBroker::from_client(env.kinesis().await);
+    // Read the stream directly from the emulator, and through the injector (which throttles
+    // GetRecords): exactly the acknowledged events, once each, both ways.
+    let direct = AnyBroker::Kinesis(redtrack::broker::KinesisBroker::from_client(
+        env.kinesis().await,
+    ));
     let stream = client.stream_name::<FaultEvent>();
-    let mut stored = Vec::new();
-    for shard in direct.list_shards(&stream).await.unwrap() {
-        let mut r = direct
-            .read_shard(&stream, &shard.shard_id, StartingPosition::TrimHorizon)
-            .await
-            .unwrap();
-        loop {
-            let batch = r.next_batch(10_000).await.unwrap();
-            if batch.records.is_empty() {
-                break;
-            }
-            for rec in batch.records {
-                let v: Value = serde_json::from_slice(&rec.data).unwrap();
-                stored.push(v["id"].as_i64().unwrap() as i32);
+    for broker in [&direct, client.broker()] {
+        let mut stored = Vec::new();
+        for shard in broker.list_shards(&stream).await.unwrap() {
+            let mut r = broker
+                .read_shard(&stream, &shard.shard_id, StartingPosition::TrimHorizon)
+                .await
+                .unwrap();
+            loop {
+                let batch = r.next_batch(100).await.unwrap();
+                if batch.records.is_empty() {
+                    break;
+                }
+                for rec in batch.records {
+                    let v: Value = serde_json::from_slice(&rec.data).unwrap();
+                    stored.push(v["id"].as_i64().unwrap() as i32);
+                }
             }
         }
+        let stored_set: BTreeSet<i32> = stored.iter().copied().collect();
+        assert_eq!(stored.len(), stored_set.len(), "no event stored twice");
+        assert_eq!(stored_set, acked);
     }
-    let stored_set: BTreeSet<i32> = stored.iter().copied().collect();
-    assert_eq!(stored.len(), stored_set.len(), "no event stored twice");
-    assert_eq!(stored_set, acked);
+    assert!(counts.gets_throttled.load(Ordering::Relaxed) > 0);
 }

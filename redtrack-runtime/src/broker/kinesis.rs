@@ -38,10 +38,11 @@ const EMPTY_SKIPS: u32 = 5;
 #[derive(Debug, Clone)]
 pub struct KinesisBroker {
     client: aws_sdk_kinesis::Client,
-    /// The same client with the SDK's retries off, for PutRecords: the batcher decides about
-    /// retries (only the failed records, with its own backoff), and the SDK's retries of whole
-    /// calls would stack their delays on top of ours.
-    put_client: aws_sdk_kinesis::Client,
+    /// The same client with the SDK's retries off, for the data plane (PutRecords,
+    /// GetShardIterator, GetRecords): the batcher retries only the failed records, the reader
+    /// retries throttled reads, each with the backoff of `broker::retry`; the SDK's retries
+    /// (1 s and more for throttling) would stack their delays on top.
+    data_client: aws_sdk_kinesis::Client,
 }
 
 impl KinesisBroker {
@@ -55,14 +56,17 @@ impl KinesisBroker {
 
     /// A broker over an SDK client you built.
     pub fn from_client(client: aws_sdk_kinesis::Client) -> KinesisBroker {
-        let put_client = aws_sdk_kinesis::Client::from_conf(
+        let data_client = aws_sdk_kinesis::Client::from_conf(
             client
                 .config()
                 .to_builder()
                 .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
                 .build(),
         );
-        KinesisBroker { client, put_client }
+        KinesisBroker {
+            client,
+            data_client,
+        }
     }
 
     /// The SDK client, for calls the [`Broker`] trait does not cover.
@@ -139,7 +143,7 @@ impl KinesisBroker {
         from: &StartingPosition,
     ) -> Result<Option<String>> {
         let req = self
-            .client
+            .data_client
             .get_shard_iterator()
             .stream_name(stream)
             .shard_id(shard_id);
@@ -253,7 +257,7 @@ impl Broker for KinesisBroker {
             })
             .collect::<Result<Vec<_>>>()?;
         let out = self
-            .put_client
+            .data_client
             .put_records()
             .stream_name(stream)
             .set_records(Some(entries))
@@ -392,7 +396,7 @@ impl ShardReader for KinesisReader {
             };
             let out = match self
                 .broker
-                .client
+                .data_client
                 .get_records()
                 .shard_iterator(iterator)
                 .limit(limit)
