@@ -1,7 +1,8 @@
 //! Failures Kinesis produces and no emulator does: a fault injector, an HTTP proxy on loopback
 //! between the real SDK and the emulator, fails and throttles a share of the records of
 //! PutRecords calls (the records it fails never reach the emulator, as in Kinesis) and throttles
-//! some whole calls. Every event acknowledged to its writer must be in the stream, exactly once;
+//! some whole calls; it also throttles GetRecords and pages ListShards one shard at a time.
+//! Every event acknowledged to its writer must be in the stream, exactly once;
 //! every event that was not must have reached its writer as an error with the Kinesis code.
 
 mod common;
@@ -39,6 +40,7 @@ struct Counts {
     calls_throttled: AtomicU64,
     records_failed: AtomicU64,
     gets_throttled: AtomicU64,
+    list_pages: AtomicU64,
 }
 
 /// Writes one HTTP/1.1 message in one write (two small writes would meet Nagle's algorithm).
@@ -152,6 +154,43 @@ async fn proxy_connection(
             .to_string();
             let h = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-requestid: injected";
             send(client.get_mut(), h, b.as_ref()).await?;
+            continue;
+        }
+        if lower.contains("x-amz-target: kinesis_20131202.listshards\r") {
+            // Pages of one shard (the emulator ignores MaxResults and never paginates).
+            let req: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
+            let (stream, index) = match req["NextToken"].as_str() {
+                Some(t) => {
+                    let (i, stream) = t.split_once(':').ok_or(std::io::ErrorKind::InvalidData)?;
+                    (
+                        stream.to_owned(),
+                        i.parse::<usize>().map_err(std::io::Error::other)?,
+                    )
+                }
+                None => (req["StreamName"].as_str().unwrap_or_default().to_owned(), 0),
+            };
+            let ask = json!({"StreamName": stream}).to_string();
+            let ask_head = head
+                .lines()
+                .filter(|l| !l.to_ascii_lowercase().starts_with("content-length"))
+                .collect::<Vec<_>>()
+                .join("\r\n");
+            send(up.get_mut(), &ask_head, ask.as_bytes()).await?;
+            let (rhead, rbody) = read_message(&mut up)
+                .await?
+                .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            let resp: Value = serde_json::from_slice(&rbody).map_err(std::io::Error::other)?;
+            let shards = resp["Shards"].as_array().cloned().unwrap_or_default();
+            if !rhead.starts_with("HTTP/1.1 200") || shards.is_empty() {
+                send(client.get_mut(), &rhead, rbody.as_ref()).await?;
+                continue;
+            }
+            counts.list_pages.fetch_add(1, Ordering::Relaxed);
+            let mut page = json!({"Shards": [shards.get(index).cloned().unwrap_or(Value::Null)]});
+            if index + 1 < shards.len() {
+                page["NextToken"] = json!(format!("{}:{stream}", index + 1));
+            }
+            send(client.get_mut(), &rhead, page.to_string().as_bytes()).await?;
             continue;
         }
         if !put_records {
@@ -370,6 +409,9 @@ async fn acknowledged_events_are_stored_and_failed_ones_reported() {
         env.kinesis().await,
     ));
     let stream = client.stream_name::<FaultEvent>();
+    let shards = direct.list_shards(&stream).await.unwrap();
+    assert_eq!(client.broker().list_shards(&stream).await.unwrap(), shards);
+    assert!(counts.list_pages.load(Ordering::Relaxed) >= shards.len() as u64);
     for broker in [&direct, client.broker()] {
         let mut stored = Vec::new();
         for shard in broker.list_shards(&stream).await.unwrap() {

@@ -27,6 +27,9 @@ pub const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often the stream's status is polled while waiting for ACTIVE.
 const ACTIVE_POLL: Duration = Duration::from_millis(100);
 
+/// Shards per ListShards page by default (Kinesis allows 1 to 10,000).
+pub const LIST_SHARDS_PAGE: i32 = 1000;
+
 /// How many times one `next_batch` retries a throttled or failed GetRecords call.
 const GET_RECORDS_ATTEMPTS: u32 = 10;
 
@@ -43,6 +46,8 @@ pub struct KinesisBroker {
     /// retries throttled reads, each with the backoff of `broker::retry`; the SDK's retries
     /// (1 s and more for throttling) would stack their delays on top.
     data_client: aws_sdk_kinesis::Client,
+    /// Shards per ListShards page.
+    list_page: i32,
 }
 
 impl KinesisBroker {
@@ -66,7 +71,15 @@ impl KinesisBroker {
         KinesisBroker {
             client,
             data_client,
+            list_page: LIST_SHARDS_PAGE,
         }
+    }
+
+    /// Asks ListShards for pages of `n` shards (clamped to 1..=10,000; default
+    /// [`LIST_SHARDS_PAGE`]). [`Broker::list_shards`] always returns every page.
+    pub fn with_list_shards_page(mut self, n: i32) -> KinesisBroker {
+        self.list_page = n.clamp(1, 10_000);
+        self
     }
 
     /// The SDK client, for calls the [`Broker`] trait does not cover.
@@ -197,7 +210,7 @@ impl Broker for KinesisBroker {
 
     async fn split_shards(&self, stream: &str) -> Result<usize> {
         self.wait_active(stream).await?;
-        let open: Vec<_> = list_shards_raw(&self.client, stream)
+        let open: Vec<_> = list_shards_raw(&self.client, stream, self.list_page)
             .await?
             .into_iter()
             .filter(|s| {
@@ -297,7 +310,7 @@ impl Broker for KinesisBroker {
     }
 
     async fn list_shards(&self, stream: &str) -> Result<Vec<ShardInfo>> {
-        Ok(list_shards_raw(&self.client, stream)
+        Ok(list_shards_raw(&self.client, stream, self.list_page)
             .await?
             .into_iter()
             .map(|s| ShardInfo {
@@ -337,6 +350,7 @@ impl Broker for KinesisBroker {
 async fn list_shards_raw(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
+    page: i32,
 ) -> Result<Vec<aws_sdk_kinesis::types::Shard>> {
     let mut shards = Vec::new();
     let mut token: Option<String> = None;
@@ -344,8 +358,8 @@ async fn list_shards_raw(
     loop {
         // With a NextToken, ListShards must not name the stream.
         let req = match &token {
-            Some(t) => client.list_shards().next_token(t),
-            None => client.list_shards().stream_name(stream),
+            Some(t) => client.list_shards().next_token(t).max_results(page),
+            None => client.list_shards().stream_name(stream).max_results(page),
         };
         match req.send().await {
             Ok(out) => {

@@ -1,0 +1,136 @@
+//! Client behaviour that needs no services: secrets stay out of `Debug`, a dropped client with
+//! unanswered records says so loudly (and still delivers them while the runtime lives).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redtrack::broker::{AnyBroker, Broker, ShardReader, StartingPosition};
+use redtrack::{BrokerKind, Client, Config, RedTrackEvent};
+
+#[derive(RedTrackEvent)]
+#[redtrack(table = "client_events")]
+pub struct ClientEvent {
+    pub n: i32,
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("redtrack-client-{}", rand::random::<u64>()))
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_debug() {
+    let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
+    let creds = aws_sdk_kinesis::config::Credentials::new("AKIDEXAMPLE", secret, None, None, "t");
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_kinesis::config::SharedCredentialsProvider::new(
+            creds,
+        ))
+        .build();
+    let config = Config::builder()
+        .cluster("c")
+        .database("d")
+        .warehouse_url(format!("postgres://user:{secret}@localhost/db"))
+        .with_sdk_config(sdk)
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    for shown in [format!("{client:?}"), format!("{:?}", client.broker())] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}
+
+/// Collects what tracing writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_client_with_unanswered_records_logs_an_error() {
+    let dir = temp_dir();
+    let config = Config::builder()
+        .cluster("c")
+        .database("d")
+        .broker(BrokerKind::File(dir.clone()))
+        .build()
+        .unwrap();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let client = Client::new(config.clone()).await.unwrap();
+    client.create_stream::<ClientEvent>(1).await.unwrap();
+    // On this single-threaded runtime nothing is sent before the task yields.
+    let mut acks = Vec::new();
+    for n in 0..3 {
+        acks.push(client.enqueue(&ClientEvent { n }).await.unwrap());
+    }
+    assert_eq!(client.unanswered(), 3);
+    drop(client);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("ERROR"), "{log}");
+    assert!(log.contains("3 records not yet acknowledged"), "{log}");
+
+    // The batcher goes on while the runtime lives: the records still arrive.
+    for a in acks {
+        tokio::time::timeout(Duration::from_secs(10), a)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let broker = AnyBroker::from_config(&config).await.unwrap();
+    let stream = config.stream_name(ClientEvent::TABLE_NAME);
+    let shard = broker.list_shards(&stream).await.unwrap().remove(0);
+    let mut r = broker
+        .read_shard(&stream, &shard.shard_id, StartingPosition::TrimHorizon)
+        .await
+        .unwrap();
+    assert_eq!(r.next_batch(10).await.unwrap().records.len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn flush_waits_for_every_earlier_record() {
+    let dir = temp_dir();
+    let config = Config::builder()
+        .cluster("c")
+        .database("d")
+        .broker(BrokerKind::File(dir.clone()))
+        .with_linger(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    client.create_stream::<ClientEvent>(2).await.unwrap();
+    let mut acks = Vec::new();
+    for n in 0..1_200 {
+        acks.push(client.enqueue(&ClientEvent { n }).await.unwrap());
+    }
+    // The hour-long linger does not hold a flush up.
+    tokio::time::timeout(Duration::from_secs(10), client.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.unanswered(), 0);
+    for a in acks {
+        a.await.unwrap();
+    }
+    let stats = client.stats();
+    assert_eq!(stats.events_acked, 1_200);
+    assert!(stats.calls >= 3, "at most 500 records per call: {stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
