@@ -14,9 +14,13 @@
 //!
 //! `write` encodes the event on the caller's task (a bad event fails there, at once) and hands
 //! the record to the client's batcher, one task shared by every clone of the client. The batcher
-//! coalesces records from all writers into PutRecords calls of at most 500 records and 10 MiB,
-//! waiting at most the configured linger (default 5 ms) to fill a call; each writer waits for
-//! the one shared round trip that carries its record.
+//! coalesces records from all writers into PutRecords calls of at most 500 records and 10 MiB;
+//! each writer waits for the one shared round trip that carries its record. A record waits at
+//! most the configured linger (default 5 ms) for others to join it, and less when the stream is
+//! idle: the first record to an idle stream goes at once, and writers that write again as soon
+//! as they are answered are gathered into one call (see [`batcher`]). From 64 writer tasks
+//! against the emulator this gives about 61 records per call, and 0.8 or more of the rate of
+//! bare 500-record PutRecords calls (`examples/bench_write.rs`).
 //!
 //! # Failures and delivery
 //!
