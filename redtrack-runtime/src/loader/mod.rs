@@ -42,7 +42,7 @@ use reader::{read_shard, shard_done, Budget, ShardPlan};
 use staging::{run_stager, staging_failed};
 
 /// How many chunks of records may wait for the stager (bounds the loader's memory).
-const CHANNEL_CHUNKS: usize = 4;
+const CHANNEL_CHUNKS: usize = 2;
 
 /// How many staged files are uploaded at once.
 const UPLOAD_CONCURRENCY: usize = 4;

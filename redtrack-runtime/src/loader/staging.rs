@@ -15,7 +15,7 @@ use flate2::Compression;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::broker::aggregate::deaggregate;
+use crate::broker::aggregate::{deaggregate, is_aggregated};
 use crate::broker::StoredRecord;
 use crate::error::{Error, Result};
 use crate::warehouse::{truncate, RejectedRow};
@@ -91,6 +91,23 @@ pub(crate) fn run_stager(
             .map(String::as_str)
             .unwrap_or("?");
         for record in chunk.records {
+            if !is_aggregated(&record.data) {
+                // The common case, without de-aggregation's allocations.
+                match event_json(&record.data) {
+                    Ok(line) => {
+                        write_line(&mut parts, &line)?;
+                        staged.lines += 1;
+                        staged.bytes += line.len() as u64 + 1;
+                    }
+                    Err(reason) => {
+                        let data = record.data.clone();
+                        staged
+                            .rejects
+                            .push(reject(stream, shard, &record, &data, reason));
+                    }
+                }
+                continue;
+            }
             let users = match deaggregate(&record.partition_key, &record.data) {
                 Ok(users) => users,
                 Err(e) => {
