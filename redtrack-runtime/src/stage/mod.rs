@@ -2,7 +2,7 @@
 //!
 //! Two implementations: [`S3Stage`] (`s3://bucket/prefix`, what Redshift's COPY reads) and
 //! [`DirStage`] (`file:<dir>`, for the PostgreSQL warehouse in development). [`AnyStage`] picks
-//! one from the [`Config`](crate::Config).
+//! one from the [`Config`].
 //!
 //! Keys are relative to the stage's root (the bucket's prefix or the directory) and use `/`.
 //!
