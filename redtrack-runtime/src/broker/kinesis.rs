@@ -27,6 +27,10 @@ pub const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often the stream's status is polled while waiting for ACTIVE.
 const ACTIVE_POLL: Duration = Duration::from_millis(100);
 
+/// How long one PutRecords, GetShardIterator or GetRecords attempt may take, unless the SDK
+/// configuration sets an operation attempt timeout of its own.
+pub const DATA_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Shards per ListShards page by default (Kinesis allows 1 to 10,000).
 pub const LIST_SHARDS_PAGE: i32 = 1000;
 
@@ -61,11 +65,29 @@ impl KinesisBroker {
 
     /// A broker over an SDK client you built.
     pub fn from_client(client: aws_sdk_kinesis::Client) -> KinesisBroker {
+        use aws_sdk_kinesis::config::timeout::TimeoutConfig;
+        // A stalled connection must not hold writers forever: a data-plane attempt that takes
+        // longer than DATA_ATTEMPT_TIMEOUT fails as a retryable (and ambiguous) timeout.
+        let timeouts = client
+            .config()
+            .timeout_config()
+            .map_or_else(TimeoutConfig::builder, TimeoutConfig::to_builder);
+        let timeouts = match client
+            .config()
+            .timeout_config()
+            .and_then(TimeoutConfig::operation_attempt_timeout)
+        {
+            Some(_) => timeouts.build(),
+            None => timeouts
+                .operation_attempt_timeout(DATA_ATTEMPT_TIMEOUT)
+                .build(),
+        };
         let data_client = aws_sdk_kinesis::Client::from_conf(
             client
                 .config()
                 .to_builder()
                 .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+                .timeout_config(timeouts)
                 .build(),
         );
         KinesisBroker {
