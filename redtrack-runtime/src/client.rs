@@ -37,6 +37,17 @@
 //! events and deduplicate on it in Redshift. Conversely, an `Err` from `write` with
 //! [`Error::is_retryable`] true (retries exhausted) may also hide a stored record.
 //!
+//! # Partition keys and aggregation
+//!
+//! A record's partition key is the event's `#[redtrack(partition_key)]` field, else a random
+//! 128-bit hex key, which spreads events evenly over the shards. With
+//! `ConfigBuilder::with_aggregation(true)` the batcher packs many events into one Kinesis record
+//! in the KPL aggregated format (up to
+//! [`DEFAULT_AGGREGATE_MAX_BYTES`](crate::broker::aggregate::DEFAULT_AGGREGATE_MAX_BYTES) each);
+//! every event keeps its own partition key inside the aggregate, but the Kinesis record goes to
+//! the shard of its first event's key, so events with the same key are no longer bound to one
+//! shard. The loader de-aggregates ([`crate::broker::aggregate::deaggregate`]).
+//!
 //! # Backpressure
 //!
 //! At most `max_buffered_records` records (default 50,000) are accepted and not yet answered.
