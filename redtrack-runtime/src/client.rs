@@ -90,6 +90,8 @@ struct Inner {
     capacity: usize,
     closed: AtomicBool,
     counters: Arc<Counters>,
+    /// Stream names by table.
+    streams: std::sync::RwLock<std::collections::HashMap<&'static str, Arc<str>>>,
 }
 
 /// What a client's batcher has done so far (all clones together); see [`Client::stats`].
@@ -174,6 +176,7 @@ impl Client {
                 tx,
                 closed: AtomicBool::new(false),
                 counters,
+                streams: Default::default(),
             }),
         }
     }
@@ -328,12 +331,32 @@ impl Client {
             });
         }
         Ok((
-            Arc::from(self.inner.config.stream_name(E::TABLE_NAME)),
+            self.stream_of(E::TABLE_NAME),
             PutRecord {
                 partition_key,
                 data: Bytes::from(buf),
             },
         ))
+    }
+
+    /// The stream of `table`, built once per table and shared by its records.
+    fn stream_of(&self, table: &'static str) -> Arc<str> {
+        let cached = self
+            .inner
+            .streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(table)
+            .cloned();
+        cached.unwrap_or_else(|| {
+            let name: Arc<str> = Arc::from(self.inner.config.stream_name(table));
+            self.inner
+                .streams
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(table, name.clone());
+            name
+        })
     }
 
     fn send(
@@ -358,7 +381,12 @@ impl Client {
 
 /// A random partition key (32 hex digits), spreading events evenly over the shards.
 fn random_partition_key() -> String {
-    format!("{:032x}", rand::random::<u128>())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = rand::random::<u128>();
+    (0..32)
+        .rev()
+        .map(|i| HEX[((n >> (i * 4)) & 0xf) as usize] as char)
+        .collect()
 }
 
 /// The acknowledgement of one accepted record: resolves to `Ok(())` once the broker stored it,
@@ -376,5 +404,20 @@ impl Future for Ack {
         Pin::new(&mut self.rx)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(Error::ClientClosed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_partition_keys_are_32_hex_digits() {
+        let a = random_partition_key();
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(a, random_partition_key());
     }
 }
