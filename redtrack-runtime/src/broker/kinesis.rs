@@ -441,6 +441,10 @@ impl ShardReader for KinesisReader {
             {
                 Ok(out) => out,
                 Err(e) if code_of(&e) == Some("ExpiredIteratorException") => {
+                    if backoff.next_delay().is_none() {
+                        return Err(sdk_error("GetRecords", &self.stream, e));
+                    }
+                    // A new iterator from the last record handed out.
                     self.iterator = self
                         .broker
                         .iterator(&self.stream, &self.shard_id, &self.position)
