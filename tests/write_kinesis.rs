@@ -135,7 +135,7 @@ async fn aggregated_writes_read_back_and_pack() {
 
     let records = read_stream(client.broker(), &client.stream_name::<WriteEvent>()).await;
     assert!(
-        records.len() < 300,
+        records.len() < 750,
         "3000 events in {} Kinesis records",
         records.len()
     );
