@@ -395,9 +395,10 @@ async fn acknowledged_events_are_stored_and_failed_ones_reported() {
     let must_fail = (0..TOTAL)
         .filter(|id| [ALWAYS_DENIED, ALWAYS_THROTTLED].contains(&(i64::from(*id) % 50)))
         .count();
-    // A record throttled on all 6 attempts by chance (0.3^6) fails too, rarely.
+    // A record throttled on all 6 attempts by chance (about 0.37^6 with the whole-call
+    // throttles: ~5 of 2000 expected) fails too; its writer was told, which is what counts.
     assert!(
-        failed.len() >= must_fail && failed.len() <= must_fail + 10,
+        failed.len() >= must_fail && failed.len() <= must_fail + 40,
         "{}",
         failed.len()
     );
