@@ -24,8 +24,12 @@ pub const CHECKPOINTS_SQL: &str = "SELECT shard_id, ending_sequence_number, \
      LTRIM(ending_sequence_number, '0') DESC) AS rn FROM kinesis_loads WHERE stream_name = $1) \
      AS latest WHERE rn = 1 ORDER BY shard_id";
 
-/// Takes the lock that serializes loads of every table.
+/// Takes the lock that serializes loads of every table (Redshift: its only, exclusive, lock).
 pub const LOCK_SQL: &str = "LOCK kinesis_loads";
+
+/// PostgreSQL's lock: conflicts with itself and with writes, so loads still serialize, but
+/// lets readers (status displays) read `kinesis_loads` during a load.
+pub const LOCK_SQL_POSTGRES: &str = "LOCK TABLE kinesis_loads IN SHARE ROW EXCLUSIVE MODE";
 
 /// A recorded range of shard `$2` of stream `$1` that overlaps `[$3, $4]` (numerically).
 pub const OVERLAP_SQL: &str = "SELECT starting_sequence_number, ending_sequence_number \
@@ -162,7 +166,11 @@ pub(crate) async fn commit_load<W: Warehouse>(
         .transaction()
         .await
         .map_err(|e| db_error("BEGIN", e))?;
-    txn.batch_execute(LOCK_SQL)
+    let lock = match warehouse.dialect() {
+        crate::schema::Dialect::Redshift => LOCK_SQL,
+        crate::schema::Dialect::Postgres => LOCK_SQL_POSTGRES,
+    };
+    txn.batch_execute(lock)
         .await
         .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
 
