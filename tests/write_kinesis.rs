@@ -276,3 +276,34 @@ async fn an_event_larger_than_a_record_is_an_error_at_write_time() {
     // Just under the limit goes through (partition key: 32 characters).
     client.write(&Huge(1024 * 1024 - 32 - 8)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_on_across_a_split() {
+    let env = common::TestEnv::new().await;
+    let client = Client::new(env.config()).await.unwrap();
+    client.create_stream::<WriteEvent>(2).await.unwrap();
+    let writing = {
+        let client = client.clone();
+        tokio::spawn(async move { write_from_tasks(&client, 8, 2_000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(client.split_shards::<WriteEvent>().await.unwrap(), 2);
+    let written = writing.await.unwrap();
+    client.flush().await.unwrap();
+
+    let stream = client.stream_name::<WriteEvent>();
+    let shards = client.broker().list_shards(&stream).await.unwrap();
+    assert_eq!(shards.len(), 6);
+    let by_shard = read_shards(client.broker(), &stream).await;
+    let records: Vec<_> = by_shard.values().flatten().cloned().collect();
+    let got = ids(&records);
+    assert_eq!(got.len(), 2_000, "no event twice, none lost");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), written);
+    // The children took the writes after the split.
+    let in_children: usize = shards
+        .iter()
+        .filter(|s| !s.is_closed())
+        .map(|s| by_shard[&s.shard_id].len())
+        .sum();
+    assert!(in_children > 0);
+}
