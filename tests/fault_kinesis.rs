@@ -292,16 +292,14 @@ async fn start_proxy(upstream: String, counts: Arc<Counts>) -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_events_are_stored_and_failed_ones_reported() {
-    let env = common::TestEnv::new().await;
+/// A client whose SDK talks to a fresh fault injector in front of the emulator.
+async fn proxied_client(env: &common::TestEnv, counts: Arc<Counts>, aggregate: bool) -> Client {
     let endpoint = env.var("AWS_ENDPOINT_URL_KINESIS").unwrap();
     let upstream = endpoint
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let counts = Arc::new(Counts::default());
-    let proxy = start_proxy(upstream, counts.clone()).await;
+    let proxy = start_proxy(upstream, counts).await;
 
     // Built without the environment's service config, so that AWS_ENDPOINT_URL_KINESIS does not
     // override the endpoint: the SDK talks to the injector.
@@ -325,9 +323,17 @@ async fn acknowledged_events_are_stored_and_failed_ones_reported() {
         .database(env.config().database())
         .with_sdk_config(sdk)
         .with_max_attempts(6)
+        .with_aggregation(aggregate)
         .build()
         .unwrap();
-    let client = Client::new(config).await.unwrap();
+    Client::new(config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_are_stored_and_failed_ones_reported() {
+    let env = common::TestEnv::new().await;
+    let counts = Arc::new(Counts::default());
+    let client = proxied_client(&env, counts.clone(), false).await;
     client.create_stream::<FaultEvent>(2).await.unwrap();
 
     const TOTAL: i32 = 2_000;
@@ -436,4 +442,63 @@ async fn acknowledged_events_are_stored_and_failed_ones_reported() {
         assert_eq!(stored_set, acked);
     }
     assert!(counts.gets_throttled.load(Ordering::Relaxed) > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregated_records_are_retried_whole() {
+    let env = common::TestEnv::new().await;
+    let counts = Arc::new(Counts::default());
+    let client = proxied_client(&env, counts.clone(), true).await;
+    client.create_stream::<FaultEvent>(2).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for id in (t..1_000).step_by(16) {
+                outcomes.push((id, client.write(&FaultEvent { id }).await.is_ok()));
+            }
+            outcomes
+        }));
+    }
+    let mut acked = BTreeSet::new();
+    for t in tasks {
+        for (id, ok) in t.await.unwrap() {
+            if ok {
+                acked.insert(id);
+            }
+        }
+    }
+    client.close().await.unwrap();
+    assert!(counts.records_failed.load(Ordering::Relaxed) > 0);
+    assert!(acked.len() > 900, "{}", acked.len());
+
+    let direct = AnyBroker::Kinesis(redtrack::broker::KinesisBroker::from_client(
+        env.kinesis().await,
+    ));
+    let stream = client.stream_name::<FaultEvent>();
+    let mut stored = Vec::new();
+    for shard in direct.list_shards(&stream).await.unwrap() {
+        let mut r = direct
+            .read_shard(&stream, &shard.shard_id, StartingPosition::TrimHorizon)
+            .await
+            .unwrap();
+        loop {
+            let batch = r.next_batch(1_000).await.unwrap();
+            if batch.records.is_empty() {
+                break;
+            }
+            for rec in batch.records {
+                for user in
+                    redtrack::broker::aggregate::deaggregate(&rec.partition_key, &rec.data).unwrap()
+                {
+                    let v: Value = serde_json::from_slice(&user.data).unwrap();
+                    stored.push(v["id"].as_i64().unwrap() as i32);
+                }
+            }
+        }
+    }
+    let stored_set: BTreeSet<i32> = stored.iter().copied().collect();
+    assert_eq!(stored.len(), stored_set.len(), "no event stored twice");
+    assert_eq!(stored_set, acked);
 }
