@@ -331,7 +331,12 @@ fn write_value(p: &TokenStream, c: &check::Column<'_>, table: &str) -> TokenStre
         }
         SqlType::Super => {
             let v = quote_spanned!(span=> <#ty as #p::SuperValue>::as_json(v));
-            quote!(#p::write_super(buf, #v, #table, #column)?;)
+            if c.nullable {
+                quote!(#p::write_super(buf, #v, #table, #column)?;)
+            } else {
+                // A JSON null would load as NULL into the NOT NULL column and fail the load.
+                quote!(#p::write_super_not_null(buf, #v, #table, #column)?;)
+            }
         }
     }
 }

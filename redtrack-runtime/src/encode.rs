@@ -17,7 +17,9 @@
 //! | `TIME` | `NaiveTime` | `"HH:MM:SS[.ffffff]"` |
 //! | `SUPER` | `serde_json::Value` | the JSON value |
 //!
-//! `Option<T>` fields write `null` for `None`.
+//! `Option<T>` fields write `null` for `None`. A JSON `null` as the whole value of a NOT NULL
+//! `SUPER` column (a `serde_json::Value` field, not an `Option`) is an error
+//! ([`EncodeErrorKind::NullInNotNullColumn`]): COPY would load it as NULL and reject the row.
 //!
 //! **Truncation.** A text value longer than its column's byte length is cut at the last UTF-8
 //! character boundary at or before the limit, so multibyte text never fails at COPY. Every
@@ -117,6 +119,16 @@ pub enum EncodeErrorKind {
         scale: u8,
         /// Which limit it broke.
         reason: String,
+    },
+
+    /// A NOT NULL column got a value that loads as NULL (a JSON `null` as the whole value of a
+    /// `SUPER` column whose field is not an `Option`); COPY would reject the row.
+    #[error("{value} loads as NULL, but the {sql_type} column is NOT NULL; send a value that is not null, or make the field an Option and send None")]
+    NullInNotNullColumn {
+        /// The value, e.g. `null`.
+        value: String,
+        /// The column type, e.g. `SUPER`.
+        sql_type: &'static str,
     },
 
     /// A date or timestamp lies outside Redshift's range, 4713 BC to 294276 AD.

@@ -495,6 +495,27 @@ pub fn write_time(buf: &mut Vec<u8>, value: NaiveTime) {
     buf.push(b'"');
 }
 
+/// Writes the value of a NOT NULL SUPER column: as [`write_super`], and a JSON `null` as the
+/// whole value is an error (COPY would load it as NULL and reject the row).
+pub fn write_super_not_null(
+    buf: &mut Vec<u8>,
+    value: &serde_json::Value,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    if value.is_null() {
+        return Err(EncodeError::new(
+            table,
+            column,
+            EncodeErrorKind::NullInNotNullColumn {
+                value: "null".into(),
+                sql_type: "SUPER",
+            },
+        ));
+    }
+    write_super(buf, value, table, column)
+}
+
 /// Writes a SUPER value as JSON; a NUL in any string or key is an error.
 pub fn write_super(
     buf: &mut Vec<u8>,
@@ -565,6 +586,30 @@ mod tests {
         assert_eq!(truncate_to_bytes("héllo", 3), "hé");
         assert_eq!(truncate_to_bytes("hé", 10), "hé");
         assert_eq!(truncate_to_bytes("𝄞", 3), "");
+    }
+
+    #[test]
+    fn null_is_refused_only_in_not_null_super_columns() {
+        let mut buf = Vec::new();
+        let err = write_super_not_null(&mut buf, &serde_json::Value::Null, "t", "c").unwrap_err();
+        assert!(matches!(
+            err.kind,
+            EncodeErrorKind::NullInNotNullColumn {
+                sql_type: "SUPER",
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "table `t`, column `c`: null loads as NULL, but the SUPER column is NOT NULL; send a value that is not null, or make the field an Option and send None"
+        );
+        assert!(buf.is_empty());
+        // Nested nulls are values.
+        write_super_not_null(&mut buf, &serde_json::json!([null, {"k": null}]), "t", "c").unwrap();
+        assert_eq!(buf, br#"[null,{"k":null}]"#);
+        buf.clear();
+        write_super(&mut buf, &serde_json::Value::Null, "t", "c").unwrap();
+        assert_eq!(buf, b"null");
     }
 
     #[test]
