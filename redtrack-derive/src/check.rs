@@ -100,6 +100,7 @@ pub(crate) fn check<'a>(
         Some(lit) => {
             let name = fold(&lit.value());
             check_identifier(cx, &name, "table", lit.span());
+            check_stream_name_part(cx, &name, lit.span());
             if name.contains('.') {
                 cx.error_spanned_by(
                     lit,
@@ -117,6 +118,7 @@ pub(crate) fn check<'a>(
         None => {
             let name = snake_case(&unraw(&input.ident));
             check_identifier(cx, &name, "table", input.ident.span());
+            check_stream_name_part(cx, &name, input.ident.span());
             name
         }
     };
@@ -410,6 +412,20 @@ fn snake_case(name: &str) -> String {
         }
     }
     out
+}
+
+/// The table name is the last part of its Kinesis stream's name, `<cluster>.<database>.<table>`,
+/// and Kinesis allows only `[a-zA-Z0-9_.-]` there: `$` and multibyte characters, fine in a
+/// Redshift identifier, would make every `create_stream`, `write` and `load` fail.
+fn check_stream_name_part(cx: &mut Ctxt, name: &str, span: Span) {
+    if let Some(c) = name.chars().find(|&c| c == '$' || !c.is_ascii()) {
+        cx.error_at(
+            span,
+            format!(
+                "the table name `{name}` is part of the Kinesis stream name `<cluster>.<database>.{name}`, where `{c}` is not allowed (Kinesis stream names hold only ASCII letters, digits, `_`, `-` and `.`); name the table with ASCII letters, digits and `_`"
+            ),
+        );
+    }
 }
 
 /// A Redshift standard identifier: 1 to 127 bytes; starts with a letter, `_` or a multibyte

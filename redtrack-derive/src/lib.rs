@@ -21,7 +21,8 @@ use syn::{parse_macro_input, DeriveInput};
 /// Derives `redtrack::RedTrackEvent` for a struct with named fields.
 ///
 /// Container attributes (`#[redtrack(...)]` on the struct): `table = "name"` (default: the
-/// struct's name in snake_case), `sortkey = "a, b"`, `interleaved_sortkey = "a, b"`,
+/// struct's name in snake_case; ASCII letters, digits and `_` only, as it is part of the Kinesis
+/// stream name), `sortkey = "a, b"`, `interleaved_sortkey = "a, b"`,
 /// `distkey = "column"`, `diststyle = "auto" | "even" | "key" | "all"`, `crate = "path"`.
 ///
 /// Field attributes: `type = "<redshift type>"`, `rename = "column"`, `skip`,
