@@ -1,7 +1,8 @@
 //! Failures Kinesis produces and no emulator does: a fault injector, an HTTP proxy on loopback
 //! between the real SDK and the emulator, fails and throttles a share of the records of
 //! PutRecords calls (the records it fails never reach the emulator, as in Kinesis) and throttles
-//! some whole calls; it also throttles GetRecords and pages ListShards one shard at a time.
+//! some whole calls, closes the connection on a few (a network failure before the emulator saw
+//! the call); it also throttles GetRecords and pages ListShards one shard at a time.
 //! Every event acknowledged to its writer must be in the stream, exactly once;
 //! every event that was not must have reached its writer as an error with the Kinesis code.
 
@@ -31,6 +32,8 @@ const ALWAYS_THROTTLED: i64 = 13;
 const THROTTLE_PERCENT: u64 = 30;
 /// This share (percent) of whole PutRecords calls is refused with a throttling error.
 const CALL_THROTTLE_PERCENT: u64 = 10;
+/// This share (percent) of PutRecords calls meets a closed connection instead of an answer.
+const DROP_PERCENT: u64 = 3;
 /// This share (percent) of GetRecords calls is refused with a throttling error.
 const GET_THROTTLE_PERCENT: u64 = 40;
 
@@ -41,6 +44,7 @@ struct Counts {
     records_failed: AtomicU64,
     gets_throttled: AtomicU64,
     list_pages: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// Writes one HTTP/1.1 message in one write (two small writes would meet Nagle's algorithm).
@@ -213,6 +217,15 @@ async fn proxy_connection(
         }
         let mut req: Value = serde_json::from_slice(&body).map_err(std::io::Error::other)?;
         let records = req["Records"].as_array().cloned().unwrap_or_default();
+        // A network failure: the connection closes with no answer (nothing was stored). Not for
+        // calls with the always-failing ids, whose writers must see their own codes.
+        let special = |r: &Value| {
+            id_of(r).is_some_and(|id| [ALWAYS_DENIED, ALWAYS_THROTTLED].contains(&(id % 50)))
+        };
+        if !records.iter().any(special) && rand::random_range(0..100) < DROP_PERCENT {
+            counts.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         // Decide each record's fate; the failed ones never reach the emulator.
         let fate: Vec<Option<(&str, &str)>> = records
             .iter()
@@ -364,6 +377,7 @@ async fn acknowledged_events_are_stored_and_failed_ones_reported() {
     }
     client.close().await.unwrap();
     assert!(counts.calls_throttled.load(Ordering::Relaxed) > 0);
+    assert!(counts.dropped.load(Ordering::Relaxed) > 0);
     let stats = client.stats();
     assert!(stats.records_retried > 300, "{stats:?}");
     assert_eq!(stats.events_acked as usize, acked.len());
