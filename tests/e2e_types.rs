@@ -1383,3 +1383,53 @@ async fn null_in_a_not_null_super_column_fails_at_once() {
     );
     client.close().await.expect("close");
 }
+
+/// A table whose only column is named `data`: its events look like the original gem's
+/// `{"data": "<event json>"}` envelope, which the loader also reads.
+#[derive(Debug, Clone, PartialEq, RedTrackEvent)]
+#[redtrack(table = "e2e_payloads")]
+pub struct Payload {
+    #[redtrack(type = "varchar(1000)")]
+    pub data: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_with_one_data_column_loads_its_values() {
+    let env = common::TestEnv::named("e2e_d").await;
+    let config = env.config();
+    let client = Client::new(config.clone()).await.expect("client");
+    client.create_stream::<Payload>(1).await.expect("stream");
+    // BUG (to route, loader/staging.rs `event_json`): a value that is the text of a JSON object,
+    // e.g. `{"a":1}` or `{"data":"x"}`, is taken for an envelope and unwrapped: the first loads
+    // as NULL (here NOT NULL: the whole load fails on it), the second as `x`. Only values that
+    // are not JSON object text are written here until that is fixed.
+    let values = [
+        "plain",
+        "[1,2]",
+        "{not json",
+        " {\"a\":1} trailing",
+        "\"quoted\"",
+    ];
+    for v in values {
+        client
+            .write(&Payload { data: v.into() })
+            .await
+            .expect("write");
+    }
+    client.flush().await.expect("flush");
+    let loader = Loader::new(config).await.expect("loader");
+    load_all::<Payload>(&loader, values.len(), 0).await;
+    let pg = env.pg().await;
+    let mut got: Vec<String> = pg
+        .query("SELECT data FROM e2e_payloads", &[])
+        .await
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+    want.sort();
+    assert_eq!(got, want);
+    client.close().await.expect("close");
+}
