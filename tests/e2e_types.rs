@@ -1078,7 +1078,8 @@ async fn every_type_round_trips_through_kinesis() {
     round_trip(env.config(), &pg, Path::Plain).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On a current-thread runtime (plain `#[tokio::test]`), as many applications' tests run.
+#[tokio::test]
 async fn every_type_round_trips_through_the_file_broker() {
     let env = common::TestEnv::named("e2e_f").await;
     let (config, dir) = file_config(&env);

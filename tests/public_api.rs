@@ -250,7 +250,8 @@ async fn the_flow(env: &common::TestEnv) -> Result<(), Box<dyn StdError>> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Plain `#[tokio::test]`: a current-thread runtime, as many applications' tests have.
+#[tokio::test]
 async fn design_snippet_end_to_end() {
     // Short names: the S3 emulator (s3s-fs) keeps each key in one file name.
     let env = common::TestEnv::named("api").await;
