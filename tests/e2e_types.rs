@@ -1434,3 +1434,85 @@ async fn a_table_with_one_data_column_loads_its_values() {
     assert_eq!(got, want);
     client.close().await.expect("close");
 }
+
+/// Borrowed and shared text, a lifetime parameter, a fully qualified `Option`.
+#[derive(Debug, Clone, PartialEq, RedTrackEvent)]
+#[redtrack(table = "e2e_borrowed", sortkey = "seq")]
+pub struct Borrowed<'a> {
+    pub seq: i32,
+    #[redtrack(type = "varchar(8)", partition_key)]
+    pub name: &'a str,
+    pub tag: std::borrow::Cow<'a, str>,
+    pub boxed: Box<str>,
+    pub shared: std::sync::Arc<str>,
+    pub maybe: std::option::Option<&'a str>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn borrowed_fields_round_trip() {
+    let env = common::TestEnv::named("e2e_b").await;
+    let (config, dir) = file_config(&env);
+    let client = Client::new(config.clone()).await.expect("client");
+    client
+        .create_stream::<Borrowed<'static>>(1)
+        .await
+        .expect("stream");
+    let owned = String::from("ünïcödé name");
+    let events = [
+        Borrowed {
+            seq: 0,
+            name: &owned,
+            tag: std::borrow::Cow::Borrowed("borrowed"),
+            boxed: "boxed".into(),
+            shared: "shared".into(),
+            maybe: Some(&owned[..2]),
+        },
+        Borrowed {
+            seq: 1,
+            name: "",
+            tag: std::borrow::Cow::Owned("owned".to_owned()),
+            boxed: "".into(),
+            shared: "😀".into(),
+            maybe: None,
+        },
+    ];
+    for e in &events {
+        client.write(e).await.expect("write");
+    }
+    client.flush().await.expect("flush");
+    let loader = Loader::new(config).await.expect("loader");
+    load_all::<Borrowed<'static>>(&loader, events.len(), 0).await;
+    let pg = env.pg().await;
+    let rows = pg
+        .query(
+            "SELECT name, tag, boxed, shared, maybe FROM e2e_borrowed ORDER BY seq",
+            &[],
+        )
+        .await
+        .expect("select");
+    let got: Vec<(String, String, String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                cut(&owned, 8),
+                "borrowed".to_owned(),
+                "boxed".to_owned(),
+                "shared".to_owned(),
+                Some("ü".to_owned())
+            ),
+            (
+                String::new(),
+                "owned".to_owned(),
+                String::new(),
+                "😀".to_owned(),
+                None
+            ),
+        ]
+    );
+    client.close().await.expect("close");
+    let _ = std::fs::remove_dir_all(dir);
+}
