@@ -355,6 +355,20 @@ fn texts() -> Vec<Texts> {
             r#type: Some("select".into()),
             scratch: HashMap::new(),
         },
+        // A partition key of emoji: Kinesis counts 256 UTF-16 units, two per emoji (regression:
+        // cut at 256 chars, the key failed the whole PutRecords call).
+        Texts {
+            seq: 5,
+            user_name: "😀".repeat(200),
+            sel: None,
+            order: None,
+            body: None,
+            huge: None,
+            mixed: String::new(),
+            code: String::new(),
+            r#type: None,
+            scratch: HashMap::new(),
+        },
     ]
 }
 
@@ -645,6 +659,7 @@ fn schemas_follow_the_attributes() {
     let e = &texts()[0];
     assert_eq!(e.partition_key(), Some(e.user_name.clone()));
     assert_eq!(texts()[3].partition_key(), None, "empty: a random key");
+    assert_eq!(texts()[5].partition_key(), Some("😀".repeat(128)));
     let long = &texts()[4];
     assert_eq!(
         long.partition_key(),

@@ -175,8 +175,8 @@ pub trait SuperValue {
     note = "a partition key is text or an integer: use `String`, `&str` or an integer type"
 )]
 pub trait PartitionKeyValue {
-    /// The partition key: `None` (a random key) when empty, else at most 256 characters (longer
-    /// keys are cut to Kinesis' limit).
+    /// The partition key: `None` (a random key) when empty, else at most 256 characters as
+    /// Kinesis counts them, UTF-16 code units (longer keys are cut to Kinesis' limit).
     fn partition_key(&self) -> Option<String>;
 }
 
@@ -264,18 +264,26 @@ impl SuperValue for serde_json::Value {
     }
 }
 
-/// Kinesis' limit on a partition key, in Unicode characters.
+/// Kinesis' limit on a partition key: 256 characters as Kinesis counts them, in UTF-16 code
+/// units (a character outside the Basic Multilingual Plane, such as an emoji, counts twice).
 pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 
 impl PartitionKeyValue for str {
+    /// The text itself, cut after as many whole characters as fit in
+    /// [`MAX_PARTITION_KEY_CHARS`] UTF-16 code units (a longer key fails the whole PutRecords
+    /// call at Kinesis).
     fn partition_key(&self) -> Option<String> {
         if self.is_empty() {
             return None;
         }
-        match self.char_indices().nth(MAX_PARTITION_KEY_CHARS) {
-            Some((cut, _)) => Some(self[..cut].to_owned()),
-            None => Some(self.to_owned()),
+        let mut units = 0;
+        for (at, c) in self.char_indices() {
+            units += c.len_utf16();
+            if units > MAX_PARTITION_KEY_CHARS {
+                return Some(self[..at].to_owned());
+            }
         }
+        Some(self.to_owned())
     }
 }
 
@@ -383,5 +391,26 @@ impl<T: SuperValue + ?Sized> SuperValue for Box<T> {
     #[inline]
     fn as_json(&self) -> &serde_json::Value {
         (**self).as_json()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys_fit_kinesis_utf16_limit() {
+        let units = |k: Option<String>| k.map(|k| k.encode_utf16().count());
+        assert_eq!("".partition_key(), None);
+        assert_eq!(units("é".repeat(300).partition_key()), Some(256));
+        // An emoji is two UTF-16 units: 128 of them fit, never half of one.
+        assert_eq!("😀".repeat(300).partition_key(), Some("😀".repeat(128)));
+        assert_eq!(
+            ("a".to_owned() + &"😀".repeat(200)).partition_key(),
+            Some("a".to_owned() + &"😀".repeat(127))
+        );
+        let fits = "😀".repeat(128);
+        assert_eq!(fits.partition_key(), Some(fits.clone()));
+        assert_eq!(42i64.partition_key(), Some("42".to_owned()));
     }
 }
