@@ -45,6 +45,23 @@ fn error_types_are_std_errors_with_the_contract_names() {
     let _ = from_encode;
 }
 
+/// What an application shares between tasks: the client (cloned into every handler), the
+/// configuration, the loader, the schema statics.
+#[test]
+fn shared_types_are_send_sync_and_clone() {
+    fn shared<T: Send + Sync + 'static>() {}
+    fn cloned<T: Clone>() {}
+    shared::<redtrack::Client>();
+    shared::<redtrack::Config>();
+    shared::<redtrack::Loader>();
+    shared::<redtrack::LoadReport>();
+    shared::<&'static redtrack::TableSchema>();
+    shared::<TestEvent>();
+    cloned::<redtrack::Client>();
+    cloned::<redtrack::Config>();
+    cloned::<redtrack::ConfigBuilder>();
+}
+
 /// The inherent items work without `use redtrack::RedTrackEvent` in scope (this function has
 /// no such import; the trait is only imported inside `mod snippet`).
 #[test]
