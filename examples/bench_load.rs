@@ -46,6 +46,20 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -141,6 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .await?;
             let start = Instant::now();
+            let cpu = cpu_seconds();
             let mut n = 0;
             loop {
                 let r = loader.load::<TestEvent>().await?;
@@ -159,9 +174,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let d = start.elapsed();
             println!(
-                "load: {n} events in {:.1} s = {:.0} events/s; peak RSS {} MiB",
+                "load: {n} events in {:.2} s = {:.0} events/s; CPU {:.2} s; peak RSS {} MiB",
                 d.as_secs_f64(),
                 rate(n, d),
+                cpu_seconds() - cpu,
                 peak_rss_kib() / 1024
             );
         }

@@ -27,14 +27,14 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 
 use super::{
     Broker, PutOutcome, PutRecord, ReadBatch, ShardInfo, ShardReader, StartingPosition,
-    StoredRecord,
+    StoredRecord, MAX_RECORDS_PER_GET,
 };
 use crate::error::{Error, Result};
 
@@ -375,23 +375,38 @@ impl FileReader {
         let closed_at = closed_length(dir, shard_id)?;
         let mut file = File::open(dir.join(format!("{shard_id}.log")))?;
         file.seek(SeekFrom::Start(pos))?;
-        let mut reader = BufReader::with_capacity(256 * 1024, file);
-        let mut records = Vec::new();
-        let mut line = Vec::new();
+        let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+        let mut records = Vec::with_capacity(limit.min(MAX_RECORDS_PER_GET));
+        // The records' bytes share large blocks (one allocation per block, not per record).
+        let mut data = BytesMut::new();
+        let mut long_line = Vec::new();
         while records.len() < limit {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 || line.last() != Some(&b'\n') {
-                break; // the end, or a line still being written
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                break; // the end
             }
-            let end = pos + n as u64;
-            records.push(parse_line(&line[..n - 1], end).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{shard_id}.log at byte {pos}: {e}"),
-                )
-            })?);
-            pos = end;
+            let (record, n) = match memchr::memchr(b'\n', buf) {
+                Some(i) => {
+                    let end = pos + i as u64 + 1;
+                    (parse_line(&buf[..i], end, &mut data), i + 1)
+                }
+                None => {
+                    // A line longer than the buffer, or one still being written.
+                    long_line.clear();
+                    let n = reader.read_until(b'\n', &mut long_line)?;
+                    if n == 0 || long_line.last() != Some(&b'\n') {
+                        break;
+                    }
+                    let end = pos + n as u64;
+                    let record = parse_line(&long_line[..n - 1], end, &mut data);
+                    pos = end;
+                    records.push(record.map_err(|e| bad_line(shard_id, end - n as u64, e))?);
+                    continue;
+                }
+            };
+            records.push(record.map_err(|e| bad_line(shard_id, pos, e))?);
+            reader.consume(n);
+            pos += n as u64;
         }
         let shard_end = records.len() < limit && closed_at.is_some_and(|c| pos >= c);
         Ok((
@@ -403,6 +418,19 @@ impl FileReader {
             pos,
         ))
     }
+}
+
+/// How many bytes of a shard file are read at once.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// How many bytes of record data share one allocation.
+const DATA_BLOCK: usize = 256 * 1024;
+
+fn bad_line(shard_id: &str, pos: u64, e: String) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{shard_id}.log at byte {pos}: {e}"),
+    )
 }
 
 impl ShardReader for FileReader {
@@ -420,7 +448,28 @@ impl ShardReader for FileReader {
     }
 }
 
-fn parse_line(line: &[u8], seq: u64) -> std::result::Result<StoredRecord, String> {
+/// One shard file line as a record whose sequence number is `seq`; its data is appended to
+/// `data` and split off from it.
+fn parse_line(
+    line: &[u8],
+    seq: u64,
+    data: &mut BytesMut,
+) -> std::result::Result<StoredRecord, String> {
+    if let Some((key, text)) = split_plain_line(line) {
+        if data.capacity() - data.len() < text.len() {
+            data.reserve(DATA_BLOCK.max(text.len()));
+        }
+        // Written by `encode_line` in its usual shape: unescaped (and checked) in one pass
+        // without building a JSON tree; anything unusual goes to the JSON parser below.
+        if unescape_into(text, data) {
+            return Ok(StoredRecord {
+                sequence_number: seq.to_string(),
+                partition_key: key.to_owned(),
+                data: data.split().freeze(),
+            });
+        }
+        data.clear();
+    }
     let l: Line<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     let data = match (l.text, l.base64) {
         (Some(t), None) => Bytes::copy_from_slice(t.as_bytes()),
@@ -434,6 +483,54 @@ fn parse_line(line: &[u8], seq: u64) -> std::result::Result<StoredRecord, String
         partition_key: l.key.into_owned(),
         data,
     })
+}
+
+/// The key and the still escaped text of a line shaped `{"k":"<key>","d":"<text>"}` whose
+/// key is printable ASCII without escapes; `None` for any other line.
+fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
+    const HEAD: &[u8] = b"{\"k\":\"";
+    const MID: &[u8] = b"\",\"d\":\"";
+    const TAIL: &[u8] = b"\"}";
+    let rest = line.strip_prefix(HEAD)?;
+    let key_end = memchr::memchr(b'"', rest)?;
+    let (key, rest) = rest.split_at(key_end);
+    if !key.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\') {
+        return None;
+    }
+    let text = rest.strip_prefix(MID)?.strip_suffix(TAIL)?;
+    // Checked printable ASCII just above.
+    let key = std::str::from_utf8(key).ok()?;
+    Some((key, text))
+}
+
+/// Appends the JSON string body `text` unescaped to `out`, if it is printable ASCII (or UTF-8)
+/// whose only escapes are `\"` and `\\` and which holds no unescaped `"`; `false` (with `out`
+/// partly written) otherwise.
+fn unescape_into(text: &[u8], out: &mut BytesMut) -> bool {
+    let mut ascii = true;
+    let mut start = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        if c >= 0x80 {
+            ascii = false;
+        } else if c < 0x20 || c == b'"' {
+            return false;
+        } else if c == b'\\' {
+            match text.get(i + 1) {
+                Some(b'"' | b'\\') => {
+                    out.extend_from_slice(&text[start..i]);
+                    start = i + 1; // the escaped character starts the next run
+                    i += 2;
+                    continue;
+                }
+                _ => return false,
+            }
+        }
+        i += 1;
+    }
+    out.extend_from_slice(&text[start..]);
+    ascii || std::str::from_utf8(text).is_ok()
 }
 
 fn encode_line(r: &PutRecord, out: &mut Vec<u8>) {
@@ -620,6 +717,76 @@ mod tests {
                 return (out, batch.shard_end);
             }
         }
+    }
+
+    #[test]
+    fn fast_line_parser_agrees_with_json() {
+        let datas: Vec<&[u8]> = vec![
+            b"{\"a\":1}",
+            b"{\"q\":\"say \\\"hi\\\" \\\\ there\"}",
+            b"{\"t\":\"tab\there\"}",
+            b"{\"u\":\"\\u00e9 \xc3\xa9 \xe2\x82\xac\"}",
+            b"\"",
+            b"\\",
+            b"",
+            b"/ \x7f",
+            &[0xF3, b'\n', 0],
+            b"\xff\xfe",
+            b"line\rbreak",
+        ];
+        let keys = ["k", "tab\t\"k\"", "\u{e9}t\u{e9}", "a\\b", "\u{1}"];
+        for data in datas {
+            for key in keys {
+                let r = rec(key, data);
+                let mut line = Vec::new();
+                encode_line(&r, &mut line);
+                let line = &line[..line.len() - 1];
+                let mut buf = BytesMut::new();
+                let got = parse_line(line, 7, &mut buf).unwrap();
+                assert_eq!(got.data, r.data, "data of {line:?}");
+                assert_eq!(got.partition_key, r.partition_key, "key of {line:?}");
+                assert_eq!(got.sequence_number, "7");
+            }
+        }
+        // Lines the fast path refuses still fail (or parse) as JSON says.
+        let mut buf = BytesMut::new();
+        assert!(parse_line(b"{\"k\":\"a\",\"d\":\"x\"y\"}", 1, &mut buf).is_err());
+        assert!(parse_line(b"{\"k\":\"a\",\"d\":\"\xff\"}", 1, &mut buf).is_err());
+        assert!(parse_line(b"{\"k\":\"a\",\"d\":\"x\\\"}", 1, &mut buf).is_err());
+        let r = parse_line(b"{\"d\":\"x\\/y\",\"k\":\"a\"}", 1, &mut buf).unwrap();
+        assert_eq!(&r.data[..], b"x/y");
+    }
+
+    #[tokio::test]
+    async fn long_lines_and_a_line_being_written() {
+        let tmp = std::env::temp_dir().join(format!("redtrack-file-{}", rand::random::<u64>()));
+        let b = FileBroker::new(&tmp).unwrap();
+        let s = "c.d.long";
+        b.create_stream(s, 1).await.unwrap();
+        let big = format!("{{\"x\":\"{}\"}}", "y".repeat(READ_BUFFER + 1000));
+        let records = vec![
+            rec("a", big.as_bytes()),
+            rec("b", b"{}"),
+            rec("c", &big.as_bytes()[..10]),
+        ];
+        b.put_records(s, &records).await.unwrap();
+        let shard = b.list_shards(s).await.unwrap()[0].shard_id.clone();
+        let log = tmp.join(s).join(format!("{shard}.log"));
+        let len = fs::metadata(&log).unwrap().len();
+        // A writer's line not finished yet.
+        OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"{\"k\":\"d\",\"d\":\"{}")
+            .unwrap();
+        let (got, _) = read_all(&b, s, &shard).await;
+        assert_eq!(got.len(), 3);
+        for (g, r) in got.iter().zip(&records) {
+            assert_eq!(g.data, r.data);
+        }
+        assert_eq!(got[2].sequence_number, len.to_string());
+        let _ = fs::remove_dir_all(&tmp);
     }
 
     #[tokio::test]

@@ -48,41 +48,160 @@ pub(crate) struct Staged {
     pub(crate) bytes: u64,
 }
 
+/// Lines are gathered per file into blocks of about this many bytes before they are
+/// compressed (one call into the compressor per block, not per line).
+const BLOCK: usize = 128 * 1024;
+
+/// Blocks waiting for each compressor (bounds the stager's memory).
+const BLOCKS_IN_FLIGHT: usize = 2;
+
+/// How many threads compress at once: one per core (up to a few), never more than files.
+pub(crate) fn compressors(n_files: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.clamp(1, 4).min(n_files.max(1))
+}
+
+/// A staged file as the stager fills it.
 struct Part {
-    path: PathBuf,
-    gz: GzEncoder<BufWriter<File>>,
+    /// Lines not yet handed to the compressor.
+    block: Vec<u8>,
     lines: u64,
 }
 
+/// A block of lines for file `part`, on its way to a compressor.
+struct Block {
+    part: usize,
+    bytes: Vec<u8>,
+}
+
+/// Compresses the blocks of the files it owns (file `i` belongs to compressor
+/// `i % compressors`), in order, into their gzip files; returns spent blocks through `spent`.
+fn compress_files(
+    paths: Vec<(usize, PathBuf)>,
+    blocks: std::sync::mpsc::Receiver<Block>,
+    spent: std::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<()> {
+    let mut gzs = Vec::with_capacity(paths.len());
+    for (part, path) in &paths {
+        let file = File::create(path)?;
+        gzs.push((
+            *part,
+            GzEncoder::new(BufWriter::with_capacity(1 << 16, file), Compression::fast()),
+        ));
+    }
+    for mut block in blocks {
+        let gz = gzs
+            .iter_mut()
+            .find(|(part, _)| *part == block.part)
+            .map(|(_, gz)| gz)
+            .ok_or_else(|| Error::Io(std::io::Error::other("a block for an unknown file")))?;
+        gz.write_all(&block.bytes)?;
+        block.bytes.clear();
+        let _ = spent.send(block.bytes);
+    }
+    for (_, gz) in gzs {
+        let buf = gz.finish()?;
+        // No fsync: a staged file is read back only by this load (upload or COPY) before it
+        // commits; a crash before COMMIT abandons the load, and after it the rows are the
+        // warehouse's to keep.
+        buf.into_inner().map_err(|e| e.into_error())?;
+    }
+    Ok(())
+}
+
 /// Writes chunks from `rx` into `n_files` gzip files in `dir`, round-robin by event, until the
-/// channel closes. Runs on a blocking thread.
+/// channel closes. Runs on a blocking thread; the files are compressed on
+/// [`compressors`]`(n_files)` threads of their own while this one unpacks and checks records.
 pub(crate) fn run_stager(
-    mut rx: mpsc::Receiver<Chunk>,
+    rx: mpsc::Receiver<Chunk>,
     dir: &Path,
     n_files: usize,
     stream: &str,
     shard_ids: &[String],
 ) -> Result<Staged> {
     std::fs::create_dir_all(dir)?;
-    let mut parts = Vec::with_capacity(n_files);
-    for i in 0..n_files.max(1) {
-        let path = dir.join(part_name(i));
-        let file = File::create(&path)?;
-        parts.push(Part {
-            path,
-            gz: GzEncoder::new(BufWriter::with_capacity(1 << 16, file), Compression::fast()),
+    let n_files = n_files.max(1);
+    let workers = compressors(n_files);
+    let paths: Vec<PathBuf> = (0..n_files).map(|i| dir.join(part_name(i))).collect();
+    std::thread::scope(|scope| {
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut senders = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, blocks) = std::sync::mpsc::sync_channel::<Block>(BLOCKS_IN_FLIGHT);
+            let mine: Vec<(usize, PathBuf)> = paths
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % workers == w)
+                .map(|(i, p)| (i, p.clone()))
+                .collect();
+            let spent = spent_tx.clone();
+            senders.push(tx);
+            handles.push(
+                std::thread::Builder::new()
+                    .name("redtrack-gzip".into())
+                    .spawn_scoped(scope, move || compress_files(mine, blocks, spent))?,
+            );
+        }
+        drop(spent_tx);
+        let staged = stage_records(rx, &senders, &spent_rx, n_files, stream, shard_ids);
+        drop(senders);
+        let mut compressed = Ok(());
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(Error::Io(std::io::Error::other("a gzip thread panicked")))
+            });
+            if compressed.is_ok() {
+                compressed = r;
+            }
+        }
+        // A compressor's own error says more than the stager's "it hung up".
+        compressed?;
+        let (mut staged, parts) = staged?;
+        staged.files = paths
+            .into_iter()
+            .zip(parts)
+            .map(|(path, lines)| LocalFile { path, lines })
+            .collect();
+        Ok(staged)
+    })
+}
+
+/// The stager's own loop: unpacks and checks each record, gathers lines per file, and hands
+/// full blocks to the compressors. Returns what it staged and each file's line count.
+fn stage_records(
+    mut rx: mpsc::Receiver<Chunk>,
+    senders: &[std::sync::mpsc::SyncSender<Block>],
+    spent: &std::sync::mpsc::Receiver<Vec<u8>>,
+    n_files: usize,
+    stream: &str,
+    shard_ids: &[String],
+) -> Result<(Staged, Vec<u64>)> {
+    let hung_up = || Error::Io(std::io::Error::other("a gzip thread stopped"));
+    let mut parts: Vec<Part> = (0..n_files)
+        .map(|_| Part {
+            block: Vec::with_capacity(BLOCK + 4096),
             lines: 0,
-        });
-    }
+        })
+        .collect();
     let mut staged = Staged::default();
     let mut next = 0usize;
     let mut write_line = |parts: &mut Vec<Part>, line: &[u8]| -> Result<()> {
-        let len = parts.len();
-        let part = &mut parts[next];
-        next = (next + 1) % len;
-        part.gz.write_all(line)?;
-        part.gz.write_all(b"\n")?;
+        let i = next;
+        next = (next + 1) % n_files;
+        let part = &mut parts[i];
+        part.block.extend_from_slice(line);
+        part.block.push(b'\n');
         part.lines += 1;
+        if part.block.len() >= BLOCK {
+            let fresh = spent
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BLOCK + 4096));
+            let bytes = std::mem::replace(&mut part.block, fresh);
+            senders[i % senders.len()]
+                .send(Block { part: i, bytes })
+                .map_err(|_| hung_up())?;
+        }
         Ok(())
     };
     while let Some(chunk) = rx.blocking_recv() {
@@ -137,16 +256,19 @@ pub(crate) fn run_stager(
             }
         }
     }
-    for part in parts {
-        let buf = part.gz.finish()?;
-        let file = buf.into_inner().map_err(|e| e.into_error())?;
-        file.sync_data()?;
-        staged.files.push(LocalFile {
-            path: part.path,
-            lines: part.lines,
-        });
+    let mut lines = Vec::with_capacity(n_files);
+    for (i, part) in parts.into_iter().enumerate() {
+        if !part.block.is_empty() {
+            senders[i % senders.len()]
+                .send(Block {
+                    part: i,
+                    bytes: part.block,
+                })
+                .map_err(|_| hung_up())?;
+        }
+        lines.push(part.lines);
     }
-    Ok(staged)
+    Ok((staged, lines))
 }
 
 /// The name of staged file `i`.

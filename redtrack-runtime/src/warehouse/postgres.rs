@@ -254,7 +254,7 @@ impl PostgresWarehouse {
 }
 
 fn memchr(hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', hay)
 }
 
 impl Warehouse for PostgresWarehouse {
