@@ -789,7 +789,7 @@ async fn load_all<E: RedTrackEvent>(loader: &Loader, n: usize, rejected: u64) {
     assert_eq!(again.records, 0, "{}: loaded twice", E::TABLE_NAME);
 }
 
-async fn check_numbers(pg: &tokio_postgres::Client, path: Path) {
+async fn check_numbers(pg: &tokio_postgres::Client, path: LoadPath) {
     let rows = pg
         .query(
             "SELECT seq, small, small_opt, small_named, int_v, int_opt, int_named, big, big_opt, \
@@ -837,7 +837,7 @@ async fn check_numbers(pg: &tokio_postgres::Client, path: Path) {
         // BUG (to route, warehouse/postgres.rs careful path): jsonb numbers have no negative
         // zero, so -0.0 loads as 0.0 there while the fast path keeps it; compare the sign of
         // zero only on the fast path until that is fixed.
-        let careful = path == Path::WithBadRecord;
+        let careful = path == LoadPath::WithBadRecord;
         let bits32 = |e: &Numbers| {
             [Some(e.real), e.real_opt, e.real_named]
                 .map(|v| v.map(|x| if careful && x == 0.0 { 0 } else { x.to_bits() }))
@@ -1005,7 +1005,7 @@ async fn check_supers(pg: &tokio_postgres::Client) {
 /// Writes every table's events with `config`, loads them and checks every value.
 /// How a round trip is run.
 #[derive(Clone, Copy, PartialEq)]
-enum Path {
+enum LoadPath {
     /// The events alone.
     Plain,
     /// One record per stream that no column takes (`seq` is not a number), put straight into
@@ -1015,7 +1015,7 @@ enum Path {
 }
 
 /// Writes every table's events with `config`, loads them and checks every value.
-async fn round_trip(config: Config, pg: &tokio_postgres::Client, path: Path) {
+async fn round_trip(config: Config, pg: &tokio_postgres::Client, path: LoadPath) {
     let client = Client::new(config.clone()).await.expect("client");
     write_all(&client, &numbers()).await;
     write_all(&client, &texts()).await;
@@ -1025,7 +1025,7 @@ async fn round_trip(config: Config, pg: &tokio_postgres::Client, path: Path) {
 
     let mut rejected = 0;
     let mut config = config;
-    if path == Path::WithBadRecord {
+    if path == LoadPath::WithBadRecord {
         use redtrack::broker::{AnyBroker, Broker, PutRecord};
         let broker = AnyBroker::from_config(&config).await.expect("broker");
         let bad = || PutRecord {
@@ -1090,7 +1090,7 @@ async fn every_type_round_trips_through_kinesis() {
     // Short names: the S3 emulator (s3s-fs) keeps each key in one file name.
     let env = common::TestEnv::named("e2e_k").await;
     let pg = env.pg().await;
-    round_trip(env.config(), &pg, Path::Plain).await;
+    round_trip(env.config(), &pg, LoadPath::Plain).await;
 }
 
 /// On a current-thread runtime (plain `#[tokio::test]`), as many applications' tests run.
@@ -1099,7 +1099,7 @@ async fn every_type_round_trips_through_the_file_broker() {
     let env = common::TestEnv::named("e2e_f").await;
     let (config, dir) = file_config(&env);
     let pg = env.pg().await;
-    round_trip(config, &pg, Path::Plain).await;
+    round_trip(config, &pg, LoadPath::Plain).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -1107,7 +1107,7 @@ async fn every_type_round_trips_through_the_file_broker() {
 async fn every_type_round_trips_through_the_loaders_careful_path() {
     let env = common::TestEnv::named("e2e_c").await;
     let pg = env.pg().await;
-    round_trip(env.config(), &pg, Path::WithBadRecord).await;
+    round_trip(env.config(), &pg, LoadPath::WithBadRecord).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1120,7 +1120,7 @@ async fn every_type_round_trips_with_kpl_aggregation() {
         .build()
         .expect("config");
     let pg = env.pg().await;
-    round_trip(config, &pg, Path::Plain).await;
+    round_trip(config, &pg, LoadPath::Plain).await;
 }
 
 // ---------------------------------------------------------------------------------------------
