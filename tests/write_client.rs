@@ -134,3 +134,52 @@ async fn flush_waits_for_every_earlier_record() {
     assert!(stats.calls >= 3, "at most 500 records per call: {stats:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An event whose hand-written partition key is given by the test.
+struct KeyedEvent(String);
+
+impl RedTrackEvent for KeyedEvent {
+    const TABLE_NAME: &'static str = "client_events";
+    fn schema() -> &'static redtrack::TableSchema {
+        ClientEvent::schema()
+    }
+    fn encode_json(&self, buf: &mut Vec<u8>) -> Result<(), redtrack::EncodeError> {
+        buf.extend_from_slice(b"{\"n\":1}");
+        Ok(())
+    }
+    fn partition_key(&self) -> Option<String> {
+        Some(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn partition_keys_are_measured_in_utf16_units_as_kinesis_counts_them() {
+    let dir = temp_dir();
+    let config = Config::builder()
+        .cluster("c")
+        .database("d")
+        .broker(BrokerKind::File(dir.clone()))
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    client.create_stream::<ClientEvent>(1).await.unwrap();
+    // 128 emoji are 256 UTF-16 units: the limit exactly.
+    client.write(&KeyedEvent("😀".repeat(128))).await.unwrap();
+    // 129 emoji are 129 characters but 258 units: Kinesis would fail the whole batch.
+    let err = client
+        .write(&KeyedEvent("😀".repeat(129)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, redtrack::Error::InvalidPartitionKey { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("258 UTF-16 code units"), "{err}");
+    let err = client.write(&KeyedEvent(String::new())).await.unwrap_err();
+    assert!(
+        matches!(err, redtrack::Error::InvalidPartitionKey { .. }),
+        "{err:?}"
+    );
+    client.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

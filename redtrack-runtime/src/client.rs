@@ -305,12 +305,14 @@ impl Client {
         event.encode_json(&mut buf)?;
         let partition_key = match event.partition_key() {
             Some(key) => {
-                let chars = key.chars().count();
-                if chars == 0 || chars > MAX_PARTITION_KEY_CHARS {
+                // Kinesis counts UTF-16 code units: an emoji is two.
+                let units = key.encode_utf16().count();
+                if units == 0 || units > MAX_PARTITION_KEY_CHARS {
                     return Err(Error::InvalidPartitionKey {
                         table: E::TABLE_NAME,
                         message: format!(
-                            "it has {chars} characters; Kinesis takes 1 to {MAX_PARTITION_KEY_CHARS}"
+                            "it has {units} UTF-16 code units; Kinesis takes 1 to \
+                             {MAX_PARTITION_KEY_CHARS}"
                         ),
                     });
                 }

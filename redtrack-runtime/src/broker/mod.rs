@@ -30,7 +30,8 @@ pub const MAX_BYTES_PER_PUT: usize = 10 * 1024 * 1024;
 /// Kinesis: at most this many bytes in one record, data plus partition key.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
-/// Kinesis: a partition key has 1 to this many Unicode characters.
+/// Kinesis: a partition key has 1 to this many characters as Kinesis counts them, in UTF-16 code
+/// units (a character outside the Basic Multilingual Plane, such as an emoji, counts twice).
 pub const MAX_PARTITION_KEY_CHARS: usize = 256;
 
 /// Kinesis: at most this many records from one GetRecords call.

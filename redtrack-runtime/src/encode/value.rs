@@ -264,9 +264,7 @@ impl SuperValue for serde_json::Value {
     }
 }
 
-/// Kinesis' limit on a partition key: 256 characters as Kinesis counts them, in UTF-16 code
-/// units (a character outside the Basic Multilingual Plane, such as an emoji, counts twice).
-pub const MAX_PARTITION_KEY_CHARS: usize = 256;
+pub use crate::broker::MAX_PARTITION_KEY_CHARS;
 
 impl PartitionKeyValue for str {
     /// The text itself, cut after as many whole characters as fit in
