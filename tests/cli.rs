@@ -263,3 +263,34 @@ async fn a_load_that_fails_exits_with_the_failure_code() {
     assert_eq!(r.code, EXIT_FAILED, "{}\n{}", r.out, r.err);
     assert!(r.err.starts_with("redtrack: error: "), "{}", r.err);
 }
+
+#[tokio::test]
+async fn a_postgres_server_with_the_redshift_dialect_is_a_configuration_error() {
+    let env = common::TestEnv::new().await;
+    let config = env
+        .config()
+        .into_builder()
+        .dialect(Dialect::Redshift)
+        .stage(
+            redtrack::StageLocation::parse(&env.var("REDTRACK_STAGE").expect("stage"))
+                .expect("s3 stage"),
+        )
+        .build()
+        .expect("config");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = Cli::new("redtrack")
+        .register::<TestEvent>()
+        .run_to(
+            ["redtrack", "setup"],
+            move || Ok(config),
+            &mut out,
+            &mut err,
+        )
+        .await;
+    let err = String::from_utf8_lossy(&err);
+    assert_eq!(code, EXIT_USAGE, "{err}");
+    assert!(
+        err.contains("set REDTRACK_WAREHOUSE_DIALECT=postgres"),
+        "{err}"
+    );
+}

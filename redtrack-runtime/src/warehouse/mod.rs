@@ -156,11 +156,21 @@ impl Warehouse for AnyWarehouse {
         }
     }
 
+    /// A new connection, after checking that the server is of the configured dialect (a
+    /// PostgreSQL server with the default `redshift` dialect would otherwise fail later with
+    /// a syntax error at `DISTSTYLE` or a missing `stv_slices`).
     async fn connect(&self) -> Result<tokio_postgres::Client> {
-        match self {
+        let client = match self {
             AnyWarehouse::Redshift(w) => w.connect().await,
             AnyWarehouse::Postgres(w) => w.connect().await,
-        }
+        }?;
+        let version: String = client
+            .query_one("SELECT CAST(version() AS VARCHAR(512))", &[])
+            .await
+            .map_err(|e| db_error("asking the warehouse for its version", e))?
+            .get(0);
+        check_dialect(self.dialect(), &version)?;
+        Ok(client)
     }
 
     async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {
@@ -180,6 +190,23 @@ impl Warehouse for AnyWarehouse {
             AnyWarehouse::Redshift(w) => w.copy(txn, req, stage).await,
             AnyWarehouse::Postgres(w) => w.copy(txn, req, stage).await,
         }
+    }
+}
+
+/// Refuses a server of the other kind than `dialect` says, with what to set.
+fn check_dialect(dialect: Dialect, version: &str) -> Result<()> {
+    let redshift = version.contains("Redshift");
+    match (dialect, redshift) {
+        (Dialect::Redshift, false) => Err(Error::Config(format!(
+            "REDTRACK_WAREHOUSE_DIALECT is `redshift` (the default) but the warehouse is not \
+             Redshift (`{version}`); set REDTRACK_WAREHOUSE_DIALECT=postgres \
+             (or ConfigBuilder::dialect(Dialect::Postgres))"
+        ))),
+        (Dialect::Postgres, true) => Err(Error::Config(format!(
+            "REDTRACK_WAREHOUSE_DIALECT is `postgres` but the warehouse is Redshift \
+             (`{version}`); set REDTRACK_WAREHOUSE_DIALECT=redshift"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -358,6 +385,23 @@ mod tests {
         assert_eq!(quote_literal("x", "it's").unwrap(), "'it''s'");
         assert!(quote_literal("x", "a\\b").is_err());
         assert!(quote_literal("x", "a\nb").is_err());
+    }
+
+    #[test]
+    fn a_server_of_the_other_dialect_is_refused_with_what_to_set() {
+        let pg = "PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu";
+        let rs = "PostgreSQL 8.0.2 on i686-pc-linux-gnu, compiled by GCC gcc (GCC) 3.4.2 \
+                  20041017 (Red Hat 3.4.2-6.fc3), Redshift 1.0.12103";
+        assert!(check_dialect(Dialect::Postgres, pg).is_ok());
+        assert!(check_dialect(Dialect::Redshift, rs).is_ok());
+        let e = check_dialect(Dialect::Redshift, pg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("set REDTRACK_WAREHOUSE_DIALECT=postgres"), "{e}");
+        let e = check_dialect(Dialect::Postgres, rs)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("set REDTRACK_WAREHOUSE_DIALECT=redshift"), "{e}");
     }
 
     #[test]
