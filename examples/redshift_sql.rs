@@ -96,7 +96,42 @@ fn main() {
         .chain(redtrack::loader::redshift_statements(
             seed::TestEvent::schema(),
         ));
-    for sql in statements {
+    // The CLI's `migrate` (issue 6): ADD COLUMN (with an encoding) and widening a VARCHAR, as
+    // planned against an older version of `all_shapes` in the warehouse.
+    let migrations = migrate_statements();
+    for sql in statements.chain(migrations) {
         println!("{sql};");
     }
+}
+
+/// What `migrate` plans for `all_shapes` when the warehouse has an older table: `body` was a
+/// shorter VARCHAR and `amount` (ENCODE mostly32), `payload` and `user` did not exist yet.
+fn migrate_statements() -> Vec<String> {
+    use redtrack::migrate::{plan, WarehouseColumn};
+    let schema = shapes::AllShapes::schema();
+    let existing: Vec<WarehouseColumn> = schema
+        .columns
+        .iter()
+        .filter(|c| !matches!(c.name, "amount" | "payload" | "user"))
+        .map(|c| {
+            let mut w = WarehouseColumn::new(c.name, "", c.nullable);
+            w.data_type = match c.sql_type {
+                redtrack::SqlType::Varchar { len } => {
+                    w.char_len = Some(if c.name == "body" { 100 } else { len as i32 });
+                    "character varying".into()
+                }
+                redtrack::SqlType::Char { len } => {
+                    w.char_len = Some(i32::from(len));
+                    "character".into()
+                }
+                other => other.sql(redtrack::Dialect::Postgres).to_lowercase(),
+            };
+            w
+        })
+        .collect();
+    let plan = plan(schema, &existing);
+    assert!(plan.refusals.is_empty(), "{:?}", plan.refusals);
+    let statements = plan.statements(redtrack::Dialect::Redshift);
+    assert_eq!(statements.len(), 4, "{statements:?}");
+    statements
 }
