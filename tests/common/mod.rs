@@ -300,7 +300,9 @@ pub fn unique_id(name: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    clean.truncate(20); // short keys: s3s-fs puts bucket and key into one file name
+    // Short keys: s3s-fs puts bucket and key, base64-encoded, into one file name (255 bytes),
+    // and the id appears twice in a staged key; real S3 takes 1024-byte keys.
+    clean.truncate(12);
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
