@@ -18,12 +18,16 @@ pub struct S3Stage {
 }
 
 impl S3Stage {
-    /// A stage in `bucket` under `prefix`, with the SDK configuration of `config`. Path-style
-    /// addressing is used so S3 emulators on loopback work.
+    /// A stage in `bucket` under `prefix`, with the SDK configuration of `config`. With an
+    /// endpoint override (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, as for an S3 emulator on
+    /// loopback) requests are path-style (`http://host:port/bucket/key`); against AWS they are
+    /// virtual-hosted, as AWS recommends.
     pub async fn new(config: &Config, bucket: String, prefix: String) -> S3Stage {
         let sdk = crate::aws::sdk_config(config).await;
+        let overridden = sdk.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
         let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
+            .force_path_style(overridden)
             .build();
         S3Stage {
             client: aws_sdk_s3::Client::from_conf(s3),
