@@ -9,13 +9,19 @@
 //! $B write 1000000 4          # events of test_events into the Kinesis emulator, 4 shards
 //! $B drain-floor              # bare GetRecords loop over the same shards (the floor of (a))
 //! $B load                     # the whole pipeline: Kinesis -> S3 stage -> PostgreSQL (a)
-//! REDTRACK_BROKER=file:/tmp/bb REDTRACK_STAGE=file:/tmp/bs $B write 1000000 4
-//! REDTRACK_BROKER=file:/tmp/bb REDTRACK_STAGE=file:/tmp/bs $B load      # (b) and (c)
+//! export REDTRACK_BROKER=file:/tmp/bb$RANDOM REDTRACK_STAGE=file:/tmp/bs$RANDOM
+//! $B write 1000000 4          # the same events into the file broker
+//! $B compare 3                # (b): load and COPY floor alternately, 3 rounds, medians, ratio
+//! $B load                     # (c): peak RSS at 1,000,000 (and again after `write 100000 4`
+//!                             #      into fresh dirs for 100,000)
 //! $B copy-floor 1000000       # COPY FROM STDIN of the same rows straight into PostgreSQL
 //! ```
 //!
-//! `load` truncates `test_events` and forgets the stream's checkpoints first, loads until the stream is drained, and prints the
-//! rate and the process's peak RSS (VmHWM).
+//! `load` truncates `test_events` and forgets the stream's checkpoints first, loads until the
+//! stream is drained, and prints the rate, its CPU time and the process's peak RSS (VmHWM).
+//! `compare` does that and the COPY floor of as many rows in one process, alternately (so a
+//! busy machine weighs on both alike), and prints the ratio of the median rates; its peak RSS
+//! is taken after the first load, before the COPY floor builds its rows.
 mod seed;
 
 use std::time::{Duration, Instant};
@@ -62,6 +68,89 @@ fn cpu_seconds() -> f64 {
 
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
+}
+
+/// Loads `test_events` from the start of its stream until drained (after truncating the table
+/// and forgetting the stream's checkpoints): events, wall time, CPU time.
+async fn run_load(
+    config: Config,
+    stream: &str,
+) -> Result<(u64, Duration, f64), Box<dyn std::error::Error>> {
+    let config = config
+        .into_builder()
+        .with_max_load_records(2_000_000)
+        .with_max_load_bytes(4 << 30)
+        .build()?;
+    let loader = Loader::new(config).await?;
+    loader.setup::<TestEvent>().await?;
+    let url = std::env::var("REDTRACK_WAREHOUSE_URL")?;
+    let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    pg.batch_execute("TRUNCATE test_events").await?;
+    // Forget earlier runs' checkpoints: load the stream from its start.
+    pg.execute(
+        "DELETE FROM kinesis_loads WHERE stream_name = $1",
+        &[&stream],
+    )
+    .await?;
+    let start = Instant::now();
+    let cpu = cpu_seconds();
+    let mut n = 0;
+    loop {
+        let r = loader.load::<TestEvent>().await?;
+        n += r.records;
+        eprintln!(
+            "  load: {} records in {:.2} s (read+stage {:.2} s, upload {:.2} s, commit {:.2} s)",
+            r.records,
+            r.elapsed.as_secs_f64(),
+            r.read_elapsed.as_secs_f64(),
+            r.upload_elapsed.as_secs_f64(),
+            r.commit_elapsed.as_secs_f64()
+        );
+        if r.records == 0 && !r.more {
+            break;
+        }
+    }
+    Ok((n, start.elapsed(), cpu_seconds() - cpu))
+}
+
+/// COPY FROM STDIN of `n` events' rows straight into `test_events` (truncated first); only
+/// the COPY is timed.
+async fn run_copy_floor(n: u64) -> Result<(u64, Duration), Box<dyn std::error::Error>> {
+    let url = std::env::var("REDTRACK_WAREHOUSE_URL")?;
+    let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    pg.batch_execute(&TestEvent::schema().create_table_sql(redtrack::Dialect::Postgres))
+        .await?;
+    pg.batch_execute("TRUNCATE test_events").await?;
+    // The rows, made before the clock starts: only COPY is timed.
+    let mut chunks = Vec::new();
+    let mut buf = Vec::with_capacity(1 << 20);
+    for i in 0..n {
+        let e = event(i);
+        use std::io::Write;
+        writeln!(
+            buf,
+            "{}\t{}\t{}",
+            e.client_ip,
+            e.timestamp,
+            e.message.as_deref().unwrap_or("\\N")
+        )?;
+        if buf.len() >= 1 << 20 {
+            chunks.push(Bytes::from(std::mem::take(&mut buf)));
+        }
+    }
+    chunks.push(Bytes::from(buf));
+    let start = Instant::now();
+    let sink = pg
+        .copy_in::<_, Bytes>("COPY test_events (client_ip, timestamp, message) FROM STDIN")
+        .await?;
+    futures::pin_mut!(sink);
+    for c in chunks {
+        sink.send(c).await?;
+    }
+    let rows = sink.finish().await?;
+    Ok((rows, start.elapsed()))
 }
 
 #[tokio::main]
@@ -137,94 +226,64 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Some("load") => {
-            let config = config
-                .into_builder()
-                .with_max_load_records(2_000_000)
-                .with_max_load_bytes(4 << 30)
-                .build()?;
-            let loader = Loader::new(config).await?;
-            loader.setup::<TestEvent>().await?;
-            let url = std::env::var("REDTRACK_WAREHOUSE_URL")?;
-            let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            pg.batch_execute("TRUNCATE test_events").await?;
-            // Forget earlier runs' checkpoints: load the stream from its start.
-            pg.execute(
-                "DELETE FROM kinesis_loads WHERE stream_name = $1",
-                &[&stream],
-            )
-            .await?;
-            let start = Instant::now();
-            let cpu = cpu_seconds();
-            let mut n = 0;
-            loop {
-                let r = loader.load::<TestEvent>().await?;
-                n += r.records;
-                eprintln!(
-                    "  load: {} records in {:.2} s (read+stage {:.2} s, upload {:.2} s, commit {:.2} s)",
-                    r.records,
-                    r.elapsed.as_secs_f64(),
-                    r.read_elapsed.as_secs_f64(),
-                    r.upload_elapsed.as_secs_f64(),
-                    r.commit_elapsed.as_secs_f64()
-                );
-                if r.records == 0 && !r.more {
-                    break;
-                }
-            }
-            let d = start.elapsed();
+            let (n, d, cpu) = run_load(config, &stream).await?;
             println!(
-                "load: {n} events in {:.2} s = {:.0} events/s; CPU {:.2} s; peak RSS {} MiB",
+                "load: {n} events in {:.2} s = {:.0} events/s; CPU {cpu:.2} s; peak RSS {} MiB",
                 d.as_secs_f64(),
                 rate(n, d),
-                cpu_seconds() - cpu,
                 peak_rss_kib() / 1024
             );
         }
         Some("copy-floor") => {
             let n: u64 = args.get(1).map_or(Ok(1_000_000), |s| s.parse())?;
-            let url = std::env::var("REDTRACK_WAREHOUSE_URL")?;
-            let (pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            pg.batch_execute(&TestEvent::schema().create_table_sql(redtrack::Dialect::Postgres))
-                .await?;
-            pg.batch_execute("TRUNCATE test_events").await?;
-            // The rows, made before the clock starts: only COPY is timed.
-            let mut chunks = Vec::new();
-            let mut buf = Vec::with_capacity(1 << 20);
-            for i in 0..n {
-                let e = event(i);
-                use std::io::Write;
-                writeln!(
-                    buf,
-                    "{}\t{}\t{}",
-                    e.client_ip,
-                    e.timestamp,
-                    e.message.as_deref().unwrap_or("\\N")
-                )?;
-                if buf.len() >= 1 << 20 {
-                    chunks.push(Bytes::from(std::mem::take(&mut buf)));
-                }
-            }
-            chunks.push(Bytes::from(buf));
-            let start = Instant::now();
-            let sink = pg
-                .copy_in::<_, Bytes>("COPY test_events (client_ip, timestamp, message) FROM STDIN")
-                .await?;
-            futures::pin_mut!(sink);
-            for c in chunks {
-                sink.send(c).await?;
-            }
-            let rows = sink.finish().await?;
-            let d = start.elapsed();
+            let (rows, d) = run_copy_floor(n).await?;
             println!(
                 "copy-floor: {rows} rows in {:.2} s = {:.0} rows/s",
                 d.as_secs_f64(),
                 rate(rows, d)
             );
         }
+        Some("compare") => {
+            // (b) in one run: the load and the COPY floor of as many rows, alternately, so
+            // both see the same machine; the medians decide.
+            let rounds: usize = args.get(1).map_or(Ok(3), |s| s.parse())?;
+            let (mut loads, mut floors) = (Vec::new(), Vec::new());
+            let mut peak = 0;
+            for round in 1..=rounds.max(1) {
+                let (n, d, cpu) = run_load(config.clone(), &stream).await?;
+                if round == 1 {
+                    // Before the COPY floor builds its rows: the loader's peak alone.
+                    peak = peak_rss_kib() / 1024;
+                }
+                let (rows, f) = run_copy_floor(n).await?;
+                println!(
+                    "round {round}: load {n} events in {:.2} s = {:.0}/s (CPU {cpu:.2} s); \
+                     copy-floor {rows} rows in {:.2} s = {:.0}/s; ratio {:.2}",
+                    d.as_secs_f64(),
+                    rate(n, d),
+                    f.as_secs_f64(),
+                    rate(rows, f),
+                    rate(n, d) / rate(rows, f)
+                );
+                loads.push(rate(n, d));
+                floors.push(rate(rows, f));
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let (load, floor) = (median(&mut loads), median(&mut floors));
+            println!(
+                "compare: load {load:.0} events/s, copy-floor {floor:.0} rows/s (medians of {}); \
+                 ratio {:.2} (goal >= 0.50); loader peak RSS {peak} MiB",
+                loads.len(),
+                load / floor
+            );
+        }
         _ => {
-            eprintln!("usage: bench_load write [N] [SHARDS] | drain-floor | load | copy-floor [N]");
+            eprintln!(
+                "usage: bench_load write [N] [SHARDS] | drain-floor | load | copy-floor [N] | compare [ROUNDS]"
+            );
             std::process::exit(2);
         }
     }

@@ -463,12 +463,11 @@ fn parse_line(
         // without building a JSON tree; anything unusual goes to the JSON parser below.
         if unescape_into(text, data) {
             return Ok(StoredRecord {
-                sequence_number: seq.to_string(),
+                sequence_number: itoa::Buffer::new().format(seq).to_owned(),
                 partition_key: key.to_owned(),
                 data: data.split().freeze(),
             });
         }
-        data.clear();
     }
     let l: Line<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     let data = match (l.text, l.base64) {
@@ -498,39 +497,66 @@ fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
         return None;
     }
     let text = rest.strip_prefix(MID)?.strip_suffix(TAIL)?;
-    // Checked printable ASCII just above.
+    // Printable ASCII (checked above) is UTF-8.
     let key = std::str::from_utf8(key).ok()?;
     Some((key, text))
 }
 
+/// Whether any of the eight bytes of `w` is a control character, `"`, `\\` or not ASCII.
+fn has_special_byte(w: u64) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // `x - n` borrows into a byte's high bit where that byte of `x` is below `n`.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    (below(w, 0x20) | below(quote, 1) | below(backslash, 1) | (w & HIGH)) != 0
+}
+
 /// Appends the JSON string body `text` unescaped to `out`, if it is printable ASCII (or UTF-8)
-/// whose only escapes are `\"` and `\\` and which holds no unescaped `"`; `false` (with `out`
-/// partly written) otherwise.
+/// whose only escapes are `\"` and `\\` and which holds no unescaped `"`; `false` (and `out`
+/// as it was) otherwise.
 fn unescape_into(text: &[u8], out: &mut BytesMut) -> bool {
-    let mut ascii = true;
-    let mut start = 0;
-    let mut i = 0;
+    let at = out.len();
+    out.resize(at + text.len(), 0);
+    let dst = &mut out[at..];
+    // One pass, copying as it checks: bit 0 of `bad` marks a control character or a bare
+    // quote, bit 7 a byte that is not ASCII.
+    let mut bad = 0u8;
+    let (mut i, mut j) = (0, 0);
     while i < text.len() {
+        // Eight plain bytes at a time while there are.
+        if let Some(word) = text.get(i..i + 8) {
+            if !has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
+                dst[j..j + 8].copy_from_slice(word);
+                i += 8;
+                j += 8;
+                continue;
+            }
+        }
         let c = text[i];
-        if c >= 0x80 {
-            ascii = false;
-        } else if c < 0x20 || c == b'"' {
-            return false;
-        } else if c == b'\\' {
+        if c == b'\\' {
             match text.get(i + 1) {
-                Some(b'"' | b'\\') => {
-                    out.extend_from_slice(&text[start..i]);
-                    start = i + 1; // the escaped character starts the next run
+                Some(&e @ (b'"' | b'\\')) => {
+                    dst[j] = e;
+                    j += 1;
                     i += 2;
                     continue;
                 }
-                _ => return false,
+                _ => {
+                    bad |= 1;
+                    break;
+                }
             }
         }
+        bad |= u8::from(c < 0x20 || c == b'"') | (c & 0x80);
+        dst[j] = c;
+        j += 1;
         i += 1;
     }
-    out.extend_from_slice(&text[start..]);
-    ascii || std::str::from_utf8(text).is_ok()
+    let ok = bad & 1 == 0 && (bad == 0 || std::str::from_utf8(text).is_ok());
+    out.truncate(if ok { at + j } else { at });
+    ok
 }
 
 fn encode_line(r: &PutRecord, out: &mut Vec<u8>) {
@@ -720,6 +746,19 @@ mod tests {
     }
 
     #[test]
+    fn special_bytes_in_words() {
+        assert!(!has_special_byte(u64::from_le_bytes(*b"abcdefgh")));
+        assert!(!has_special_byte(u64::from_le_bytes(*b" !#[]~\x7f0")));
+        for special in [b'"', b'\\', 0, 0x1f, b'\n', 0x80, 0xff] {
+            for at in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[at] = special;
+                assert!(has_special_byte(u64::from_le_bytes(w)), "{special} at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn fast_line_parser_agrees_with_json() {
         let datas: Vec<&[u8]> = vec![
             b"{\"a\":1}",
@@ -733,6 +772,9 @@ mod tests {
             &[0xF3, b'\n', 0],
             b"\xff\xfe",
             b"line\rbreak",
+            b"{\"long\":\"abcdefghijklmnop\\\"qrstuvwxyz0123456789\\\\ABCDEFGH\\\"\"}",
+            b"abcdefghijklmno\xc3\xa9pqrstuvwxyz",
+            b"abcdefghijklmno\tpqrstuvwxyz",
         ];
         let keys = ["k", "tab\t\"k\"", "\u{e9}t\u{e9}", "a\\b", "\u{1}"];
         for data in datas {

@@ -18,6 +18,11 @@ use crate::loader::DataLoss;
 /// Kinesis allows 5 GetRecords calls per second per shard.
 pub(crate) const MIN_GET_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Records asked for at once from a broker without read limits (the file broker): smaller
+/// batches than Kinesis allows keep fewer records in flight between the readers and the
+/// stager, at no cost in speed.
+const LOCAL_RECORDS_PER_GET: usize = 2_000;
+
 /// Empty batches in a row, while the shard claims to be behind, before the reader gives up for
 /// this load.
 const MAX_EMPTY_BATCHES: u32 = 5;
@@ -137,6 +142,11 @@ pub(crate) async fn read_shard<B: Broker>(
     }
 
     let mut reader = broker.read_shard(stream, shard_id, from).await?;
+    let per_get = if pace {
+        MAX_RECORDS_PER_GET
+    } else {
+        LOCAL_RECORDS_PER_GET
+    };
     let mut empty = 0u32;
     let mut paused = false;
     loop {
@@ -147,7 +157,7 @@ pub(crate) async fn read_shard<B: Broker>(
             }
             usize::try_from(b.records)
                 .unwrap_or(usize::MAX)
-                .min(MAX_RECORDS_PER_GET)
+                .min(per_get)
         };
         let started = Instant::now();
         let batch = reader.next_batch(limit).await?;
