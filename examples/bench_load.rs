@@ -107,7 +107,8 @@ async fn run_load(
             r.upload_elapsed.as_secs_f64(),
             r.commit_elapsed.as_secs_f64()
         );
-        if r.records == 0 && !r.more {
+        // A pass that no limit cut short read the stream to its end.
+        if !r.more {
             break;
         }
     }

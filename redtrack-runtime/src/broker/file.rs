@@ -420,8 +420,9 @@ impl FileReader {
     }
 }
 
-/// How many bytes of a shard file are read at once.
-const READ_BUFFER: usize = 256 * 1024;
+/// How many bytes of a shard file are read at once (what a batch reads past its last line is
+/// read again by the next one, so not much more than that).
+const READ_BUFFER: usize = 64 * 1024;
 
 /// How many bytes of record data share one allocation.
 const DATA_BLOCK: usize = 256 * 1024;

@@ -379,8 +379,15 @@ impl<B: Broker> Loader<B> {
                 settings.accept_data_loss,
             ));
         }
+        // Kinesis reads wait on the network, so many at once pay; a local broker's reads are
+        // CPU work, so more of them than cores only holds more records in flight.
+        let concurrency = if pace {
+            settings.read_concurrency
+        } else {
+            settings.read_concurrency.min(staging::cpu_threads())
+        };
         let reads: Result<Vec<_>> = stream::iter(reading)
-            .buffer_unordered(settings.read_concurrency)
+            .buffer_unordered(concurrency)
             .try_collect()
             .await;
         drop(tx);

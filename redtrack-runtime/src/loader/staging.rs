@@ -55,10 +55,16 @@ const BLOCK: usize = 128 * 1024;
 /// Blocks waiting for each compressor (bounds the stager's memory).
 const BLOCKS_IN_FLIGHT: usize = 2;
 
-/// How many threads compress at once: one per core (up to a few), never more than files.
+/// How many threads are worth running at once for CPU-bound work: one per core, up to 4.
+pub(crate) fn cpu_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+}
+
+/// How many threads compress at once: [`cpu_threads`], never more than files.
 pub(crate) fn compressors(n_files: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.clamp(1, 4).min(n_files.max(1))
+    cpu_threads().min(n_files.max(1))
 }
 
 /// A staged file as the stager fills it.

@@ -179,6 +179,7 @@ impl PostgresWarehouse {
         futures::pin_mut!(sink);
         let mut out = BytesMut::with_capacity(COPY_CHUNK * 2);
         let mut sent_any = false;
+        let mut cells = Vec::new();
         for (file_no, file) in req.files.iter().enumerate() {
             let mut reader = stage.open(&file.key).await?;
             let mut gz = flate2::write::MultiGzDecoder::new(Vec::with_capacity(COPY_CHUNK * 4));
@@ -218,7 +219,9 @@ impl PostgresWarehouse {
                     match format {
                         RowFormat::Raw => push_row(&mut out, file_no, line_no, line),
                         RowFormat::Direct(columns) => {
-                            if !push_copy_row(&mut out, columns, line) {
+                            if push_flat_row(&mut out, columns, line, &mut cells).is_none()
+                                && !push_copy_row(&mut out, columns, line)
+                            {
                                 // Dropping the sink aborts the COPY.
                                 return Ok(Streamed::Refused(format!(
                                     "line {line_no} of {} is not a JSON object",
@@ -251,6 +254,139 @@ impl PostgresWarehouse {
             Err(e) => refused("COPY FROM STDIN", e),
         }
     }
+}
+
+/// The quick way to [`push_copy_row`] for the usual line: a flat JSON object whose keys and
+/// string values are printable ASCII without escapes, and whose other values are numbers,
+/// `true`, `false` or `null`, with no SUPER column among the keys that match. Such values go
+/// into a COPY text row as they stand (nothing in them needs COPY escaping). `None`, with
+/// nothing appended, for any other line, which `push_copy_row` then reads.
+fn push_flat_row(
+    out: &mut BytesMut,
+    columns: &[crate::schema::Column],
+    line: &[u8],
+    cells: &mut Vec<Option<(usize, usize)>>,
+) -> Option<()> {
+    let ws = |mut i: usize| {
+        while matches!(line.get(i), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+            i += 1;
+        }
+        i
+    };
+    // A string without escapes starting at `i`: its body's span.
+    let plain_string = |i: usize| -> Option<(usize, usize)> {
+        (line.get(i) == Some(&b'"')).then_some(())?;
+        let len = line[i + 1..].iter().position(|&c| c == b'"')?;
+        let body = (i + 1, i + 1 + len);
+        line[body.0..body.1]
+            .iter()
+            .all(|&c| (0x20..0x7f).contains(&c) && c != b'\\')
+            .then_some(body)
+    };
+    cells.clear();
+    cells.resize(columns.len(), None);
+    let mut i = ws(0);
+    (line.get(i) == Some(&b'{')).then_some(())?;
+    i = ws(i + 1);
+    if line.get(i) == Some(&b'}') {
+        i += 1;
+    } else {
+        loop {
+            let key = plain_string(i)?;
+            i = ws(key.1 + 1);
+            (line.get(i) == Some(&b':')).then_some(())?;
+            i = ws(i + 1);
+            let value = match *line.get(i)? {
+                b'"' => {
+                    let body = plain_string(i)?;
+                    i = body.1 + 1;
+                    Some(body)
+                }
+                b'n' => {
+                    i = line[i..].starts_with(b"null").then_some(i + 4)?;
+                    None
+                }
+                b't' => {
+                    let end = line[i..].starts_with(b"true").then_some(i + 4)?;
+                    let span = (i, end);
+                    i = end;
+                    Some(span)
+                }
+                b'f' => {
+                    let end = line[i..].starts_with(b"false").then_some(i + 5)?;
+                    let span = (i, end);
+                    i = end;
+                    Some(span)
+                }
+                b'-' | b'0'..=b'9' => {
+                    let end = json_number_end(line, i)?;
+                    let span = (i, end);
+                    i = end;
+                    Some(span)
+                }
+                _ => return None,
+            };
+            let name = &line[key.0..key.1];
+            if let Some(c) = columns.iter().position(|c| c.name.as_bytes() == name) {
+                if columns[c].sql_type == crate::schema::SqlType::Super {
+                    return None;
+                }
+                // A later duplicate key wins, as in jsonb.
+                cells[c] = value;
+            }
+            i = ws(i);
+            match *line.get(i)? {
+                b',' => i = ws(i + 1),
+                b'}' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (ws(i) == line.len()).then_some(())?;
+    for (n, cell) in cells.iter().enumerate() {
+        if n > 0 {
+            out.put_u8(b'\t');
+        }
+        match cell {
+            None => out.put_slice(b"\\N"),
+            Some((a, b)) => out.put_slice(&line[*a..*b]),
+        }
+    }
+    out.put_u8(b'\n');
+    Some(())
+}
+
+/// The end of the JSON number starting at `b[i]`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn json_number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i > start).then_some(i)
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    i = match *b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(i)?,
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        i = digits(i + 1)?;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        i = digits(i)?;
+    }
+    Some(i)
 }
 
 fn memchr(hay: &[u8]) -> Option<usize> {
@@ -410,6 +546,95 @@ impl Warehouse for PostgresWarehouse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flat_rows_as_push_copy_row_writes_them() {
+        use crate::schema::{Column, SqlType};
+        let col = |name, sql_type| Column {
+            name,
+            sql_type,
+            nullable: true,
+            encode: None,
+        };
+        let columns = [
+            col("a", SqlType::Integer),
+            col("b", SqlType::Varchar { len: 10 }),
+            col("c", SqlType::Boolean),
+            col("s", SqlType::Super),
+        ];
+        let check = |line: &str| -> bool {
+            let mut fast = BytesMut::new();
+            let mut cells = Vec::new();
+            let quick = push_flat_row(&mut fast, &columns, line.as_bytes(), &mut cells);
+            if quick.is_none() {
+                assert!(fast.is_empty(), "{line:?}");
+                return false;
+            }
+            let mut slow = BytesMut::new();
+            assert!(
+                push_copy_row(&mut slow, &columns, line.as_bytes()),
+                "{line:?}"
+            );
+            assert_eq!(fast, slow, "{line:?}");
+            true
+        };
+        for line in [
+            r#"{"a":1,"b":"x y","c":true}"#,
+            r#" { "b" : "" , "a" : -1.5e+3 , "zz" : 7 , "c" : false } "#,
+            r#"{"a":null,"b":"q","a":2}"#,
+            r#"{}"#,
+            r#"{"A":1,"b":"~!"}"#,
+        ] {
+            assert!(check(line), "{line}");
+        }
+        for line in [
+            r#"{"s":1}"#,
+            r#"{"b":"x\"y"}"#,
+            r#"{"b":"é"}"#,
+            r#"{"a":[1]}"#,
+            r#"{"a":{}}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} x"#,
+            r#"[1]"#,
+            r#"{"a":tru}"#,
+            "{\"b\":\"\t\"}",
+            r#"{"a\"":1}"#,
+        ] {
+            assert!(!check(line), "{line}");
+        }
+        let tokens: &[&str] = &[
+            "{", "}", "[", "]", ",", ":", " ", "\"", "\"a\"", "\"b\"", "\"s\"", "\\", "1", "0",
+            "-", ".", "e", "+", "true", "null", "false", "x", "\t", "é", "\"v\"",
+        ];
+        let mut quick = 0;
+        for _ in 0..200_000 {
+            let n = rand::random_range(1..14);
+            let line: String = (0..n)
+                .map(|_| tokens[rand::random_range(0..tokens.len())])
+                .collect();
+            quick += usize::from(check(&line));
+        }
+        assert!(quick > 10, "the soup should hold some flat rows ({quick})");
+        let keys = ["\"a\"", "\"b\"", "\"c\"", "\"zz\"", "\"A\""];
+        let values = [
+            "1", "-2.5", "0e1", "\"x\"", "\"\"", "null", "true", "false", "\"1 2\"",
+        ];
+        for _ in 0..20_000 {
+            let n = rand::random_range(0..6);
+            let pairs: Vec<String> = (0..n)
+                .map(|_| {
+                    format!(
+                        "{}:{}",
+                        keys[rand::random_range(0..keys.len())],
+                        values[rand::random_range(0..values.len())]
+                    )
+                })
+                .collect();
+            let line = format!("{{{}}}", pairs.join(","));
+            assert!(check(&line), "{line}");
+        }
+    }
 
     #[test]
     fn csv_rows() {
