@@ -486,17 +486,28 @@ fn parse_line(
 }
 
 /// The key and the still escaped text of a line shaped `{"k":"<key>","d":"<text>"}` whose
-/// key is printable ASCII without escapes; `None` for any other line.
+/// key is printable ASCII (DEL included) without escapes; `None` for any other line.
 fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
     const HEAD: &[u8] = b"{\"k\":\"";
     const MID: &[u8] = b"\",\"d\":\"";
     const TAIL: &[u8] = b"\"}";
     let rest = line.strip_prefix(HEAD)?;
-    let key_end = memchr::memchr(b'"', rest)?;
-    let (key, rest) = rest.split_at(key_end);
-    if !key.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\') {
-        return None;
+    // The key ends at its first special byte, which must be its closing quote.
+    let mut key_end = 0;
+    while let Some(word) = rest.get(key_end..key_end + 8) {
+        if has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
+            break;
+        }
+        key_end += 8;
     }
+    while matches!(rest.get(key_end), Some(0x20..=0x7f)) && rest[key_end] != b'"' {
+        if rest[key_end] == b'\\' {
+            return None;
+        }
+        key_end += 1;
+    }
+    (rest.get(key_end) == Some(&b'"')).then_some(())?;
+    let (key, rest) = rest.split_at(key_end);
     let text = rest.strip_prefix(MID)?.strip_suffix(TAIL)?;
     // Printable ASCII (checked above) is UTF-8.
     let key = std::str::from_utf8(key).ok()?;
@@ -504,7 +515,7 @@ fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
 }
 
 /// Whether any of the eight bytes of `w` is a control character, `"`, `\\` or not ASCII.
-fn has_special_byte(w: u64) -> bool {
+pub(crate) fn has_special_byte(w: u64) -> bool {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     // `x - n` borrows into a byte's high bit where that byte of `x` is below `n`.

@@ -21,7 +21,7 @@ pub(crate) const MIN_GET_INTERVAL: Duration = Duration::from_millis(200);
 /// Records asked for at once from a broker without read limits (the file broker): smaller
 /// batches than Kinesis allows keep fewer records in flight between the readers and the
 /// stager, at no cost in speed.
-const LOCAL_RECORDS_PER_GET: usize = 2_000;
+const LOCAL_RECORDS_PER_GET: usize = 1_000;
 
 /// Empty batches in a row, while the shard claims to be behind, before the reader gives up for
 /// this load.

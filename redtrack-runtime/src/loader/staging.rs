@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::broker::aggregate::{deaggregate, is_aggregated};
+use crate::broker::file::has_special_byte;
 use crate::broker::StoredRecord;
 use crate::error::{Error, Result};
 use crate::warehouse::{truncate, RejectedRow};
@@ -414,6 +415,13 @@ fn json_string_end(b: &[u8], mut i: usize) -> Option<usize> {
     (b.get(i) == Some(&b'"')).then_some(())?;
     i += 1;
     loop {
+        // Eight plain bytes at a time while there are.
+        if let Some(word) = b.get(i..i + 8) {
+            if !has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
+                i += 8;
+                continue;
+            }
+        }
         match *b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => match *b.get(i + 1)? {

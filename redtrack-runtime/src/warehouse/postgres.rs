@@ -17,6 +17,7 @@ use super::json_row::push_copy_row;
 use super::{
     db_error, quote_ident, truncate, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
+use crate::broker::file::has_special_byte;
 use crate::error::{Error, Result};
 use crate::loader::phase::{pause_at, Phase};
 use crate::schema::{Dialect, TableSchema};
@@ -276,12 +277,21 @@ fn push_flat_row(
     // A string without escapes starting at `i`: its body's span.
     let plain_string = |i: usize| -> Option<(usize, usize)> {
         (line.get(i) == Some(&b'"')).then_some(())?;
-        let len = line[i + 1..].iter().position(|&c| c == b'"')?;
-        let body = (i + 1, i + 1 + len);
-        line[body.0..body.1]
-            .iter()
-            .all(|&c| (0x20..0x7f).contains(&c) && c != b'\\')
-            .then_some(body)
+        let mut end = i + 1;
+        loop {
+            // Eight plain bytes at a time while there are.
+            if let Some(word) = line.get(end..end + 8) {
+                if !has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
+                    end += 8;
+                    continue;
+                }
+            }
+            match *line.get(end)? {
+                b'"' => return Some((i + 1, end)),
+                0x20..=0x7f if line[end] != b'\\' => end += 1,
+                _ => return None,
+            }
+        }
     };
     cells.clear();
     cells.resize(columns.len(), None);
