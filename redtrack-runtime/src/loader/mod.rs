@@ -356,7 +356,12 @@ impl<B: Broker> Loader<B> {
             let dir = local_dir.clone();
             let stream = stream.clone();
             let ids = shard_ids.clone();
-            tokio::task::spawn_blocking(move || run_stager(rx, &dir, n_files, &stream, &ids))
+            // redtrack's records carry every column's key: only a table whose one column is
+            // `data` could be mistaken for the gem's `{"data": "<json>"}` envelope.
+            let envelopes = !matches!(E::schema().columns, [only] if only.name == "data");
+            tokio::task::spawn_blocking(move || {
+                run_stager(rx, &dir, n_files, &stream, &ids, envelopes)
+            })
         };
         let budget = Arc::new(Mutex::new(Budget {
             records: settings.max_load_records,

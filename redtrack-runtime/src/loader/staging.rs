@@ -125,6 +125,7 @@ pub(crate) fn run_stager(
     n_files: usize,
     stream: &str,
     shard_ids: &[String],
+    envelopes: bool,
 ) -> Result<Staged> {
     std::fs::create_dir_all(dir)?;
     let n_files = n_files.max(1);
@@ -151,7 +152,9 @@ pub(crate) fn run_stager(
             );
         }
         drop(spent_tx);
-        let staged = stage_records(rx, &senders, &spent_rx, n_files, stream, shard_ids);
+        let staged = stage_records(
+            rx, &senders, &spent_rx, n_files, stream, shard_ids, envelopes,
+        );
         drop(senders);
         let mut compressed = Ok(());
         for h in handles {
@@ -183,6 +186,7 @@ fn stage_records(
     n_files: usize,
     stream: &str,
     shard_ids: &[String],
+    envelopes: bool,
 ) -> Result<(Staged, Vec<u64>)> {
     let hung_up = || Error::Io(std::io::Error::other("a gzip thread stopped"));
     let mut parts: Vec<Part> = (0..n_files)
@@ -219,7 +223,7 @@ fn stage_records(
         for record in chunk.records {
             if !is_aggregated(&record.data) {
                 // The common case, without de-aggregation's allocations.
-                match event_json(&record.data) {
+                match event_json(&record.data, envelopes) {
                     Ok(line) => {
                         write_line(&mut parts, &line)?;
                         staged.lines += 1;
@@ -248,7 +252,7 @@ fn stage_records(
                 }
             };
             for user in users {
-                match event_json(&user.data) {
+                match event_json(&user.data, envelopes) {
                     Ok(line) => {
                         write_line(&mut parts, &line)?;
                         staged.lines += 1;
@@ -307,13 +311,18 @@ struct Envelope<'a> {
     data: Cow<'a, str>,
 }
 
-/// The event's JSON object as one line: unwrapped from `{"data": "<json>"}` if it is such an
-/// envelope whose string holds a JSON object, else the record itself; an error (the reason)
-/// unless it is a JSON object.
+/// The event's JSON object as one line: with `envelopes`, unwrapped from `{"data": "<json>"}`
+/// if it is such an envelope whose string holds a JSON object, else the record itself; an error
+/// (the reason) unless it is a JSON object.
 ///
-/// A table whose only column is a string `data` holding JSON objects would be mistaken for the
-/// envelope; no seed table is shaped so.
-pub(crate) fn event_json(data: &[u8]) -> std::result::Result<Cow<'_, [u8]>, String> {
+/// redtrack's writer puts every column's key in every record, so a record with the single key
+/// `data` is an envelope unless the table's only column is `data`: for such a table the caller
+/// passes `envelopes = false` and records are taken as they are (a value that is the text of a
+/// JSON object stays that text).
+pub(crate) fn event_json(
+    data: &[u8],
+    envelopes: bool,
+) -> std::result::Result<Cow<'_, [u8]>, String> {
     let trimmed = data.trim_ascii();
     if trimmed.first() != Some(&b'{') {
         return Err(match std::str::from_utf8(trimmed) {
@@ -321,7 +330,7 @@ pub(crate) fn event_json(data: &[u8]) -> std::result::Result<Cow<'_, [u8]>, Stri
             Err(_) => "not UTF-8 text".to_owned(),
         });
     }
-    if trimmed[1..].trim_ascii_start().starts_with(b"\"data\"") {
+    if envelopes && trimmed[1..].trim_ascii_start().starts_with(b"\"data\"") {
         if let Ok(env) = serde_json::from_slice::<Envelope<'_>>(trimmed) {
             let inner = env.data.trim();
             if inner.starts_with('{') && is_json(inner.as_bytes()) {
@@ -498,7 +507,7 @@ mod tests {
     use bytes::Bytes;
 
     fn line(s: &str) -> String {
-        String::from_utf8(event_json(s.as_bytes()).unwrap().into_owned()).unwrap()
+        String::from_utf8(event_json(s.as_bytes(), true).unwrap().into_owned()).unwrap()
     }
 
     #[test]
@@ -509,6 +518,9 @@ mod tests {
         assert_eq!(line(r#"{"data":"hello"}"#), r#"{"data":"hello"}"#);
         assert_eq!(line(r#"{"data":"{}","b":2}"#), r#"{"data":"{}","b":2}"#);
         assert_eq!(line("{\"a\":\n1}"), r#"{"a":1}"#);
+        // A table whose only column is `data` takes records as they are.
+        let own = event_json(br#"{"data":"{\"a\":1}"}"#, false).unwrap();
+        assert_eq!(&own[..], br#"{"data":"{\"a\":1}"}"#);
     }
 
     #[test]
@@ -577,10 +589,10 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_an_object() {
-        assert!(event_json(b"[1]").is_err());
-        assert!(event_json(b"{\"a\":").is_err());
-        assert!(event_json(b"").is_err());
-        assert!(event_json(b"\xff\xfe").is_err());
+        assert!(event_json(b"[1]", true).is_err());
+        assert!(event_json(b"{\"a\":", true).is_err());
+        assert!(event_json(b"", true).is_err());
+        assert!(event_json(b"\xff\xfe", true).is_err());
     }
 
     #[test]
@@ -602,7 +614,7 @@ mod tests {
         })
         .unwrap();
         drop(tx);
-        let staged = run_stager(rx, &dir, 2, "s", &["shard-0".into()]).unwrap();
+        let staged = run_stager(rx, &dir, 2, "s", &["shard-0".into()], true).unwrap();
         assert_eq!(staged.lines, 2);
         assert_eq!(staged.files.len(), 2);
         assert_eq!(staged.files[0].lines, 1);
