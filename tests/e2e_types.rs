@@ -834,17 +834,11 @@ async fn check_numbers(pg: &tokio_postgres::Client, path: LoadPath) {
     assert_eq!(got, want);
     // Floats bit for bit (PartialEq takes -0.0 for 0.0).
     for (g, w) in got.iter().zip(&want) {
-        // BUG (to route, warehouse/postgres.rs careful path): jsonb numbers have no negative
-        // zero, so -0.0 loads as 0.0 there while the fast path keeps it; compare the sign of
-        // zero only on the fast path until that is fixed.
-        let careful = path == LoadPath::WithBadRecord;
-        let bits32 = |e: &Numbers| {
-            [Some(e.real), e.real_opt, e.real_named]
-                .map(|v| v.map(|x| if careful && x == 0.0 { 0 } else { x.to_bits() }))
-        };
+        // Both load paths keep the sign of zero (the careful one reads values as `json` text).
+        let bits32 =
+            |e: &Numbers| [Some(e.real), e.real_opt, e.real_named].map(|v| v.map(f32::to_bits));
         let bits64 = |e: &Numbers| {
-            [Some(e.dbl), e.dbl_opt, e.dbl_float, e.dbl_named]
-                .map(|v| v.map(|x| if careful && x == 0.0 { 0 } else { x.to_bits() }))
+            [Some(e.dbl), e.dbl_opt, e.dbl_float, e.dbl_named].map(|v| v.map(f64::to_bits))
         };
         assert_eq!(bits32(g), bits32(w), "REAL bits of seq {}", w.seq);
         assert_eq!(bits64(g), bits64(w), "DOUBLE bits of seq {}", w.seq);
@@ -1550,19 +1544,46 @@ async fn a_127_byte_column_name_loads() {
     let config = env.config();
     let client = Client::new(config.clone()).await.expect("client");
     client.create_stream::<LongNames>(1).await.expect("stream");
-    // BUG (to route, warehouse/postgres.rs careful path): jsonb_populate_record matches keys to
-    // PostgreSQL's names, cut to 63 bytes, so with a bad record in the same load every row
-    // loses this column (NULL; rejected if NOT NULL). Only the direct path is checked here.
-    for seq in 0..3 {
-        let e = LongNames {
-            seq,
-            long: (seq != 1).then(|| format!("value {seq}")),
+    // Twice: through the direct path, then with a bad record in the load, through the careful
+    // path, which matches keys to the full 127-byte name too (PostgreSQL's identifiers stop at 63).
+    let loader = Loader::new(config.clone()).await.expect("loader");
+    let careful = Loader::new(
+        config
+            .clone()
+            .into_builder()
+            .with_max_errors(1)
+            .build()
+            .expect("config"),
+    )
+    .await
+    .expect("loader");
+    for (round, loader) in [&loader, &careful].into_iter().enumerate() {
+        let first = 3 * i32::try_from(round).expect("round");
+        for seq in first..first + 3 {
+            let e = LongNames {
+                seq,
+                long: (seq % 3 != 1).then(|| format!("value {seq}")),
+            };
+            client.write(&e).await.expect("write");
+        }
+        client.flush().await.expect("flush");
+        let rejected = if round == 1 {
+            use redtrack::broker::{AnyBroker, Broker, PutRecord};
+            let broker = AnyBroker::from_config(&config).await.expect("broker");
+            let bad = PutRecord {
+                partition_key: "bad".into(),
+                data: bytes::Bytes::from_static(br#"{"seq":"not a number"}"#),
+            };
+            broker
+                .put_records(&config.stream_name(LongNames::TABLE_NAME), &[bad])
+                .await
+                .expect("put a bad record");
+            1
+        } else {
+            0
         };
-        client.write(&e).await.expect("write");
+        load_all::<LongNames>(loader, 3, rejected).await;
     }
-    client.flush().await.expect("flush");
-    let loader = Loader::new(config).await.expect("loader");
-    load_all::<LongNames>(&loader, 3, 0).await;
     let pg = env.pg().await;
     let got: Vec<Option<String>> = pg
         .query("SELECT * FROM e2e_long_names ORDER BY seq", &[])
@@ -1571,9 +1592,9 @@ async fn a_127_byte_column_name_loads() {
         .iter()
         .map(|r| r.get(1))
         .collect();
-    assert_eq!(
-        got,
-        [Some("value 0".to_owned()), None, Some("value 2".to_owned())]
-    );
+    let want: Vec<Option<String>> = (0..6)
+        .map(|seq| (seq % 3 != 1).then(|| format!("value {seq}")))
+        .collect();
+    assert_eq!(got, want);
     client.close().await.expect("close");
 }

@@ -3,7 +3,7 @@
 //! It gives the staged files the meaning Redshift's `COPY ... FORMAT AS JSON 'auto'` gives them:
 //! first-level keys matched to the (lowercase) column names, a missing key loads NULL, extra
 //! keys are ignored. The files are streamed from the stage through `COPY ... FROM STDIN` into a
-//! temporary table of raw lines, then `INSERT ... SELECT` through `jsonb_populate_record`. If
+//! temporary table of raw lines, then `INSERT ... SELECT` of each column's key. If
 //! that fails, the rows are inserted one by one so each bad row is rejected with its reason
 //! (MAXERROR), the rest loaded.
 
@@ -20,7 +20,7 @@ use super::{
 use crate::broker::file::has_special_byte;
 use crate::error::{Error, Result};
 use crate::loader::phase::{pause_at, Phase};
-use crate::schema::{Dialect, TableSchema};
+use crate::schema::{Column, Dialect, SqlType, TableSchema};
 use crate::stage::{AnyStage, Stage};
 
 /// The temporary table that holds the raw lines of one load.
@@ -45,36 +45,81 @@ impl PostgresWarehouse {
     }
 }
 
-/// `INSERT INTO t (cols) SELECT r.cols FROM <from> jsonb_populate_record(NULL::t, <doc>) r`.
-fn insert_select(table: &TableSchema, from: &str, doc: &str) -> String {
-    let t = quote_ident(table.name);
+/// Column `c` of the JSON object `doc` (an SQL `json` expression: unlike `jsonb` it keeps each
+/// value's text) as an SQL expression of the column's type, with COPY JSON 'auto''s meaning: the
+/// key is the column's full name (which PostgreSQL would cut to 63 bytes as an identifier), a
+/// missing key or a JSON null is NULL. Text goes through the base type's input function, so
+/// `-0.0` keeps its sign, and CHAR/VARCHAR stay text so that assigning them checks their length.
+fn json_column(c: &Column, doc: &str) -> String {
+    // Column names come from the derive: `'` is doubled; standard_conforming_strings is on.
+    let key = format!("'{}'", c.name.replace('\'', "''"));
+    let base = match c.sql_type {
+        SqlType::Super => return format!("NULLIF(CAST({doc} -> {key} AS JSONB), 'null'::jsonb)"),
+        SqlType::Char { .. } | SqlType::Varchar { .. } => return format!("({doc} ->> {key})"),
+        SqlType::Decimal { .. } => "NUMERIC".to_owned(),
+        other => other.sql(Dialect::Postgres),
+    };
+    format!("CAST({doc} ->> {key} AS {base})")
+}
+
+/// `INSERT INTO t (cols) SELECT <each column of doc> [FROM <from>]`.
+fn insert_select(table: &TableSchema, from: Option<&str>, doc: &str) -> String {
     let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c.name)).collect();
-    let picks: Vec<String> = cols.iter().map(|c| format!("r.{c}")).collect();
-    format!(
-        "INSERT INTO {t} ({}) SELECT {} FROM {from}jsonb_populate_record(NULL::{t}, {doc}) AS r",
+    let values: Vec<String> = table.columns.iter().map(|c| json_column(c, doc)).collect();
+    let mut sql = format!(
+        "INSERT INTO {} ({}) SELECT {}",
+        quote_ident(table.name),
         cols.join(", "),
-        picks.join(", ")
-    )
+        values.join(", ")
+    );
+    if let Some(from) = from {
+        sql.push_str(" FROM ");
+        sql.push_str(from);
+    }
+    sql
 }
 
 /// The temporary function that inserts the staged rows one by one, returning the rejects
-/// (stopping after `max_rejects + 1` of them) with the column at fault where it can tell.
+/// (stopping after `max_rejects + 1` of them) with the column at fault where it can tell:
+/// PostgreSQL's own (a NOT NULL violation), else the first column whose value does not convert
+/// to the column's type.
 fn row_by_row_function(table: &TableSchema) -> String {
-    let insert = insert_select(table, "", "v_doc");
+    let insert = insert_select(table, None, "v_doc");
+    let mut probes = String::new();
+    let mut declares = String::new();
+    for (i, c) in table.columns.iter().enumerate() {
+        let key = format!("'{}'", c.name.replace('\'', "''"));
+        declares.push_str(&format!(
+            "    v_probe_{i} {};\n",
+            c.sql_type.sql(Dialect::Postgres)
+        ));
+        probes.push_str(&format!(
+            r#"                IF o_column = '' THEN
+                    BEGIN
+                        v_probe_{i} := {value};
+                    EXCEPTION WHEN OTHERS THEN
+                        o_column := {key};
+                        o_value := COALESCE(left(v_doc ->> {key}, {MAX_RAW}), 'NULL');
+                    END;
+                END IF;
+"#,
+            value = json_column(c, "v_doc"),
+        ));
+    }
     format!(
-        r#"CREATE OR REPLACE FUNCTION pg_temp.redtrack_insert_rows(max_rejects bigint, cols text[])
+        r#"CREATE OR REPLACE FUNCTION pg_temp.redtrack_insert_rows(max_rejects bigint)
 RETURNS TABLE (o_file integer, o_line bigint, o_column text, o_value text, o_reason text)
 LANGUAGE plpgsql AS $redtrack$
 DECLARE
     rec record;
-    v_doc jsonb;
+    v_doc json;
     v_n bigint := 0;
     v_col text;
-BEGIN
+{declares}BEGIN
     FOR rec IN SELECT s.file_no, s.line_no, s.doc FROM {STAGED} s ORDER BY s.file_no, s.line_no LOOP
         BEGIN
-            v_doc := rec.doc::jsonb;
-            IF jsonb_typeof(v_doc) <> 'object' THEN
+            v_doc := rec.doc::json;
+            IF json_typeof(v_doc) <> 'object' THEN
                 RAISE EXCEPTION 'not a JSON object';
             END IF;
             {insert};
@@ -88,17 +133,8 @@ BEGIN
             IF v_col IS NOT NULL AND v_col <> '' THEN
                 o_column := v_col;
                 o_value := COALESCE(left(v_doc ->> v_col, {MAX_RAW}), 'NULL');
-            ELSIF v_doc IS NOT NULL AND jsonb_typeof(v_doc) = 'object' THEN
-                FOREACH v_col IN ARRAY cols LOOP
-                    BEGIN
-                        PERFORM jsonb_populate_record(NULL::{t}, jsonb_build_object(v_col, v_doc -> v_col));
-                    EXCEPTION WHEN OTHERS THEN
-                        o_column := v_col;
-                        o_value := COALESCE(left(v_doc ->> v_col, {MAX_RAW}), 'NULL');
-                        EXIT;
-                    END;
-                END LOOP;
-            END IF;
+            ELSIF v_doc IS NOT NULL AND json_typeof(v_doc) = 'object' THEN
+{probes}            END IF;
             RETURN NEXT;
             v_n := v_n + 1;
             IF v_n > max_rejects THEN
@@ -108,8 +144,7 @@ BEGIN
         v_doc := NULL;
     END LOOP;
 END
-$redtrack$"#,
-        t = quote_ident(table.name)
+$redtrack$"#
     )
 }
 
@@ -486,8 +521,10 @@ impl Warehouse for PostgresWarehouse {
             .map_err(|e| db_error("SAVEPOINT", e))?;
         let bulk = insert_select(
             table,
-            &format!("{STAGED} AS s CROSS JOIN LATERAL "),
-            "s.doc::jsonb",
+            Some(&format!(
+                "{STAGED} AS s CROSS JOIN LATERAL (SELECT s.doc::json AS d) AS j"
+            )),
+            "j.d",
         );
         match txn.execute(bulk.as_str(), &[]).await {
             Ok(n) => {
@@ -515,12 +552,11 @@ impl Warehouse for PostgresWarehouse {
         txn.batch_execute(&row_by_row_function(table))
             .await
             .map_err(|e| db_error("creating the row-by-row load function", e))?;
-        let cols: Vec<String> = table.columns.iter().map(|c| c.name.to_owned()).collect();
         let max = i64::try_from(req.max_errors).unwrap_or(i64::MAX - 1);
         let rows = txn
             .query(
-                "SELECT o_file, o_line, o_column, o_value, o_reason FROM pg_temp.redtrack_insert_rows($1, $2)",
-                &[&max, &cols],
+                "SELECT o_file, o_line, o_column, o_value, o_reason FROM pg_temp.redtrack_insert_rows($1)",
+                &[&max],
             )
             .await
             .map_err(|e| db_error("inserting row by row", e))?;
