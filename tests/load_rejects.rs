@@ -76,6 +76,14 @@ async fn maxerror_rejects_are_reported_and_kept() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0, "a rejected load records no range");
+    // ...but its first bad row is kept, so `errors --table` can show why it failed.
+    let failed = strict.rejects::<TestEvent>(100).await.unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].row.reason.starts_with("load failed, nothing loaded"),
+        "{failed:?}"
+    );
+    assert!(!failed[0].row.file.is_empty(), "{failed:?}");
 
     // With room for four rejects: reported, kept, the rest loaded.
     let lenient = Loader::new(
@@ -106,7 +114,7 @@ async fn maxerror_rejects_are_reported_and_kept() {
     assert_eq!(reasons[3].0, "timestamp", "{reasons:?}");
     assert!(reasons[3].1.contains("integer"), "{reasons:?}");
     let kept = lenient.rejects::<TestEvent>(100).await.unwrap();
-    assert_eq!(kept.len(), 4);
+    assert_eq!(kept.len(), 5, "the failed load's one and this load's four: {kept:?}");
     assert!(kept.iter().any(|k| k.row.value == "soon"));
     assert!(kept.iter().any(|k| k.row.value == "this is not json"));
     let envelope: i64 = pg

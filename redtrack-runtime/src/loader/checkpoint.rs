@@ -156,6 +156,36 @@ pub(crate) struct Commit<'a> {
 
 /// The one transaction: LOCK; checkpoints unchanged?; no overlap?; COPY; INSERT the ranges and
 /// the rejects; COMMIT. Any failure rolls everything back (the transaction is dropped).
+/// Keeps rejected rows of load `load_id` in `redtrack_load_rejects`, stamped `ts`.
+pub(crate) async fn keep_rejects<C: tokio_postgres::GenericClient>(
+    client: &C,
+    load_id: &str,
+    table: &str,
+    rows: &[RejectedRow],
+    ts: &str,
+) -> Result<()> {
+    for r in rows {
+        let line = r.line.to_string();
+        client
+            .execute(
+                INSERT_REJECT_SQL,
+                &[
+                    &load_id,
+                    &table,
+                    &r.file,
+                    &line,
+                    &r.column,
+                    &r.value,
+                    &crate::warehouse::truncate(r.reason.clone(), 1024),
+                    &ts,
+                ],
+            )
+            .await
+            .map_err(|e| db_error(&format!("keeping a rejected row in {LOAD_REJECTS}"), e))?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn commit_load<W: Warehouse>(
     client: &mut tokio_postgres::Client,
     warehouse: &W,
@@ -235,24 +265,14 @@ pub(crate) async fn commit_load<W: Warehouse>(
     outcome.rejected.extend(commit.staging_rejects);
 
     let ts = now_text();
-    for r in &outcome.rejected {
-        let line = r.line.to_string();
-        txn.execute(
-            INSERT_REJECT_SQL,
-            &[
-                &commit.copy.load_id,
-                &commit.table,
-                &r.file,
-                &line,
-                &r.column,
-                &r.value,
-                &crate::warehouse::truncate(r.reason.clone(), 1024),
-                &ts,
-            ],
-        )
-        .await
-        .map_err(|e| db_error(&format!("keeping a rejected row in {LOAD_REJECTS}"), e))?;
-    }
+    keep_rejects(
+        &txn,
+        &commit.copy.load_id,
+        commit.table,
+        &outcome.rejected,
+        &ts,
+    )
+    .await?;
     for range in commit.ranges {
         txn.execute(
             INSERT_RANGE_SQL,

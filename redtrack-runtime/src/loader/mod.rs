@@ -449,7 +449,7 @@ impl<B: Broker> Loader<B> {
 
         report.upload_elapsed = upload_started.elapsed();
         let commit_started = Instant::now();
-        let outcome = checkpoint::commit_load(
+        let committed = checkpoint::commit_load(
             &mut client,
             &self.warehouse,
             &self.stage,
@@ -469,7 +469,41 @@ impl<B: Broker> Loader<B> {
                 },
             },
         )
-        .await?;
+        .await;
+        let outcome = match committed {
+            Ok(outcome) => outcome,
+            Err(Error::LoadRejected {
+                table: t,
+                rejected,
+                max_errors,
+                first,
+            }) => {
+                // Nothing was loaded; the first bad row is kept where `errors` shows it.
+                let mut row = (*first).clone();
+                row.reason = format!(
+                    "load failed, nothing loaded ({rejected} rows rejected, MAXERROR {max_errors}): {}",
+                    row.reason
+                );
+                let kept = checkpoint::keep_rejects(
+                    &client,
+                    &load_id,
+                    table,
+                    std::slice::from_ref(&row),
+                    &checkpoint::now_text(),
+                )
+                .await;
+                if let Err(e) = kept {
+                    tracing::warn!(table, error = %e, "could not keep the failed load's reject");
+                }
+                return Err(Error::LoadRejected {
+                    table: t,
+                    rejected,
+                    max_errors,
+                    first,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         report.commit_elapsed = commit_started.elapsed();
         report.records = outcome.loaded;
         report.rejected = outcome.rejected.len() as u64;
