@@ -396,11 +396,25 @@ impl Cli {
                     write_out(&mut out, &format!("{line}\n"))?;
                     return Ok(EXIT_OK);
                 }
-                let spinner = progress(t.schema().name, json);
-                let result = t.load(&loader).await;
-                if let Some(s) = spinner {
-                    s.finish_and_clear();
-                }
+                let name = t.schema().name;
+                let mut load = t.load(&loader);
+                let result = match progress(name, json) {
+                    Some(bar) => {
+                        let mut tick = tokio::time::interval(Duration::from_millis(200));
+                        let result = loop {
+                            tokio::select! {
+                                r = &mut load => break r,
+                                _ = tick.tick() => bar.set_message(format!(
+                                    "loading {name}: {} records read",
+                                    loader.records_read()
+                                )),
+                            }
+                        };
+                        bar.finish_and_clear();
+                        result
+                    }
+                    None => load.await,
+                };
                 let report = result?;
                 write_out(
                     &mut out,

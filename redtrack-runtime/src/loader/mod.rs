@@ -161,6 +161,7 @@ pub struct Loader<B: Broker = AnyBroker> {
     stage: AnyStage,
     warehouse: AnyWarehouse,
     slices: tokio::sync::OnceCell<usize>,
+    progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Loader<AnyBroker> {
@@ -189,7 +190,15 @@ impl<B: Broker> Loader<B> {
             stage,
             warehouse,
             slices: tokio::sync::OnceCell::new(),
+            progress: Arc::default(),
         })
+    }
+
+    /// Broker records read so far by the load in progress (a KPL aggregate counts once), for
+    /// progress displays; reset when a load starts. With several loads of one `Loader` at once,
+    /// their sum.
+    pub fn records_read(&self) -> u64 {
+        self.progress.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configuration.
@@ -368,6 +377,10 @@ impl<B: Broker> Loader<B> {
             bytes: settings.max_load_bytes,
             deadline: Instant::now() + settings.max_load_time,
             exhausted: false,
+            progress: {
+                self.progress.store(0, std::sync::atomic::Ordering::Relaxed);
+                self.progress.clone()
+            },
         }));
         let pace = matches!(self.config.broker(), BrokerKind::Kinesis);
         // Futures built in a loop, not by a closure in a stream combinator: that keeps

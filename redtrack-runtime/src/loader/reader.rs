@@ -35,6 +35,8 @@ pub(crate) struct Budget {
     pub(crate) deadline: Instant,
     /// Set once a limit was hit: more records may be waiting.
     pub(crate) exhausted: bool,
+    /// Counts the records taken, for progress displays ([`crate::Loader::records_read`]).
+    pub(crate) progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Budget {
@@ -54,6 +56,8 @@ impl Budget {
         if self.bytes == 0 {
             self.exhausted = true;
         }
+        self.progress
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         n
     }
 
@@ -280,6 +284,7 @@ mod tests {
             bytes: u64::MAX,
             deadline: Instant::now() + Duration::from_secs(60),
             exhausted: false,
+            progress: Default::default(),
         };
         assert_eq!(b.take(&recs(3, 10)), 3);
         assert_eq!(b.take(&recs(3, 10)), 2);
@@ -289,6 +294,7 @@ mod tests {
             bytes: 25,
             deadline: Instant::now() + Duration::from_secs(60),
             exhausted: false,
+            progress: Default::default(),
         };
         assert_eq!(b.take(&recs(5, 10)), 2);
         assert!(b.exhausted);
@@ -298,6 +304,7 @@ mod tests {
             bytes: 5,
             deadline: Instant::now() + Duration::from_secs(60),
             exhausted: false,
+            progress: Default::default(),
         };
         assert_eq!(b.take(&recs(2, 10)), 1);
     }
