@@ -91,7 +91,11 @@ async fn both_seed_tables_round_trip() {
     assert_eq!(r.records, N as u64);
     assert_eq!(r.rejected, 0);
     assert_eq!(r.ranges.len(), 3, "every shard had records: {:?}", r.ranges);
-    assert_eq!(loader.records_read(), r.kinesis_records, "progress counts what was read");
+    assert_eq!(
+        loader.records_read(),
+        r.kinesis_records,
+        "progress counts what was read"
+    );
     assert_eq!(
         loader.load::<TestAllTypes>().await.unwrap().records,
         N as u64
