@@ -80,7 +80,10 @@ async fn maxerror_rejects_are_reported_and_kept() {
     let failed = strict.rejects::<TestEvent>(100).await.unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(
-        failed[0].row.reason.starts_with("load failed, nothing loaded"),
+        failed[0]
+            .row
+            .reason
+            .starts_with("load failed, nothing loaded"),
         "{failed:?}"
     );
     assert!(!failed[0].row.file.is_empty(), "{failed:?}");
@@ -114,7 +117,11 @@ async fn maxerror_rejects_are_reported_and_kept() {
     assert_eq!(reasons[3].0, "timestamp", "{reasons:?}");
     assert!(reasons[3].1.contains("integer"), "{reasons:?}");
     let kept = lenient.rejects::<TestEvent>(100).await.unwrap();
-    assert_eq!(kept.len(), 5, "the failed load's one and this load's four: {kept:?}");
+    assert_eq!(
+        kept.len(),
+        5,
+        "the failed load's one and this load's four: {kept:?}"
+    );
     assert!(kept.iter().any(|k| k.row.value == "soon"));
     assert!(kept.iter().any(|k| k.row.value == "this is not json"));
     let envelope: i64 = pg
