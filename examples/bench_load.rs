@@ -20,8 +20,9 @@
 //! `load` truncates `test_events` and forgets the stream's checkpoints first, loads until the
 //! stream is drained, and prints the rate, its CPU time and the process's peak RSS (VmHWM).
 //! `compare` does that and the COPY floor of as many rows in one process, alternately (so a
-//! busy machine weighs on both alike), and prints the ratio of the median rates; its peak RSS
-//! is taken after the first load, before the COPY floor builds its rows.
+//! busy machine weighs on both alike), and prints each round's ratio (load rate / floor rate)
+//! and their median; its peak RSS is taken after the first load, before the COPY floor builds
+//! its rows.
 mod seed;
 
 use std::time::{Duration, Instant};
@@ -248,7 +249,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // (b) in one run: the load and the COPY floor of as many rows, alternately, so
             // both see the same machine; the medians decide.
             let rounds: usize = args.get(1).map_or(Ok(3), |s| s.parse())?;
-            let (mut loads, mut floors) = (Vec::new(), Vec::new());
+            let (mut loads, mut floors, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
             let mut peak = 0;
             for round in 1..=rounds.max(1) {
                 let (n, d, cpu) = run_load(config.clone(), &stream).await?;
@@ -257,28 +258,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     peak = peak_rss_kib() / 1024;
                 }
                 let (rows, f) = run_copy_floor(n).await?;
+                let ratio = rate(n, d) / rate(rows, f);
                 println!(
                     "round {round}: load {n} events in {:.2} s = {:.0}/s (CPU {cpu:.2} s); \
-                     copy-floor {rows} rows in {:.2} s = {:.0}/s; ratio {:.2}",
+                     copy-floor {rows} rows in {:.2} s = {:.0}/s; ratio {ratio:.2}",
                     d.as_secs_f64(),
                     rate(n, d),
                     f.as_secs_f64(),
                     rate(rows, f),
-                    rate(n, d) / rate(rows, f)
                 );
                 loads.push(rate(n, d));
                 floors.push(rate(rows, f));
+                ratios.push(ratio);
             }
             let median = |v: &mut Vec<f64>| {
                 v.sort_by(f64::total_cmp);
                 v[v.len() / 2]
             };
-            let (load, floor) = (median(&mut loads), median(&mut floors));
+            // Each round's ratio pairs a load with the floor measured right after it, so a
+            // machine that gets busier or quieter between rounds weighs on both alike.
             println!(
-                "compare: load {load:.0} events/s, copy-floor {floor:.0} rows/s (medians of {}); \
-                 ratio {:.2} (goal >= 0.50); loader peak RSS {peak} MiB",
-                loads.len(),
-                load / floor
+                "compare: median of {} rounds: ratio {:.2} (goal >= 0.50); load {:.0} events/s, \
+                 copy-floor {:.0} rows/s; loader peak RSS {peak} MiB",
+                ratios.len(),
+                median(&mut ratios),
+                median(&mut loads),
+                median(&mut floors),
             );
         }
         _ => {
