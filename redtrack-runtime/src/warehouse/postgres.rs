@@ -330,6 +330,7 @@ fn push_flat_row(
     };
     cells.clear();
     cells.resize(columns.len(), None);
+    let mut next_column = 0;
     let mut i = ws(0);
     (line.get(i) == Some(&b'{')).then_some(())?;
     i = ws(i + 1);
@@ -372,7 +373,14 @@ fn push_flat_row(
                 _ => return None,
             };
             let name = &line[key.0..key.1];
-            if let Some(c) = columns.iter().position(|c| c.name.as_bytes() == name) {
+            // Keys usually come in column order (redtrack's encoder writes them so): try the
+            // column after the last one matched first.
+            let matched = match columns.get(next_column) {
+                Some(c) if c.name.as_bytes() == name => Some(next_column),
+                _ => columns.iter().position(|c| c.name.as_bytes() == name),
+            };
+            if let Some(c) = matched {
+                next_column = c + 1;
                 if columns[c].sql_type == crate::schema::SqlType::Super {
                     return None;
                 }
