@@ -480,7 +480,7 @@ fn is_json(b: &[u8]) -> bool {
 /// Valid JSON holds raw line breaks only as whitespace between tokens, so dropping them keeps
 /// the meaning and makes the object one line.
 fn one_line(b: &[u8]) -> Cow<'_, [u8]> {
-    if b.iter().any(|&c| c == b'\n' || c == b'\r') {
+    if memchr::memchr2(b'\n', b'\r', b).is_some() {
         Cow::Owned(
             b.iter()
                 .copied()
