@@ -358,7 +358,8 @@ impl ConfigBuilder {
         self
     }
 
-    /// How many shards one load reads at once. Default: 8.
+    /// How many shards one load reads at once. Default: 8. From the file broker (local reads,
+    /// bound by the CPU rather than the network) at most as many as there are cores.
     pub fn with_read_concurrency(mut self, n: usize) -> Self {
         self.config.loader.read_concurrency = n.max(1);
         self
