@@ -307,11 +307,8 @@ pub(crate) fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
     }
 }
 
-/// `"name"`: a quoted SQL identifier (doubling any `"`), for table and column names, which
-/// cannot be bound parameters.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// Table and column names, which cannot be bound parameters, are quoted as in the DDL.
+pub use crate::schema::quote_ident;
 
 /// `'text'`: a SQL string literal, for the few places where a bound parameter is impossible
 /// (COPY's source and credentials). Refuses backslashes and control characters, whose meaning
@@ -382,6 +379,7 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("user"), "\"user\"");
         assert_eq!(quote_literal("x", "it's").unwrap(), "'it''s'");
         assert!(quote_literal("x", "a\\b").is_err());
         assert!(quote_literal("x", "a\nb").is_err());

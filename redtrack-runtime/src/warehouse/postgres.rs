@@ -64,7 +64,11 @@ fn json_column(c: &Column, doc: &str) -> String {
 
 /// `INSERT INTO t (cols) SELECT <each column of doc> [FROM <from>]`.
 fn insert_select(table: &TableSchema, from: Option<&str>, doc: &str) -> String {
-    let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c.name)).collect();
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| quote_ident(c.name).into_owned())
+        .collect();
     let values: Vec<String> = table.columns.iter().map(|c| json_column(c, doc)).collect();
     let mut sql = format!(
         "INSERT INTO {} ({}) SELECT {}",
@@ -471,7 +475,11 @@ impl Warehouse for PostgresWarehouse {
         txn.batch_execute("SAVEPOINT redtrack_direct")
             .await
             .map_err(|e| db_error("SAVEPOINT", e))?;
-        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c.name)).collect();
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| quote_ident(c.name).into_owned())
+            .collect();
         let direct = format!(
             "COPY {} ({}) FROM STDIN",
             quote_ident(table.name),

@@ -287,7 +287,7 @@ mod tests {
         let role = iam_role_clause("arn:aws:iam::123456789012:role/r").unwrap();
         assert_eq!(
             copy_sql(&req, &role, 7).unwrap(),
-            "COPY \"test_events\" FROM 's3://b/redtrack/c/d/test_events/20261124/load-x/manifest.json' \
+            "COPY test_events FROM 's3://b/redtrack/c/d/test_events/20261124/load-x/manifest.json' \
              IAM_ROLE 'arn:aws:iam::123456789012:role/r' FORMAT AS JSON 'auto' GZIP MANIFEST \
              TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR 7"
         );
