@@ -7,7 +7,7 @@
 //!
 //! OWNER: issue 5.
 
-mod json_row;
+pub(crate) mod json_row;
 pub mod postgres;
 pub mod redshift;
 

@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::SinkExt;
 use tokio::io::AsyncReadExt;
 
-use super::json_row::push_copy_row;
+use super::json_row::{json_number_end, push_copy_row};
 use super::{
     db_error, quote_ident, truncate, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
@@ -414,36 +414,6 @@ fn push_flat_row(
     }
     out.put_u8(b'\n');
     Some(())
-}
-
-/// The end of the JSON number starting at `b[i]`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn json_number_end(b: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |mut i: usize| {
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        (i > start).then_some(i)
-    };
-    if b.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    i = match *b.get(i)? {
-        b'0' => i + 1,
-        b'1'..=b'9' => digits(i)?,
-        _ => return None,
-    };
-    if b.get(i) == Some(&b'.') {
-        i = digits(i + 1)?;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        i = digits(i)?;
-    }
-    Some(i)
 }
 
 fn memchr(hay: &[u8]) -> Option<usize> {
