@@ -339,8 +339,7 @@ impl Cli {
                 let tables = self.tables(table.as_deref())?;
                 let config = config()?;
                 let loader = Loader::new(config).await?;
-                let warehouse = AnyWarehouse::from_config(loader.config()).await?;
-                let client = warehouse.connect().await?;
+                let client = loader.warehouse().connect().await?;
                 let mut bookkeeping = Vec::new();
                 for name in ["kinesis_loads", "redtrack_load_rejects"] {
                     bookkeeping.push((

@@ -216,6 +216,11 @@ impl<B: Broker> Loader<B> {
         &self.stage
     }
 
+    /// The warehouse.
+    pub fn warehouse(&self) -> &AnyWarehouse {
+        &self.warehouse
+    }
+
     /// Creates `kinesis_loads`, `redtrack_load_rejects` and `E`'s table unless they exist;
     /// idempotent.
     pub async fn setup<E: RedTrackEvent>(&self) -> Result<()> {
