@@ -92,15 +92,7 @@ async fn three_loaders_while_writers_write() {
             break;
         }
     }
-    let pg = env.pg().await;
-    let row = pg
-        .query_one(
-            "SELECT count(*), count(DISTINCT timestamp) FROM test_events",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
     assert_eq!(distinct, n, "no duplicates");
     assert_eq!(n, (WRITERS * PER_WRITER) as i64, "no loss");
 }

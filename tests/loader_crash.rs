@@ -82,17 +82,6 @@ fn kill_child_at(env: &common::TestEnv, phase: Phase) {
     child.wait().unwrap();
 }
 
-async fn counts(pg: &tokio_postgres::Client) -> (i64, i64) {
-    let row = pg
-        .query_one(
-            "SELECT count(*), count(DISTINCT timestamp) FROM test_events",
-            &[],
-        )
-        .await
-        .unwrap();
-    (row.get(0), row.get(1))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
     if std::env::var(CHILD_ENV).is_ok() {
@@ -103,7 +92,6 @@ async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
     client.create_stream::<TestEvent>(2).await.unwrap();
     let loader = Loader::new(env.config()).await.unwrap();
     loader.setup::<TestEvent>().await.unwrap();
-    let pg = env.pg().await;
 
     let mut written = 0;
     for phase in Phase::ALL {
@@ -112,9 +100,9 @@ async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
             written += 1;
         }
         client.flush().await.unwrap();
-        let before = counts(&pg).await;
+        let before = env.count_distinct("test_events", "timestamp").await;
         kill_child_at(&env, phase);
-        let after_kill = counts(&pg).await;
+        let after_kill = env.count_distinct("test_events", "timestamp").await;
         if phase == Phase::Committed {
             assert_eq!(after_kill.0, written as i64, "committed before the kill");
         } else {
@@ -130,7 +118,7 @@ async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
             .await
             .expect("the rerun waited on a lock too long")
             .unwrap();
-        let (n, distinct) = counts(&pg).await;
+        let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
         assert_eq!(
             n,
             written as i64,

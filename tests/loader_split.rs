@@ -62,15 +62,7 @@ async fn shard_split_while_writing_and_loading() {
     }
     assert_eq!(loaded, TOTAL as u64);
 
-    let pg = env.pg().await;
-    let row = pg
-        .query_one(
-            "SELECT count(*), count(DISTINCT timestamp) FROM test_events",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
     assert_eq!((n, distinct), (TOTAL as i64, TOTAL as i64));
 
     let status = loader.status::<TestEvent>().await.unwrap();

@@ -221,6 +221,21 @@ impl TestEnv {
         connect(&self.warehouse_url()).await
     }
 
+    /// `(rows, distinct values of column)` of `table` in the test's database: equal when no
+    /// event was loaded twice.
+    pub async fn count_distinct(&self, table: &str, column: &str) -> (i64, i64) {
+        let row = self
+            .pg()
+            .await
+            .query_one(
+                &format!("SELECT count(*), count(DISTINCT {column}) FROM {table}"),
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("counting {table}: {e:?}"));
+        (row.get(0), row.get(1))
+    }
+
     /// The AWS SDK configuration of the test's environment: region, dummy credentials, and the
     /// service endpoints of `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_S3`.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
