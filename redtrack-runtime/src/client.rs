@@ -66,7 +66,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::broker::aggregate::Aggregator;
 use crate::broker::{AnyBroker, Broker, PutRecord, MAX_PARTITION_KEY_CHARS, MAX_RECORD_BYTES};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -320,11 +319,8 @@ impl Client {
             }
             None => random_partition_key(),
         };
-        let bytes = if self.inner.config.aggregate {
-            Aggregator::single_size(&partition_key, &buf)
-        } else {
-            buf.len() + partition_key.len()
-        };
+        // With aggregation on, a record too large for the aggregate's framing is sent plain.
+        let bytes = buf.len() + partition_key.len();
         if bytes > MAX_RECORD_BYTES {
             return Err(Error::RecordTooLarge {
                 table: E::TABLE_NAME,

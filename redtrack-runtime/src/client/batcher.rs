@@ -23,6 +23,7 @@ use crate::broker::aggregate::{Aggregator, DEFAULT_AGGREGATE_MAX_BYTES};
 use crate::broker::retry::{is_retryable_code, Backoff};
 use crate::broker::{
     AnyBroker, Broker, PutOutcome, PutRecord, MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT,
+    MAX_RECORD_BYTES,
 };
 use crate::error::{Error, Result};
 
@@ -236,7 +237,40 @@ impl Queue {
             let mut agg = Aggregator::new(DEFAULT_AGGREGATE_MAX_BYTES);
             let mut waiters = Vec::new();
             while let Some((_, p)) = self.items.front() {
-                // The first record of an aggregate always fits (checked at write time).
+                if agg.is_empty() {
+                    // A new aggregate: its first record always goes in, so the call must have
+                    // room for the aggregate at its largest. A record that fits Kinesis only
+                    // without the aggregate's framing (checked at write time) goes alone, as a
+                    // plain record, which the loader reads as well.
+                    let single = Aggregator::single_size(&p.record.partition_key, &p.record.data);
+                    let plain = single > MAX_RECORD_BYTES;
+                    let room = if plain {
+                        p.size()
+                    } else {
+                        single.max(DEFAULT_AGGREGATE_MAX_BYTES)
+                    };
+                    if !units.is_empty()
+                        && (units.len() >= MAX_RECORDS_PER_PUT || bytes + room > MAX_BYTES_PER_PUT)
+                    {
+                        break;
+                    }
+                    if plain {
+                        let Some((_, p)) = self.items.pop_front() else {
+                            break;
+                        };
+                        let size = p.size();
+                        bytes += size;
+                        self.bytes -= size;
+                        units.push(Unit {
+                            record: p.record,
+                            waiters: vec![Waiter {
+                                reply: p.reply,
+                                _permit: p.permit,
+                            }],
+                        });
+                        continue;
+                    }
+                }
                 if agg.try_push(&p.record.partition_key, &p.record.data) {
                     let Some((_, p)) = self.items.pop_front() else {
                         break;
@@ -248,18 +282,13 @@ impl Queue {
                     });
                     continue;
                 }
-                // This aggregate is full: close it, and stop when the call has no room for more.
+                // This aggregate is full: close it; the next one checks the call's room.
                 let Some(record) = agg.finish() else { break };
                 bytes += record.data.len() + record.partition_key.len();
                 units.push(Unit {
                     record,
                     waiters: std::mem::take(&mut waiters),
                 });
-                if units.len() >= MAX_RECORDS_PER_PUT
-                    || bytes + DEFAULT_AGGREGATE_MAX_BYTES > MAX_BYTES_PER_PUT
-                {
-                    break;
-                }
             }
             if let Some(record) = agg.finish() {
                 units.push(Unit { record, waiters });
@@ -430,5 +459,98 @@ impl Failure {
             },
             retryable: self.retryable,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::aggregate::{deaggregate, is_aggregated};
+    use bytes::Bytes;
+    use tokio::sync::Semaphore;
+
+    fn queue(records: &[(&str, usize)]) -> Queue {
+        let permits = Arc::new(Semaphore::new(records.len()));
+        let mut q = Queue {
+            items: Default::default(),
+            bytes: 0,
+            since: Instant::now(),
+        };
+        for (n, &(key, len)) in records.iter().enumerate() {
+            let (reply, _) = oneshot::channel();
+            let p = Pending {
+                stream: Arc::from("s"),
+                record: PutRecord {
+                    partition_key: key.to_owned(),
+                    data: Bytes::from(vec![b'x'; len]),
+                },
+                reply,
+                permit: permits
+                    .clone()
+                    .try_acquire_owned()
+                    .expect("a permit per record"),
+            };
+            q.bytes += p.size();
+            q.items.push_back((n as u64, p));
+        }
+        q
+    }
+
+    /// The user records a call carries, in order, as (partition key, data length).
+    fn carried(units: &[Unit]) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for u in units {
+            let r = &u.record;
+            if is_aggregated(&r.data) {
+                for user in deaggregate(&r.partition_key, &r.data).expect("a valid aggregate") {
+                    out.push((user.partition_key, user.data.len()));
+                }
+            } else {
+                out.push((r.partition_key.clone(), r.data.len()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_record_that_fits_only_without_framing_goes_plain_among_aggregates() {
+        // 1 MiB minus the key and 10 bytes: fits Kinesis plain, not inside an aggregate.
+        let near = MAX_RECORD_BYTES - 10 - 1;
+        assert!(Aggregator::single_size("k", &vec![0; near]) > MAX_RECORD_BYTES);
+        let mut q = queue(&[("a", 100), ("k", near), ("b", 200), ("c", 300)]);
+        let (_, units) = q.take_call(true, Instant::now());
+        assert_eq!(
+            carried(&units),
+            [("a", 100), ("k", near), ("b", 200), ("c", 300)].map(|(k, n)| (k.to_owned(), n))
+        );
+        assert_eq!(units.len(), 3, "aggregate, plain record, aggregate");
+        assert!(!is_aggregated(&units[1].record.data));
+        for u in &units {
+            assert!(u.record.data.len() + u.record.partition_key.len() <= MAX_RECORD_BYTES);
+        }
+        assert!(q.items.is_empty() && q.bytes == 0);
+    }
+
+    #[test]
+    fn an_aggregated_call_stays_within_the_call_limit_with_large_records() {
+        // Records of 900 KiB: each is an aggregate of its own; ten would exceed 10 MiB.
+        let big = 900 * 1024;
+        let mut q = queue(&[("k", big); 14]);
+        let mut calls = Vec::new();
+        while !q.items.is_empty() {
+            let (_, units) = q.take_call(true, Instant::now());
+            assert!(!units.is_empty(), "every call takes something");
+            let bytes: usize = units
+                .iter()
+                .map(|u| u.record.data.len() + u.record.partition_key.len())
+                .sum();
+            assert!(bytes <= MAX_BYTES_PER_PUT, "{bytes} bytes in one call");
+            calls.push(carried(&units).len());
+        }
+        assert_eq!(
+            calls.iter().sum::<usize>(),
+            14,
+            "every record once: {calls:?}"
+        );
     }
 }
