@@ -304,6 +304,38 @@ fn dates_times_and_timestamps() {
     );
 }
 
+/// Instants in any time zone, `Local` included, reach Redshift in UTC, in TIMESTAMPTZ and TIMESTAMP.
+#[derive(RedTrackEvent)]
+#[redtrack(table = "zoned")]
+struct Zoned {
+    local: DateTime<chrono::Local>,
+    #[redtrack(type = "timestamp")]
+    offset_as_timestamp: DateTime<FixedOffset>,
+    #[redtrack(type = "timestamp")]
+    local_as_timestamp: Option<DateTime<chrono::Local>>,
+}
+
+#[test]
+fn instants_of_any_time_zone_are_sent_in_utc() {
+    let utc = ts("2024-03-31 01:30:00.25");
+    let local = chrono::Local.from_utc_datetime(&utc);
+    let z = Zoned {
+        local,
+        offset_as_timestamp: FixedOffset::west_opt(5 * 3600)
+            .unwrap()
+            .from_utc_datetime(&utc),
+        local_as_timestamp: Some(local),
+    };
+    assert_eq!(
+        z.to_json().unwrap(),
+        concat!(
+            r#"{"local":"2024-03-31 01:30:00.250000+00","#,
+            r#""offset_as_timestamp":"2024-03-31 01:30:00.250000","#,
+            r#""local_as_timestamp":"2024-03-31 01:30:00.250000"}"#
+        )
+    );
+}
+
 #[test]
 fn bc_dates_and_the_range_limit() {
     let mut t = Times {

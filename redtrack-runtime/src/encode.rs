@@ -12,8 +12,8 @@
 //! | `VARCHAR(n)` | strings | truncated to `n` **bytes** on a char boundary |
 //! | `CHAR(n)` | strings | ASCII only; truncated to `n` bytes |
 //! | `DATE` | `NaiveDate` | `"YYYY-MM-DD"` (`"YYYY-MM-DD BC"` before year 1) |
-//! | `TIMESTAMP` | `NaiveDateTime` (taken as UTC), `DateTime<Utc>` | `"YYYY-MM-DD HH:MM:SS[.ffffff]"` |
-//! | `TIMESTAMPTZ` | `DateTime<Utc>`, `DateTime<FixedOffset>`, `NaiveDateTime` (UTC) | `"YYYY-MM-DD HH:MM:SS[.ffffff]+00"` |
+//! | `TIMESTAMP` | `NaiveDateTime` (taken as UTC), `DateTime<Tz>` (converted to UTC) | `"YYYY-MM-DD HH:MM:SS[.ffffff]"` |
+//! | `TIMESTAMPTZ` | `DateTime<Tz>` of any time zone (converted to UTC), `NaiveDateTime` (UTC) | `"YYYY-MM-DD HH:MM:SS[.ffffff]+00"` |
 //! | `TIME` | `NaiveTime` | `"HH:MM:SS[.ffffff]"` |
 //! | `SUPER` | `serde_json::Value` | the JSON value |
 //!

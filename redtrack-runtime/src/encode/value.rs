@@ -15,7 +15,7 @@
 //! }
 //! ```
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use rust_decimal::Decimal;
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -123,23 +123,23 @@ pub trait DateValue {
 }
 
 /// Types that fit a `TIMESTAMP` column: `chrono::NaiveDateTime` (taken as UTC) and
-/// `chrono::DateTime<Utc>`.
+/// `chrono::DateTime` of any time zone (stored as the same instant in UTC).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not fit a TIMESTAMP column",
     label = "not storable in TIMESTAMP",
-    note = "TIMESTAMP holds `chrono::NaiveDateTime` (in UTC) or `chrono::DateTime<Utc>`"
+    note = "TIMESTAMP holds `chrono::NaiveDateTime` (in UTC) or a `chrono::DateTime` (stored in UTC)"
 )]
 pub trait TimestampValue {
     /// The value as a date and time in UTC.
     fn to_utc_naive(&self) -> NaiveDateTime;
 }
 
-/// Types that fit a `TIMESTAMPTZ` column: `chrono::DateTime<Utc>`, `chrono::DateTime<FixedOffset>`
-/// and `chrono::NaiveDateTime` (taken as UTC).
+/// Types that fit a `TIMESTAMPTZ` column: `chrono::DateTime` of any time zone (sent as the same
+/// instant in UTC) and `chrono::NaiveDateTime` (taken as UTC).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not fit a TIMESTAMPTZ column",
     label = "not storable in TIMESTAMPTZ",
-    note = "TIMESTAMPTZ holds `chrono::DateTime<Utc>` or `chrono::DateTime<FixedOffset>`"
+    note = "TIMESTAMPTZ holds a `chrono::DateTime` of any time zone, or `chrono::NaiveDateTime` (in UTC)"
 )]
 pub trait TimestampTzValue {
     /// The value as a date and time in UTC.
@@ -208,7 +208,8 @@ impl TimestampValue for NaiveDateTime {
     }
 }
 
-impl TimestampValue for DateTime<Utc> {
+/// Any time zone's instant, stored as the same instant in UTC.
+impl<Tz: TimeZone> TimestampValue for DateTime<Tz> {
     #[inline]
     fn to_utc_naive(&self) -> NaiveDateTime {
         self.naive_utc()
@@ -222,14 +223,8 @@ impl TimestampTzValue for NaiveDateTime {
     }
 }
 
-impl TimestampTzValue for DateTime<Utc> {
-    #[inline]
-    fn to_utc_naive(&self) -> NaiveDateTime {
-        self.naive_utc()
-    }
-}
-
-impl TimestampTzValue for DateTime<FixedOffset> {
+/// Any time zone's instant (`Utc`, `FixedOffset`, `Local`, a `chrono-tz` zone), sent in UTC.
+impl<Tz: TimeZone> TimestampTzValue for DateTime<Tz> {
     #[inline]
     fn to_utc_naive(&self) -> NaiveDateTime {
         self.naive_utc()
