@@ -8,16 +8,16 @@ mod seed;
 use redtrack::{Client, Loader, RedTrackEvent};
 use seed::TestEvent;
 
+/// A client of `env` with KPL aggregation on.
+async fn aggregating_client(env: &common::TestEnv) -> Client {
+    let config = env.config().into_builder().with_aggregation(true).build();
+    Client::new(config.unwrap()).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kpl_aggregates_load_one_row_per_event() {
     let env = common::TestEnv::named("kpl").await;
-    let config = env
-        .config()
-        .into_builder()
-        .with_aggregation(true)
-        .build()
-        .unwrap();
-    let client = Client::new(config).await.unwrap();
+    let client = aggregating_client(&env).await;
     client.create_stream::<TestEvent>(2).await.unwrap();
     for i in 0..1000 {
         drop(
@@ -156,13 +156,7 @@ impl Wide {
 async fn events_too_large_for_an_aggregate_are_sent_plain_and_load() {
     const KEY: usize = 32; // the random partition key's length
     let env = common::TestEnv::named("kplw").await;
-    let config = env
-        .config()
-        .into_builder()
-        .with_aggregation(true)
-        .build()
-        .unwrap();
-    let client = Client::new(config).await.unwrap();
+    let client = aggregating_client(&env).await;
     client.create_stream::<Wide>(1).await.unwrap();
     let mut acks = Vec::new();
     for seq in 0..60 {

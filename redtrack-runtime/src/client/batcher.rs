@@ -44,6 +44,14 @@ impl Pending {
     fn size(&self) -> usize {
         self.record.data.len() + self.record.partition_key.len()
     }
+
+    fn into_parts(self) -> (PutRecord, Waiter) {
+        let waiter = Waiter {
+            reply: self.reply,
+            _permit: self.permit,
+        };
+        (self.record, waiter)
+    }
 }
 
 /// What writers send the batcher.
@@ -90,6 +98,15 @@ struct Unit {
 }
 
 impl Unit {
+    /// A record sent as it is, answering its one writer.
+    fn plain(p: Pending) -> Unit {
+        let (record, waiter) = p.into_parts();
+        Unit {
+            record,
+            waiters: vec![waiter],
+        }
+    }
+
     fn answer(self, result: impl Fn() -> Result<()>) {
         for w in self.waiters {
             // A writer that stopped waiting (cancelled) no longer cares.
@@ -228,6 +245,13 @@ impl Queue {
         }
     }
 
+    /// Takes the oldest record out of the queue.
+    fn pop(&mut self) -> Option<Pending> {
+        let (_, p) = self.items.pop_front()?;
+        self.bytes -= p.size();
+        Some(p)
+    }
+
     /// Takes the records of one call from the front; returns the smallest record number in it.
     fn take_call(&mut self, aggregate: bool, now: Instant) -> (u64, Vec<Unit>) {
         let min = self.items.front().map_or(0, |i| i.0);
@@ -255,31 +279,15 @@ impl Queue {
                         break;
                     }
                     if plain {
-                        let Some((_, p)) = self.items.pop_front() else {
-                            break;
-                        };
-                        let size = p.size();
-                        bytes += size;
-                        self.bytes -= size;
-                        units.push(Unit {
-                            record: p.record,
-                            waiters: vec![Waiter {
-                                reply: p.reply,
-                                _permit: p.permit,
-                            }],
-                        });
+                        let Some(p) = self.pop() else { break };
+                        bytes += p.size();
+                        units.push(Unit::plain(p));
                         continue;
                     }
                 }
                 if agg.try_push(&p.record.partition_key, &p.record.data) {
-                    let Some((_, p)) = self.items.pop_front() else {
-                        break;
-                    };
-                    self.bytes -= p.size();
-                    waiters.push(Waiter {
-                        reply: p.reply,
-                        _permit: p.permit,
-                    });
+                    let Some(p) = self.pop() else { break };
+                    waiters.push(p.into_parts().1);
                     continue;
                 }
                 // This aggregate is full: close it; the next one checks the call's room.
@@ -301,18 +309,9 @@ impl Queue {
                 {
                     break;
                 }
-                let Some((_, p)) = self.items.pop_front() else {
-                    break;
-                };
+                let Some(p) = self.pop() else { break };
                 bytes += size;
-                self.bytes -= size;
-                units.push(Unit {
-                    record: p.record,
-                    waiters: vec![Waiter {
-                        reply: p.reply,
-                        _permit: p.permit,
-                    }],
-                });
+                units.push(Unit::plain(p));
             }
         }
         // The rest has waited as long as the records just taken.
