@@ -307,3 +307,36 @@ async fn writes_go_on_across_a_split() {
         .sum();
     assert!(in_children > 0);
 }
+
+/// A write to a stream nobody created fails once, at the caller, saying what to do; it is not
+/// retried (nothing else would make the stream appear).
+#[tokio::test]
+async fn a_write_to_a_missing_stream_says_to_create_it() {
+    let env = common::TestEnv::named("nostream").await;
+    let client = Client::new(env.config()).await.unwrap();
+    let err = client
+        .write(&KeyedEvent {
+            user: "u".into(),
+            n: 1,
+        })
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Broker {
+            operation,
+            stream,
+            code,
+            message,
+            retryable,
+        } => {
+            assert_eq!(*operation, "PutRecords");
+            assert_eq!(stream, &env.stream_name("keyed_events"));
+            assert_eq!(code, "ResourceNotFoundException");
+            assert!(!retryable);
+            assert!(!message.contains("attempts"), "tried once: {message}");
+            assert!(message.contains("create_stream"), "{message}");
+        }
+        other => panic!("expected Error::Broker, got {other:?}"),
+    }
+    assert_eq!(client.stats().calls, 1, "no retry");
+}

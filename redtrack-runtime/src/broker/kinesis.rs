@@ -540,6 +540,11 @@ where
         _ => ("Unknown".to_owned(), false),
     };
     let message = match &e {
+        SdkError::ServiceError(s) if code == "ResourceNotFoundException" => format!(
+            "{} (create the stream first: `Client::create_stream::<E>(shards)` or `redtrack \
+             setup --shards N`)",
+            s.err().message().unwrap_or("no message")
+        ),
         SdkError::ServiceError(s) => s.err().message().unwrap_or("no message").to_owned(),
         other => {
             // The full chain: "dispatch failure: io error: connection refused".

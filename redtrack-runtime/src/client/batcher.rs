@@ -384,8 +384,14 @@ async fn send_call(
             }
             Err(e) => Failure::from_error(&stream, e),
         };
-        match backoff.next_delay() {
-            Some(delay) if failure.retryable => {
+        // Only a retryable failure uses up an attempt's delay (the count goes into the error).
+        let delay = if failure.retryable {
+            backoff.next_delay()
+        } else {
+            None
+        };
+        match delay {
+            Some(delay) => {
                 tracing::debug!(
                     stream = %stream,
                     records = units.len(),
