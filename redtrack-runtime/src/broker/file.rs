@@ -16,7 +16,8 @@
 //! Several writer processes may append at once: a writer takes an exclusive advisory lock
 //! (`flock`) on the shard file, checks that the shard is still open, and appends all of its lines
 //! for that shard with one `write` to a file opened with `O_APPEND`; a failed write is cut back so
-//! no torn line remains. Readers take no lock: they only hand out lines that end in a newline, so
+//! no torn line remains, and a torn line left by a writer killed mid-write is cut off by the next
+//! writer, under the lock, before it appends. Readers take no lock: they only hand out lines that end in a newline, so
 //! a write in progress is simply not seen yet. Files are never renamed or truncated under a
 //! reader (the original gem renamed the file out from under its writers, losing their events).
 //! Partition keys map to shards by the MD5 of the key, as in Kinesis.
@@ -604,6 +605,7 @@ fn append(
         ends.push(buf.len() as u64);
     }
     let mut file = OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .open(dir.join(format!("{shard_id}.log")))?;
@@ -611,7 +613,7 @@ fn append(
     if closed_length(dir, shard_id)?.is_some() {
         return Ok(None); // the lock goes with the file
     }
-    let start = file.metadata()?.len();
+    let start = cut_torn_tail(&file, shard_id)?;
     if let Err(e) = file.write_all(&buf) {
         // Cut a torn tail back so the next line starts on a line of its own.
         let _ = file.set_len(start);
@@ -620,14 +622,49 @@ fn append(
     Ok(Some(ends.into_iter().map(|e| start + e).collect()))
 }
 
+/// Under the shard's lock: if the file does not end in a newline, a writer died in the middle of
+/// its write (SIGKILL, power loss); cuts the file back to its last whole line, which no reader
+/// has handed out, so the next line does not start glued to the torn one. Returns the length.
+fn cut_torn_tail(file: &File, shard_id: &str) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut last = [0u8; 1];
+    if len == 0 || (file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n') {
+        return Ok(len);
+    }
+    // Back from the end, a block at a time, to the last newline.
+    let mut end = len;
+    let mut block = vec![0u8; 64 * 1024];
+    let keep = loop {
+        let from = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - from) as usize];
+        file.read_exact_at(chunk, from)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            break from + i as u64 + 1;
+        }
+        if from == 0 {
+            break 0;
+        }
+        end = from;
+    };
+    tracing::warn!(
+        shard = shard_id,
+        bytes = len - keep,
+        "file broker: cut a torn line left by a writer that died mid-write"
+    );
+    file.set_len(keep)?;
+    Ok(keep)
+}
+
 /// Marks the shard closed at its current length, under its lock, so no writer appends after.
 fn close_shard(dir: &Path, shard_id: &str) -> std::io::Result<()> {
     let file = OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .open(dir.join(format!("{shard_id}.log")))?;
     flock(&file, FlockOperation::LockExclusive)?;
-    let len = file.metadata()?.len();
+    let len = cut_torn_tail(&file, shard_id)?;
     write_atomic(
         &dir.join(format!("{shard_id}.closed")),
         len.to_string().as_bytes(),
@@ -840,6 +877,40 @@ mod tests {
             assert_eq!(g.data, r.data);
         }
         assert_eq!(got[2].sequence_number, len.to_string());
+        let _ = fs::remove_dir_all(&tmp);
+    }
+
+    /// A writer killed in the middle of its write leaves a line without its newline; the next
+    /// writer (or a split) cuts it off instead of gluing its own line to it.
+    #[tokio::test]
+    async fn a_torn_line_of_a_dead_writer_is_cut_before_the_next_write() {
+        let tmp = std::env::temp_dir().join(format!("redtrack-file-{}", rand::random::<u64>()));
+        let b = FileBroker::new(&tmp).unwrap();
+        let s = "c.d.torn";
+        b.create_stream(s, 1).await.unwrap();
+        let shard = b.list_shards(s).await.unwrap()[0].shard_id.clone();
+        let log = tmp.join(s).join(format!("{shard}.log"));
+        let torn = |bytes: &[u8]| {
+            OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .unwrap()
+                .write_all(bytes)
+                .unwrap()
+        };
+        // Torn before any whole line; then after one; then longer than a read-back block.
+        torn(b"{\"k\":\"a\",\"d\":\"{\\\"half");
+        b.put_records(s, &[rec("k", b"{\"n\":1}")]).await.unwrap();
+        torn(b"{\"k\":\"b\",\"d\":\"");
+        b.put_records(s, &[rec("k", b"{\"n\":2}"), rec("k", b"{\"n\":3}")])
+            .await
+            .unwrap();
+        torn(&[b'x'; 200_000]);
+        assert_eq!(b.split_shards(s).await.unwrap(), 1);
+        let (got, end) = read_all(&b, s, &shard).await;
+        let data: Vec<&[u8]> = got.iter().map(|r| &r.data[..]).collect();
+        assert_eq!(data, [&b"{\"n\":1}"[..], b"{\"n\":2}", b"{\"n\":3}"]);
+        assert!(end, "the closed shard ends after its last whole line");
         let _ = fs::remove_dir_all(&tmp);
     }
 
