@@ -30,7 +30,7 @@ use std::fmt;
 
 use crate::error::Result;
 use crate::schema::{quote_ident, Column, Dialect, SqlType, TableSchema};
-use crate::warehouse::db_error;
+use crate::warehouse::{column, db_error};
 
 /// A column as the warehouse's `information_schema.columns` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,21 +308,23 @@ pub async fn read_columns(
          CAST(numeric_scale AS INTEGER), CAST(is_nullable AS VARCHAR(3)) \
          FROM information_schema.columns \
          WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position";
+    let what = format!("reading the columns of `{table}`");
     let rows = client
         .query(SQL, &[&table])
         .await
-        .map_err(|e| db_error(&format!("reading the columns of `{table}`"), e))?;
-    Ok(rows
-        .iter()
-        .map(|r| WarehouseColumn {
-            name: r.get(0),
-            data_type: r.get(1),
-            char_len: r.get(2),
-            precision: r.get(3),
-            scale: r.get(4),
-            nullable: r.get::<_, String>(5).eq_ignore_ascii_case("YES"),
+        .map_err(|e| db_error(&what, e))?;
+    rows.iter()
+        .map(|r| {
+            Ok(WarehouseColumn {
+                name: column(r, 0, &what)?,
+                data_type: column(r, 1, &what)?,
+                char_len: column(r, 2, &what)?,
+                precision: column(r, 3, &what)?,
+                scale: column(r, 4, &what)?,
+                nullable: column::<String>(r, 5, &what)?.eq_ignore_ascii_case("YES"),
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::loader::phase::{pause_at, Phase};
 use crate::stage::AnyStage;
 use crate::warehouse::{
-    db_error, CopyOutcome, CopyRequest, RejectedRow, Warehouse, KINESIS_LOADS, LOAD_REJECTS,
+    column, db_error, CopyOutcome, CopyRequest, RejectedRow, Warehouse, KINESIS_LOADS, LOAD_REJECTS,
 };
 
 /// The latest checkpoint (largest ending sequence number) of every shard of a stream (`$1`).
@@ -120,20 +120,21 @@ pub async fn read_checkpoints<C: tokio_postgres::GenericClient>(
     client: &C,
     stream: &str,
 ) -> Result<HashMap<String, Checkpoint>> {
+    const WHAT: &str = "reading the checkpoints in kinesis_loads";
     let rows = client
         .query(CHECKPOINTS_SQL, &[&stream])
         .await
-        .map_err(|e| db_error("reading the checkpoints in kinesis_loads", e))?;
+        .map_err(|e| db_error(WHAT, e))?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        let shard_id: String = row.get(0);
-        let sequence_number: String = row.get(1);
+        let shard_id: String = column(&row, 0, WHAT)?;
+        let sequence_number: String = column(&row, 1, WHAT)?;
         out.insert(
             shard_id.clone(),
             Checkpoint {
                 shard_id,
                 sequence_number,
-                load_timestamp: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                load_timestamp: column::<Option<String>>(&row, 2, WHAT)?.unwrap_or_default(),
             },
         );
     }
@@ -229,6 +230,7 @@ pub(crate) async fn commit_load<W: Warehouse>(
                 ),
             });
         }
+        const OVERLAP: &str = "checking kinesis_loads for overlapping ranges";
         let first = range.first.trim_start_matches('0');
         let last = range.last.trim_start_matches('0');
         let overlap = txn
@@ -237,9 +239,9 @@ pub(crate) async fn commit_load<W: Warehouse>(
                 &[&commit.stream, &range.shard_id.as_str(), &first, &last],
             )
             .await
-            .map_err(|e| db_error("checking kinesis_loads for overlapping ranges", e))?;
+            .map_err(|e| db_error(OVERLAP, e))?;
         if let Some(row) = overlap.first() {
-            let (s, e): (String, String) = (row.get(0), row.get(1));
+            let (s, e): (String, String) = (column(row, 0, OVERLAP)?, column(row, 1, OVERLAP)?);
             return Err(Error::LoadConflict {
                 table: commit.table.to_owned(),
                 message: format!(

@@ -35,7 +35,7 @@ use crate::event::RedTrackEvent;
 use crate::schema::Dialect;
 use crate::stage::{load_folder, AnyStage, Manifest, Stage};
 use crate::warehouse::{
-    db_error, kinesis_loads_ddl, load_rejects_ddl, AnyWarehouse, CopyRequest, RejectedRow,
+    column, db_error, kinesis_loads_ddl, load_rejects_ddl, AnyWarehouse, CopyRequest, RejectedRow,
     StagedFile, Warehouse,
 };
 use reader::{read_shard, shard_done, Budget, ShardPlan};
@@ -276,44 +276,48 @@ impl<B: Broker> Loader<B> {
 
     /// The `limit` most recent rows of `kinesis_loads` for `E`'s stream, newest first.
     pub async fn recent_loads<E: RedTrackEvent>(&self, limit: u32) -> Result<Vec<LoadedRange>> {
+        const WHAT: &str = "reading kinesis_loads";
         let client = self.warehouse.connect().await?;
         let stream = self.config.stream_name(E::TABLE_NAME);
         let rows = client
             .query(&checkpoint::recent_loads_sql(limit), &[&stream])
             .await
-            .map_err(|e| db_error("reading kinesis_loads", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| LoadedRange {
-                shard_id: r.get(0),
-                starting_sequence_number: r.get(1),
-                ending_sequence_number: r.get(2),
-                load_timestamp: r.get::<_, Option<String>>(3).unwrap_or_default(),
+            .map_err(|e| db_error(WHAT, e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoadedRange {
+                    shard_id: column(r, 0, WHAT)?,
+                    starting_sequence_number: column(r, 1, WHAT)?,
+                    ending_sequence_number: column(r, 2, WHAT)?,
+                    load_timestamp: column::<Option<String>>(r, 3, WHAT)?.unwrap_or_default(),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The `limit` most recent rejected rows of `E`'s table, newest first.
     pub async fn rejects<E: RedTrackEvent>(&self, limit: u32) -> Result<Vec<KeptReject>> {
+        const WHAT: &str = "reading redtrack_load_rejects";
         let client = self.warehouse.connect().await?;
         let rows = client
             .query(&checkpoint::recent_rejects_sql(limit), &[&E::TABLE_NAME])
             .await
-            .map_err(|e| db_error("reading redtrack_load_rejects", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| KeptReject {
-                load_id: r.get(0),
-                row: RejectedRow {
-                    file: r.get(1),
-                    line: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
-                    column: r.get(3),
-                    value: r.get(4),
-                    reason: r.get(5),
-                },
-                rejected_at: r.get::<_, Option<String>>(6).unwrap_or_default(),
+            .map_err(|e| db_error(WHAT, e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeptReject {
+                    load_id: column(r, 0, WHAT)?,
+                    row: RejectedRow {
+                        file: column(r, 1, WHAT)?,
+                        line: u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
+                        column: column(r, 3, WHAT)?,
+                        value: column(r, 4, WHAT)?,
+                        reason: column(r, 5, WHAT)?,
+                    },
+                    rejected_at: column::<Option<String>>(r, 6, WHAT)?.unwrap_or_default(),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {

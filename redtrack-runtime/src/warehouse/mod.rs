@@ -164,11 +164,12 @@ impl Warehouse for AnyWarehouse {
             AnyWarehouse::Redshift(w) => w.connect().await,
             AnyWarehouse::Postgres(w) => w.connect().await,
         }?;
-        let version: String = client
+        const WHAT: &str = "asking the warehouse for its version";
+        let row = client
             .query_one("SELECT CAST(version() AS VARCHAR(512))", &[])
             .await
-            .map_err(|e| db_error("asking the warehouse for its version", e))?
-            .get(0);
+            .map_err(|e| db_error(WHAT, e))?;
+        let version: String = column(&row, 0, WHAT)?;
         check_dialect(self.dialect(), &version)?;
         Ok(client)
     }
@@ -290,6 +291,16 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 }
 
 /// A [`Error::Warehouse`] saying what was being done, with the server's message and detail.
+/// Column `idx` of a result row as `T`. A value the server sent that `T` cannot hold (another
+/// type, or NULL where none was expected) is an error naming `what`, never a panic.
+pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    idx: usize,
+    what: &str,
+) -> Result<T> {
+    row.try_get(idx).map_err(|e| db_error(what, e))
+}
+
 pub(crate) fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
     let message = match e.as_db_error() {
         Some(db) => {

@@ -15,7 +15,8 @@ use tokio::io::AsyncReadExt;
 
 use super::json_row::{json_number_end, push_copy_row};
 use super::{
-    db_error, quote_ident, truncate, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
+    column, db_error, quote_ident, truncate, Connector, CopyOutcome, CopyRequest, RejectedRow,
+    Warehouse,
 };
 use crate::broker::file::has_special_byte;
 use crate::error::{Error, Result};
@@ -548,8 +549,10 @@ impl Warehouse for PostgresWarehouse {
             .map_err(|e| db_error("inserting row by row", e))?;
         let mut rejected = Vec::with_capacity(rows.len());
         for row in rows {
-            let file_no: i32 = row.get(0);
-            let line: i64 = row.get(1);
+            const WHAT: &str = "reading the rows the row-by-row load rejected";
+            let text = |i| column::<Option<String>>(&row, i, WHAT).map(Option::unwrap_or_default);
+            let file_no: i32 = column(&row, 0, WHAT)?;
+            let line: i64 = column(&row, 1, WHAT)?;
             let file = usize::try_from(file_no)
                 .ok()
                 .and_then(|i| req.files.get(i))
@@ -558,9 +561,9 @@ impl Warehouse for PostgresWarehouse {
             rejected.push(RejectedRow {
                 file,
                 line: u64::try_from(line).unwrap_or(0),
-                column: row.get::<_, Option<String>>(2).unwrap_or_default(),
-                value: truncate(row.get::<_, Option<String>>(3).unwrap_or_default(), MAX_RAW),
-                reason: row.get::<_, Option<String>>(4).unwrap_or_default(),
+                column: text(2)?,
+                value: truncate(text(3)?, MAX_RAW),
+                reason: text(4)?,
             });
         }
         let n_rejected = rejected.len() as u64;

@@ -6,7 +6,7 @@ use aws_sdk_s3::config::ProvideCredentials;
 use tokio::io::AsyncBufReadExt;
 
 use super::{
-    db_error, quote_ident, quote_literal, truncate, Connector, CopyOutcome, CopyRequest,
+    column, db_error, quote_ident, quote_literal, truncate, Connector, CopyOutcome, CopyRequest,
     RejectedRow, Warehouse,
 };
 use crate::config::Config;
@@ -140,12 +140,14 @@ impl RedshiftWarehouse {
             .map_err(|e| db_error("reading sys_load_error_detail", e))?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let file: String = row.get::<_, Option<String>>(0).unwrap_or_default();
-            let line = row.get::<_, Option<i64>>(1).unwrap_or(0);
+            const WHAT: &str = "reading sys_load_error_detail";
+            let text = |i| column::<Option<String>>(&row, i, WHAT).map(Option::unwrap_or_default);
+            let file = text(0)?;
+            let line = column::<Option<i64>>(&row, 1, WHAT)?.unwrap_or(0);
             let mut reject = RejectedRow {
                 value: String::new(),
-                column: row.get::<_, Option<String>>(2).unwrap_or_default(),
-                reason: row.get::<_, Option<String>>(3).unwrap_or_default(),
+                column: text(2)?,
+                reason: text(3)?,
                 line: u64::try_from(line).unwrap_or(0),
                 file,
             };
@@ -207,11 +209,12 @@ impl Warehouse for RedshiftWarehouse {
     }
 
     async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {
+        const WHAT: &str = "counting slices (stv_slices)";
         let row = client
             .query_one(SLICES_SQL, &[])
             .await
-            .map_err(|e| db_error("counting slices (stv_slices)", e))?;
-        let n: i64 = row.get(0);
+            .map_err(|e| db_error(WHAT, e))?;
+        let n: i64 = column(&row, 0, WHAT)?;
         Ok(usize::try_from(n).unwrap_or(1).max(1))
     }
 
@@ -246,7 +249,7 @@ impl Warehouse for RedshiftWarehouse {
             .query_one(LAST_COPY_COUNT_SQL, &[])
             .await
             .map_err(|e| db_error("pg_last_copy_count()", e))?;
-        let loaded = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        let loaded = u64::try_from(column::<i64>(&row, 0, "pg_last_copy_count()")?).unwrap_or(0);
         let rejected = if loaded < req.lines() {
             self.load_errors(txn, req, stage).await?
         } else {
