@@ -293,11 +293,11 @@ fn write_value(p: &TokenStream, c: &check::Column<'_>, table: &str) -> TokenStre
         }
         SqlType::Real => {
             let v = quote_spanned!(span=> <#ty as #p::RealValue>::to_f32(v));
-            quote!(#p::write_real(buf, #v, #table, #column)?;)
+            quote!(#p::write_float(buf, #v, #table, #column)?;)
         }
         SqlType::Double => {
             let v = quote_spanned!(span=> <#ty as #p::DoubleValue>::to_f64(v));
-            quote!(#p::write_double(buf, #v, #table, #column)?;)
+            quote!(#p::write_float(buf, #v, #table, #column)?;)
         }
         SqlType::Boolean => {
             let v = quote_spanned!(span=> <#ty as #p::BooleanValue>::to_bool(v));

@@ -38,30 +38,35 @@ pub fn write_bool(buf: &mut Vec<u8>, value: bool) {
     buf.extend_from_slice(if value { b"true" } else { b"false" });
 }
 
-/// Writes a REAL; NaN and infinities are an error.
-#[inline]
-pub fn write_real(
-    buf: &mut Vec<u8>,
-    value: f32,
-    table: &'static str,
-    column: &'static str,
-) -> Result<(), EncodeError> {
-    if !value.is_finite() {
-        return Err(not_finite(table, column, value.to_string()));
-    }
-    buf.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
-    Ok(())
+/// `f32` (REAL) and `f64` (DOUBLE PRECISION), for [`write_float`].
+pub trait JsonFloat: zmij::Float + std::fmt::Display {
+    /// Neither NaN nor an infinity.
+    fn is_finite_value(self) -> bool;
 }
 
-/// Writes a DOUBLE PRECISION; NaN and infinities are an error.
+impl JsonFloat for f32 {
+    #[inline(always)]
+    fn is_finite_value(self) -> bool {
+        self.is_finite()
+    }
+}
+
+impl JsonFloat for f64 {
+    #[inline(always)]
+    fn is_finite_value(self) -> bool {
+        self.is_finite()
+    }
+}
+
+/// Writes a REAL or a DOUBLE PRECISION; NaN and infinities are an error.
 #[inline]
-pub fn write_double(
+pub fn write_float<F: JsonFloat>(
     buf: &mut Vec<u8>,
-    value: f64,
+    value: F,
     table: &'static str,
     column: &'static str,
 ) -> Result<(), EncodeError> {
-    if !value.is_finite() {
+    if !value.is_finite_value() {
         return Err(not_finite(table, column, value.to_string()));
     }
     buf.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
