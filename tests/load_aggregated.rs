@@ -5,7 +5,7 @@ mod common;
 #[path = "../examples/seed/mod.rs"]
 mod seed;
 
-use redtrack::{Client, Loader, RedTrackEvent};
+use redtrack::{Client, RedTrackEvent};
 use seed::TestEvent;
 
 /// A client of `env` with KPL aggregation on.
@@ -32,8 +32,7 @@ async fn kpl_aggregates_load_one_row_per_event() {
         );
     }
     client.flush().await.unwrap();
-    let loader = Loader::new(env.config()).await.unwrap();
-    loader.setup::<TestEvent>().await.unwrap();
+    let loader = env.loader::<TestEvent>().await;
     let report = loader.load::<TestEvent>().await.unwrap();
     assert_eq!(report.records, 1000);
     assert!(
@@ -188,8 +187,7 @@ async fn events_too_large_for_an_aggregate_are_sent_plain_and_load() {
         "{err}"
     );
 
-    let loader = Loader::new(env.config()).await.unwrap();
-    loader.setup::<Wide>().await.unwrap();
+    let loader = env.loader::<Wide>().await;
     let report = loader.load::<Wide>().await.unwrap();
     assert_eq!(report.records, 60);
     assert!(report.kinesis_records < 60, "{report:?}");

@@ -6,18 +6,12 @@ mod common;
 mod seed;
 
 use redtrack::loader::checkpoint::{read_checkpoints, OVERLAP_SQL};
-use redtrack::Loader;
 use seed::TestEvent;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequence_numbers_compare_numerically() {
     let env = common::TestEnv::named("cps").await;
-    Loader::new(env.config())
-        .await
-        .unwrap()
-        .setup::<TestEvent>()
-        .await
-        .unwrap();
+    env.loader::<TestEvent>().await;
     let pg = env.pg().await;
     let long = format!("1{}", "0".repeat(128)); // 129 digits
     let rows: &[(&str, &str, &str)] = &[

@@ -25,12 +25,7 @@ async fn three_loaders_while_writers_write() {
     let env = common::TestEnv::named("conc").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(3).await.unwrap();
-    Loader::new(env.config())
-        .await
-        .unwrap()
-        .setup::<TestEvent>()
-        .await
-        .unwrap();
+    env.loader::<TestEvent>().await;
 
     const WRITERS: i32 = 2;
     const PER_WRITER: i32 = 2000;

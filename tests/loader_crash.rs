@@ -90,8 +90,7 @@ async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
     let env = common::TestEnv::named("kill").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(2).await.unwrap();
-    let loader = Loader::new(env.config()).await.unwrap();
-    loader.setup::<TestEvent>().await.unwrap();
+    let loader = env.loader::<TestEvent>().await;
 
     let mut written = 0;
     for phase in Phase::ALL {

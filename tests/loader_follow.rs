@@ -53,12 +53,7 @@ async fn follow_loads_continuously_and_stops_on_sigterm() {
     let env = common::TestEnv::named("follow").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(2).await.unwrap();
-    Loader::new(env.config())
-        .await
-        .unwrap()
-        .setup::<TestEvent>()
-        .await
-        .unwrap();
+    env.loader::<TestEvent>().await;
     let pg = env.pg().await;
 
     let child = Command::new(std::env::current_exe().unwrap())

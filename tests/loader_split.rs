@@ -7,7 +7,7 @@ mod seed;
 
 use std::time::Duration;
 
-use redtrack::{Client, Loader};
+use redtrack::Client;
 use seed::TestEvent;
 
 fn event(i: i32) -> TestEvent {
@@ -23,8 +23,7 @@ async fn shard_split_while_writing_and_loading() {
     let env = common::TestEnv::named("split").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(2).await.unwrap();
-    let loader = Loader::new(env.config()).await.unwrap();
-    loader.setup::<TestEvent>().await.unwrap();
+    let loader = env.loader::<TestEvent>().await;
 
     const TOTAL: i32 = 3000;
     let writer = {

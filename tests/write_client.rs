@@ -18,6 +18,14 @@ fn temp_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("redtrack-client-{}", rand::random::<u64>()))
 }
 
+/// A configuration builder for a file broker in `dir`.
+fn file_broker(dir: &std::path::Path) -> redtrack::ConfigBuilder {
+    Config::builder()
+        .cluster("c")
+        .database("d")
+        .broker(BrokerKind::File(dir.to_owned()))
+}
+
 #[tokio::test]
 async fn secrets_stay_out_of_debug() {
     let secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY";
@@ -59,12 +67,7 @@ impl Write for Captured {
 #[tokio::test]
 async fn dropping_a_client_with_unanswered_records_logs_an_error() {
     let dir = temp_dir();
-    let config = Config::builder()
-        .cluster("c")
-        .database("d")
-        .broker(BrokerKind::File(dir.clone()))
-        .build()
-        .unwrap();
+    let config = file_broker(&dir).build().unwrap();
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -107,10 +110,7 @@ async fn dropping_a_client_with_unanswered_records_logs_an_error() {
 #[tokio::test]
 async fn flush_waits_for_every_earlier_record() {
     let dir = temp_dir();
-    let config = Config::builder()
-        .cluster("c")
-        .database("d")
-        .broker(BrokerKind::File(dir.clone()))
+    let config = file_broker(&dir)
         .with_linger(Duration::from_secs(3600))
         .build()
         .unwrap();
@@ -155,12 +155,7 @@ impl RedTrackEvent for KeyedEvent {
 #[tokio::test]
 async fn partition_keys_are_measured_in_utf16_units_as_kinesis_counts_them() {
     let dir = temp_dir();
-    let config = Config::builder()
-        .cluster("c")
-        .database("d")
-        .broker(BrokerKind::File(dir.clone()))
-        .build()
-        .unwrap();
+    let config = file_broker(&dir).build().unwrap();
     let client = Client::new(config).await.unwrap();
     client.create_stream::<ClientEvent>(1).await.unwrap();
     // 128 emoji are 256 UTF-16 units: the limit exactly.

@@ -216,6 +216,13 @@ impl TestEnv {
         self.vars["REDTRACK_WAREHOUSE_URL"].clone()
     }
 
+    /// A loader of this environment, with `E`'s table and the bookkeeping tables set up.
+    pub async fn loader<E: redtrack::RedTrackEvent>(&self) -> redtrack::Loader {
+        let loader = redtrack::Loader::new(self.config()).await.unwrap();
+        loader.setup::<E>().await.unwrap();
+        loader
+    }
+
     /// A connection to the test's own database.
     pub async fn pg(&self) -> tokio_postgres::Client {
         connect(&self.warehouse_url()).await
