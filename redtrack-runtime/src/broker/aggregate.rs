@@ -67,6 +67,24 @@ struct Record {
     tags: Vec<Tag>,
 }
 
+/// The encoded size of a `partition_key_table` entry of an `AggregatedRecord`.
+fn key_entry_len(partition_key: &str) -> usize {
+    use prost::encoding::{encoded_len_varint, key_len};
+    key_len(1) + encoded_len_varint(partition_key.len() as u64) + partition_key.len()
+}
+
+/// The encoded size of a `records` entry of an `AggregatedRecord`: a [`Record`] with this
+/// partition key index and `data_len` bytes of data (no explicit hash key, no tags), framed.
+fn record_entry_len(index: usize, data_len: usize) -> usize {
+    use prost::encoding::{encoded_len_varint, key_len};
+    let record = key_len(1)
+        + encoded_len_varint(index as u64)
+        + key_len(3)
+        + encoded_len_varint(data_len as u64)
+        + data_len;
+    key_len(3) + encoded_len_varint(record as u64) + record
+}
+
 /// The protobuf `Tag` (unused by redtrack, decoded for completeness).
 #[derive(Clone, PartialEq, prost::Message)]
 struct Tag {
@@ -208,9 +226,8 @@ impl Aggregator {
     /// The size of a record holding just this one user record, for checking at write time
     /// whether an event fits at all.
     pub fn single_size(partition_key: &str, data: &[u8]) -> usize {
-        let mut a = Aggregator::new(usize::MAX);
-        a.push_unchecked(partition_key, data);
-        a.size()
+        let body = key_entry_len(partition_key) + record_entry_len(0, data.len());
+        partition_key.len() + MAGIC.len() + body + DIGEST_LEN
     }
 
     /// Adds a user record if the aggregate stays within the size limit; returns whether it did.
@@ -228,26 +245,21 @@ impl Aggregator {
     }
 
     fn push_unchecked(&mut self, partition_key: &str, data: &[u8]) {
-        use prost::encoding::{encoded_len_varint, key_len};
         let index = match self.keys.iter().position(|k| k == partition_key) {
             Some(i) => i,
             None => {
                 self.keys.push(partition_key.to_owned());
-                self.body_len += key_len(1)
-                    + encoded_len_varint(partition_key.len() as u64)
-                    + partition_key.len();
+                self.body_len += key_entry_len(partition_key);
                 self.keys.len() - 1
             }
         };
-        let record = Record {
+        self.body_len += record_entry_len(index, data.len());
+        self.records.push(Record {
             partition_key_index: index as u64,
             explicit_hash_key_index: None,
             data: Bytes::copy_from_slice(data),
             tags: Vec::new(),
-        };
-        let len = record.encoded_len();
-        self.body_len += key_len(3) + encoded_len_varint(len as u64) + len;
-        self.records.push(record);
+        });
     }
 
     /// The aggregated Kinesis record (partition key: the first user record's), or `None` if
@@ -406,5 +418,24 @@ mod tests {
             let r = a.finish().unwrap();
             r.data.len() + r.partition_key.len()
         });
+    }
+
+    /// The sizes computed without encoding match what prost encodes, across varint widths of
+    /// the data length, the key length and the key index.
+    #[test]
+    fn predicted_sizes_match_the_encoding() {
+        for len in [0, 1, 127, 128, 16_383, 16_384, 100_000, (1 << 20) - 40] {
+            let key = "k".repeat(len % 300 + 1);
+            let data = vec![b'd'; len];
+            let mut a = Aggregator::new(usize::MAX);
+            a.try_push(&key, &data);
+            assert_eq!(a.size(), Aggregator::single_size(&key, &data), "{len}");
+            for i in 0..130 {
+                a.try_push(&format!("other-{i}"), &data[..len.min(10)]);
+            }
+            let predicted = a.size();
+            let r = a.finish().unwrap();
+            assert_eq!(r.data.len() + r.partition_key.len(), predicted, "{len}");
+        }
     }
 }
