@@ -1,9 +1,7 @@
 //! A shard split while writing and loading: no loss, no duplicate. The closed parents are
 //! drained to their ends and the children read from their first records.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use std::time::Duration;
 

@@ -4,9 +4,7 @@
 //! The emulator keeps records for 24 hours, so trimming is simulated by a broker that wraps the
 //! real one and hides every record up to a trim point, as Kinesis does past its retention.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use std::sync::{Arc, Mutex};
 

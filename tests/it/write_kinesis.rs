@@ -1,7 +1,7 @@
 //! `Client::write` against the Kinesis emulator: many writers coalesced, everything read back,
 //! partition keys, aggregation, backpressure and call-site errors.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

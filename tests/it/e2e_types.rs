@@ -5,7 +5,7 @@
 //! truncation. Bad values fail `write` at once, naming table, column and value, and lose nothing
 //! written around them. Only the facade crate `redtrack` is used.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

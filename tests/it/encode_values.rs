@@ -1,8 +1,7 @@
 //! The encoder: exact JSON for every type, truncation, and the errors, which name the table, the
 //! column and the value.
 
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::seed;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use redtrack::{EncodeError, EncodeErrorKind, RedTrackEvent};

@@ -76,7 +76,12 @@ async fn four_writer_processes() {
     let mut children: Vec<_> = (0..PROCESSES)
         .map(|k| {
             std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", "file_writer_child", "--ignored", "--nocapture"])
+                .args([
+                    "--exact",
+                    "write_file::file_writer_child",
+                    "--ignored",
+                    "--nocapture",
+                ])
                 .env(CHILD_ENV, k.to_string())
                 .env(DIR_ENV, &dir)
                 .stdout(Stdio::null())

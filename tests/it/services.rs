@@ -1,7 +1,7 @@
 //! The local services and the shared test helper work: each test's Kinesis streams, S3 prefix
 //! and PostgreSQL database are its own, reached through the variables of `scripts/services up`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

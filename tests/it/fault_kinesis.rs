@@ -6,7 +6,7 @@
 //! Every event acknowledged to its writer must be in the stream, exactly once;
 //! every event that was not must have reached its writer as an error with the Kinesis code.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,9 +1,7 @@
 //! A continuous loader (`load_follow`) keeps loading what writers write, and SIGTERM stops it
 //! between loads: it exits cleanly with its report.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,7 +55,12 @@ async fn follow_loads_continuously_and_stops_on_sigterm() {
     let pg = env.pg().await;
 
     let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "follow_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "loader_follow::follow_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env_clear()
         .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
         .envs(env.vars())

@@ -6,9 +6,7 @@
 //! test then runs one load and exits. `REDTRACK_TEST_PAUSE_AT=<phase>` makes the child print
 //! `REDTRACK_PAUSED <phase>` and sleep at that phase, where the parent kills it.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -44,7 +42,12 @@ fn event(i: i32) -> TestEvent {
 fn kill_child_at(env: &common::TestEnv, phase: Phase) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args(["--exact", "loader_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "loader_crash::loader_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env_clear()
         .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
         .envs(env.vars())

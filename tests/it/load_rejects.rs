@@ -2,9 +2,7 @@
 //! room for them, the rejects are reported, kept in `redtrack_load_rejects`, and the rest load.
 //! Also: the original gem's `{"data": "<json>"}` envelope loads like plain JSON.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use bytes::Bytes;
 use redtrack::broker::{AnyBroker, Broker, PutRecord};

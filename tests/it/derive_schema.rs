@@ -1,7 +1,6 @@
 //! The derive's schema and DDL: the seed tables, every attribute, both dialects.
 
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::seed;
 
 use redtrack::{Column, Dialect, DistStyle, RedTrackEvent, SortKey, SqlType, TableSchema};
 use seed::{TestAllTypes, TestEvent};
@@ -415,7 +414,7 @@ mod reexport {
 }
 
 #[derive(RedTrackEvent)]
-#[redtrack(crate = "crate::reexport::tracking", table = "via_reexport")]
+#[redtrack(crate = "crate::derive_schema::reexport::tracking", table = "via_reexport")]
 struct ViaReexport {
     a: bool,
 }

@@ -1,8 +1,7 @@
 //! Properties of the encoder over arbitrary values: truncation never exceeds the byte limit nor
 //! splits a character, and the output always parses as JSON and gives back what was put in.
 
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::seed;
 
 use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use proptest::prelude::*;

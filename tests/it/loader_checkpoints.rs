@@ -1,9 +1,7 @@
 //! `kinesis_loads` queries compare sequence numbers numerically (up to 129 digits, stored as
 //! text), in SQL, with bound parameters: the latest checkpoint per shard and the overlap check.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use redtrack::loader::checkpoint::{read_checkpoints, OVERLAP_SQL};
 use seed::TestEvent;

@@ -1,9 +1,7 @@
 //! The command line against the local services: an application's own `redtrack` binary for the
 //! seed tables, run in-process with the test's configuration.
-mod common;
 
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use redtrack::cli::{Cli, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use redtrack::{Client, Dialect};

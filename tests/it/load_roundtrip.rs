@@ -2,9 +2,7 @@
 //! then loaded through the S3 stage into PostgreSQL: exactly as many rows, with the values
 //! written.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use redtrack::{Client, Loader, RedTrackEvent};

@@ -1,6 +1,6 @@
 //! The Kinesis broker against the emulator: both sides of the `Broker` contract the loader uses.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -9,7 +9,7 @@
 //! - its own S3 prefix (or subdirectory, for a `file:` stage).
 //!
 //! ```ignore
-//! mod common;
+//! use crate::common;
 //!
 //! #[tokio::test]
 //! async fn loads_what_was_written() {
@@ -22,7 +22,6 @@
 //!
 //! When the variables are missing, [`TestEnv::new`] panics with the command to run: a test that
 //! needs the services never passes by skipping.
-#![allow(dead_code)] // each test crate uses a different part of this module
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,9 +1,7 @@
 //! Events written as KPL aggregates (many events per Kinesis record) are de-aggregated by the
 //! loader: every event becomes one row.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use redtrack::{Client, RedTrackEvent};
 use seed::TestEvent;

@@ -2,7 +2,7 @@
 //! the way an application would: only the facade crate `redtrack`, `?` in an async fn returning
 //! `Result<(), Box<dyn std::error::Error>>`, no internal modules. Runs on the local services.
 
-mod common;
+use crate::common;
 
 use std::error::Error as StdError;
 

@@ -2,10 +2,7 @@
 //! writes is accepted there with the same meaning (decimals as strings, BC dates, timestamps with
 //! microseconds, `+00` offsets, SUPER as jsonb). Needs `scripts/services up`.
 
-mod common;
-
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use redtrack::{Dialect, RedTrackEvent};

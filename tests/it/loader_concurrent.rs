@@ -1,9 +1,7 @@
 //! Three loaders on the same table at once, many rounds, while writers write: no duplicate, no
 //! loss. Loads that lose the race fail with a retryable conflict and load nothing.
 
-mod common;
-#[path = "../examples/seed/mod.rs"]
-mod seed;
+use crate::{common, seed};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
