@@ -23,7 +23,7 @@ mod shapes {
         pub event_time: chrono::NaiveDateTime,
         #[redtrack(type = "smallint", encode = "delta")]
         pub small: i16,
-        #[redtrack(type = "numeric(38,10)", encode = "mostly32")]
+        #[redtrack(type = "numeric(18,4)", encode = "mostly32")]
         pub amount: Option<rust_decimal::Decimal>,
         #[redtrack(encode = "raw")]
         pub ratio: Option<f32>,
@@ -40,7 +40,7 @@ mod shapes {
         #[redtrack(encode = "az64")]
         pub at: Option<chrono::DateTime<chrono::Utc>>,
         pub time_of_day: Option<chrono::NaiveTime>,
-        #[redtrack(encode = "zstd")]
+        #[redtrack(encode = "raw")]
         pub payload: Option<serde_json::Value>,
         #[redtrack(rename = "user")]
         pub user_name: Option<String>,

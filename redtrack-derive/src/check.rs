@@ -4,20 +4,17 @@
 
 use crate::ast;
 use crate::ctxt::Ctxt;
-use crate::sql_type::{self, SqlType};
+use crate::sql_type;
 use proc_macro2::Span;
+use redtrack_schema::ident::{
+    fits_identifier_length, fold, is_identifier_char, is_standard_identifier, is_stream_name_char,
+};
+use redtrack_schema::limits::{
+    MAX_COLUMNS, MAX_COMPOUND_SORTKEY_COLUMNS, MAX_IDENTIFIER_BYTES,
+    MAX_INTERLEAVED_SORTKEY_COLUMNS,
+};
+use redtrack_schema::{DistStyle, Encoding, SqlType, KINESIS_LOADS};
 use syn::{LitStr, Type};
-
-/// Redshift's identifier limit, in bytes.
-const MAX_IDENTIFIER_BYTES: usize = 127;
-/// Redshift's limit on columns per table.
-const MAX_COLUMNS: usize = 1600;
-/// Redshift's limit on interleaved sort key columns.
-const MAX_INTERLEAVED_KEYS: usize = 8;
-/// Redshift's limit on compound sort key columns.
-const MAX_COMPOUND_KEYS: usize = 400;
-/// The loader's bookkeeping table.
-const KINESIS_LOADS: &str = "kinesis_loads";
 
 /// The validated table.
 pub(crate) struct Model<'a> {
@@ -39,7 +36,7 @@ pub(crate) struct Column<'a> {
     pub(crate) nullable: bool,
     pub(crate) name: String,
     pub(crate) sql_type: SqlType,
-    pub(crate) encode: Option<&'static str>,
+    pub(crate) encode: Option<Encoding>,
 }
 
 /// The field that gives the Kinesis partition key.
@@ -53,14 +50,6 @@ pub(crate) enum SortKey {
     None,
     Compound(Vec<String>),
     Interleaved(Vec<String>),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DistStyle {
-    Auto,
-    Even,
-    Key,
-    All,
 }
 
 /// The crate path the generated code uses: `::redtrack` or `#[redtrack(crate = "...")]`.
@@ -189,8 +178,8 @@ pub(crate) fn check<'a>(
         let sql_type = match &fa.sql_type {
             Some(lit) => match SqlType::parse(&lit.value()) {
                 Ok(t) => Some(t),
-                Err(message) => {
-                    cx.error_spanned_by(lit, message);
+                Err(e) => {
+                    cx.error_spanned_by(lit, e.to_string());
                     None
                 }
             },
@@ -250,7 +239,14 @@ pub(crate) fn check<'a>(
             SortKey::None
         }
         (Some(lit), None) => {
-            let keys = key_columns(cx, lit, &columns, &names, "sortkey", MAX_COMPOUND_KEYS);
+            let keys = key_columns(
+                cx,
+                lit,
+                &columns,
+                &names,
+                "sortkey",
+                MAX_COMPOUND_SORTKEY_COLUMNS,
+            );
             SortKey::Compound(keys)
         }
         (None, Some(lit)) => {
@@ -260,7 +256,7 @@ pub(crate) fn check<'a>(
                 &columns,
                 &names,
                 "interleaved_sortkey",
-                MAX_INTERLEAVED_KEYS,
+                MAX_INTERLEAVED_SORTKEY_COLUMNS,
             );
             SortKey::Interleaved(keys)
         }
@@ -273,20 +269,15 @@ pub(crate) fn check<'a>(
         keys.into_iter().next().unwrap_or_default()
     });
     let diststyle = attrs.diststyle.as_ref().and_then(|lit| {
-        let style = match lit.value().trim().to_ascii_lowercase().as_str() {
-            "auto" => DistStyle::Auto,
-            "even" => DistStyle::Even,
-            "key" => DistStyle::Key,
-            "all" => DistStyle::All,
-            other => {
-                cx.error_spanned_by(
-                    lit,
-                    format!(
-                        "unknown diststyle `{other}`; Redshift has `auto`, `even`, `key` and `all`"
-                    ),
-                );
-                return None;
-            }
+        let Some(style) = DistStyle::parse(&lit.value()) else {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "unknown diststyle `{}`; Redshift has `auto`, `even`, `key` and `all`",
+                    lit.value().trim().to_ascii_lowercase()
+                ),
+            );
+            return None;
         };
         if style == DistStyle::Key && attrs.distkey.is_none() {
             cx.error_spanned_by(
@@ -383,11 +374,6 @@ fn key_columns(
     names
 }
 
-/// Redshift folds identifiers to lowercase (ASCII letters).
-fn fold(name: &str) -> String {
-    name.to_ascii_lowercase()
-}
-
 fn unraw(ident: &syn::Ident) -> String {
     let s = ident.to_string();
     s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
@@ -418,7 +404,12 @@ fn snake_case(name: &str) -> String {
 /// and Kinesis allows only `[a-zA-Z0-9_.-]` there: `$` and multibyte characters, fine in a
 /// Redshift identifier, would make every `create_stream`, `write` and `load` fail.
 fn check_stream_name_part(cx: &mut Ctxt, name: &str, span: Span) {
-    if let Some(c) = name.chars().find(|&c| c == '$' || !c.is_ascii()) {
+    // Only what Redshift allows and Kinesis does not: `$` and multibyte characters (the rest of
+    // an invalid identifier is reported by `check_identifier`).
+    if let Some(c) = name
+        .chars()
+        .find(|&c| is_identifier_char(c) && !is_stream_name_char(c))
+    {
         cx.error_at(
             span,
             format!(
@@ -435,7 +426,7 @@ fn check_identifier(cx: &mut Ctxt, name: &str, what: &str, span: Span) {
         cx.error_at(span, format!("the {what} name is empty"));
         return;
     }
-    if name.len() > MAX_IDENTIFIER_BYTES {
+    if !fits_identifier_length(name) {
         cx.error_at(
             span,
             format!(
@@ -445,12 +436,7 @@ fn check_identifier(cx: &mut Ctxt, name: &str, what: &str, span: Span) {
             ),
         );
     }
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || !c.is_ascii());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$' || !c.is_ascii());
-    if !first_ok || !rest_ok {
+    if !is_standard_identifier(name) {
         cx.error_at(
             span,
             format!(

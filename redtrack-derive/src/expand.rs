@@ -2,11 +2,11 @@
 //! items of the same names, all inside `const _: () = { ... }` with absolute paths.
 
 use crate::ast;
-use crate::check::{self, DistStyle, Model, SortKey};
+use crate::check::{self, Model, SortKey};
 use crate::ctxt::Ctxt;
-use crate::sql_type::SqlType;
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
+use redtrack_schema::{DistStyle, SqlType};
 use syn::spanned::Spanned;
 use syn::DeriveInput;
 
@@ -62,7 +62,10 @@ fn generate(model: &Model<'_>) -> TokenStream {
         let sql_type = sql_type_tokens(&p, c.sql_type);
         let nullable = c.nullable;
         let encode = match c.encode {
-            Some(e) => quote!(::core::option::Option::Some(#e)),
+            Some(e) => {
+                let name = e.name();
+                quote!(::core::option::Option::Some(#name))
+            }
             None => quote!(::core::option::Option::None),
         };
         quote! {

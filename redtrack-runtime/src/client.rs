@@ -66,7 +66,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::broker::{AnyBroker, Broker, PutRecord, MAX_PARTITION_KEY_CHARS, MAX_RECORD_BYTES};
+use crate::broker::{
+    AnyBroker, Broker, PutRecord, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD_BYTES,
+};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
@@ -306,12 +308,12 @@ impl Client {
             Some(key) => {
                 // Kinesis counts UTF-16 code units: an emoji is two.
                 let units = key.encode_utf16().count();
-                if units == 0 || units > MAX_PARTITION_KEY_CHARS {
+                if units == 0 || units > MAX_PARTITION_KEY_UTF16_UNITS {
                     return Err(Error::InvalidPartitionKey {
                         table: E::TABLE_NAME,
                         message: format!(
                             "it has {units} UTF-16 code units; Kinesis takes 1 to \
-                             {MAX_PARTITION_KEY_CHARS}"
+                             {MAX_PARTITION_KEY_UTF16_UNITS}"
                         ),
                     });
                 }

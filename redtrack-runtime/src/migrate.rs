@@ -62,34 +62,10 @@ impl WarehouseColumn {
         }
     }
 
-    /// The column's type as a [`SqlType`], if redtrack knows it.
+    /// The column's type as a [`SqlType`], if redtrack knows it
+    /// ([`SqlType::from_catalog`], the one reading of catalog type names).
     pub fn sql_type(&self) -> Option<SqlType> {
-        let len = |l: Option<i32>, default: i32| l.unwrap_or(default);
-        Some(match self.data_type.to_ascii_lowercase().as_str() {
-            "smallint" => SqlType::SmallInt,
-            "integer" => SqlType::Integer,
-            "bigint" => SqlType::BigInt,
-            "numeric" | "decimal" => SqlType::Decimal {
-                precision: u8::try_from(len(self.precision, 18)).ok()?,
-                scale: u8::try_from(len(self.scale, 0)).ok()?,
-            },
-            "real" => SqlType::Real,
-            "double precision" => SqlType::Double,
-            "boolean" => SqlType::Boolean,
-            "character" | "char" | "bpchar" => SqlType::Char {
-                len: u16::try_from(len(self.char_len, 1)).ok()?,
-            },
-            "character varying" | "varchar" => SqlType::Varchar {
-                len: u32::try_from(len(self.char_len, 256)).ok()?,
-            },
-            "text" => SqlType::Varchar { len: 256 },
-            "date" => SqlType::Date,
-            "timestamp without time zone" | "timestamp" => SqlType::Timestamp,
-            "timestamp with time zone" | "timestamptz" => SqlType::TimestampTz,
-            "time without time zone" | "time" => SqlType::Time,
-            "super" | "jsonb" => SqlType::Super,
-            _ => return None,
-        })
+        SqlType::from_catalog(&self.data_type, self.char_len, self.precision, self.scale)
     }
 
     fn type_text(&self) -> String {

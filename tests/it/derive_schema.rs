@@ -414,7 +414,10 @@ mod reexport {
 }
 
 #[derive(RedTrackEvent)]
-#[redtrack(crate = "crate::derive_schema::reexport::tracking", table = "via_reexport")]
+#[redtrack(
+    crate = "crate::derive_schema::reexport::tracking",
+    table = "via_reexport"
+)]
 struct ViaReexport {
     a: bool,
 }

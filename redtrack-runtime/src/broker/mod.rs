@@ -21,21 +21,10 @@ pub mod retry;
 pub use file::{FileBroker, FileReader};
 pub use kinesis::{KinesisBroker, KinesisReader};
 
-/// Kinesis: at most this many records in one PutRecords call.
-pub const MAX_RECORDS_PER_PUT: usize = 500;
-
-/// Kinesis: at most this many bytes (data plus partition keys) in one PutRecords call.
-pub const MAX_BYTES_PER_PUT: usize = 10 * 1024 * 1024;
-
-/// Kinesis: at most this many bytes in one record, data plus partition key.
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
-
-/// Kinesis: a partition key has 1 to this many characters as Kinesis counts them, in UTF-16 code
-/// units (a character outside the Basic Multilingual Plane, such as an emoji, counts twice).
-pub const MAX_PARTITION_KEY_CHARS: usize = 256;
-
-/// Kinesis: at most this many records from one GetRecords call.
-pub const MAX_RECORDS_PER_GET: usize = 10_000;
+pub use crate::schema::limits::{
+    MAX_BYTES_PER_PUT, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORDS_PER_GET, MAX_RECORDS_PER_PUT,
+    MAX_RECORD_BYTES,
+};
 
 /// Compares two sequence numbers numerically (they are decimal strings of up to 129 digits, too
 /// long for any integer type; leading zeros are ignored).

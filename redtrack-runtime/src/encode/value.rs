@@ -259,11 +259,11 @@ impl SuperValue for serde_json::Value {
     }
 }
 
-pub use crate::broker::MAX_PARTITION_KEY_CHARS;
+use crate::schema::limits::MAX_PARTITION_KEY_UTF16_UNITS;
 
 impl PartitionKeyValue for str {
     /// The text itself, cut after as many whole characters as fit in
-    /// [`MAX_PARTITION_KEY_CHARS`] UTF-16 code units (a longer key fails the whole PutRecords
+    /// [`MAX_PARTITION_KEY_UTF16_UNITS`] UTF-16 code units (a longer key fails the whole PutRecords
     /// call at Kinesis).
     fn partition_key(&self) -> Option<String> {
         if self.is_empty() {
@@ -272,7 +272,7 @@ impl PartitionKeyValue for str {
         let mut units = 0;
         for (at, c) in self.char_indices() {
             units += c.len_utf16();
-            if units > MAX_PARTITION_KEY_CHARS {
+            if units > MAX_PARTITION_KEY_UTF16_UNITS {
                 return Some(self[..at].to_owned());
             }
         }

@@ -336,10 +336,7 @@ fn nul_error(
     )
 }
 
-/// The earliest date Redshift stores: 4713-01-01 BC (proleptic year -4712).
-pub const MIN_YEAR: i32 = -4712;
-/// The latest year Redshift stores: 294276 AD.
-pub const MAX_YEAR: i32 = 294_276;
+use crate::schema::limits::{MAX_YEAR, MIN_YEAR};
 
 #[inline(always)]
 fn two_digits(buf: &mut Vec<u8>, n: u32) {

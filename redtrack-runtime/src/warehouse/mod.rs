@@ -23,11 +23,7 @@ use crate::error::{Error, Result};
 use crate::schema::{Dialect, TableSchema};
 use crate::stage::AnyStage;
 
-/// The name of the bookkeeping table of loaded sequence ranges (the original gem's).
-pub const KINESIS_LOADS: &str = "kinesis_loads";
-
-/// The table where rows rejected under MAXERROR are kept, with their reasons.
-pub const LOAD_REJECTS: &str = "redtrack_load_rejects";
+pub use crate::schema::{KINESIS_LOADS, LOAD_REJECTS};
 
 /// One staged file of a load.
 #[derive(Debug, Clone, PartialEq, Eq)]

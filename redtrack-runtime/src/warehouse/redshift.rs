@@ -12,11 +12,9 @@ use super::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::loader::phase::{pause_at, Phase};
+use crate::schema::limits::MAX_MAXERROR;
 use crate::schema::Dialect;
 use crate::stage::{AnyStage, Stage};
-
-/// Redshift's largest MAXERROR.
-pub const MAX_MAXERROR: u64 = 100_000;
 
 /// How many slices: one staged file per slice (or a multiple) keeps every slice busy.
 pub const SLICES_SQL: &str = "SELECT COUNT(*) FROM stv_slices";

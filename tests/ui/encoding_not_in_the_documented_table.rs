@@ -1,0 +1,17 @@
+use redtrack::RedTrackEvent;
+
+// c_Compression_encodings lists no encoding but RAW for SUPER and TIME, and c_MostlyN_encoding
+// covers only the 64-bit DECIMALs (precision up to 18).
+#[derive(RedTrackEvent)]
+struct Event {
+    #[redtrack(encode = "zstd")]
+    payload: serde_json::Value,
+    #[redtrack(encode = "az64")]
+    at: chrono::NaiveTime,
+    #[redtrack(type = "decimal(38,10)", encode = "mostly32")]
+    amount: rust_decimal::Decimal,
+    #[redtrack(type = "decimal(18,4)", encode = "mostly32")]
+    fits: rust_decimal::Decimal,
+}
+
+fn main() {}
