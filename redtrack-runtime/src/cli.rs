@@ -44,6 +44,7 @@ use crate::event::RedTrackEvent;
 use crate::loader::{FollowReport, KeptReject, LoadReport, Loader, ShardStatus};
 use crate::migrate;
 use crate::schema::{Dialect, TableSchema};
+use crate::text::error_chain;
 use crate::warehouse::{kinesis_loads_ddl, AnyWarehouse, Warehouse};
 
 /// The command did what was asked.
@@ -194,21 +195,6 @@ impl From<Error> for Failure {
             message: error_chain(&e),
         }
     }
-}
-
-/// The error and its sources, `: `-separated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
 }
 
 impl Cli {

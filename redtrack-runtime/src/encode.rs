@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub mod value;
 pub(crate) mod write;
 
-pub use write::truncate_to_bytes;
+pub use crate::text::truncate_to_bytes;
 
 /// How many text values have been truncated to their column's byte length in this process.
 ///

@@ -1,8 +1,10 @@
 //! The one error type of redtrack's runtime, with classification methods.
 //!
-//! Shared by every module: add variants (each documented), never rename one.
+//! Shared by every module, and a leaf: it names the types its variants carry and nothing else of
+//! the crate. Add variants (each documented), never rename one.
 
 use crate::encode::EncodeError;
+use crate::sequence::SequenceNumber;
 
 /// A `Result` with redtrack's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -118,9 +120,9 @@ pub enum Error {
         /// The shard that lost records.
         shard_id: String,
         /// The last loaded sequence number (the checkpoint).
-        after: String,
+        after: SequenceNumber,
         /// The oldest sequence number still in the shard.
-        first_available: String,
+        first_available: SequenceNumber,
     },
 
     /// COPY rejected more rows than MAXERROR allows; nothing was loaded.
@@ -137,7 +139,7 @@ pub enum Error {
         /// The MAXERROR in force.
         max_errors: u64,
         /// The first rejected row: its file, line, column, raw value and the reason.
-        first: Box<crate::warehouse::RejectedRow>,
+        first: Box<RejectedRow>,
     },
 }
 
@@ -157,6 +159,33 @@ impl Error {
             }
             Error::LoadConflict { .. } => true,
             _ => false,
+        }
+    }
+}
+
+/// A row the warehouse (or the stager, before it) rejected, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// The staged file's URL (or, for a record that was not JSON, `<stream>/<shard>/<seq>`).
+    pub file: String,
+    /// The line in that file, 1-based (0 when not from a file).
+    pub line: u64,
+    /// The column at fault, if known (else empty).
+    pub column: String,
+    /// The raw value or line, truncated to 1024 bytes.
+    pub value: String,
+    /// The reason.
+    pub reason: String,
+}
+
+impl RejectedRow {
+    /// The [`Error::LoadRejected`] for a load whose first reject is `self`.
+    pub(crate) fn into_error(self, table: &str, rejected: u64, max_errors: u64) -> Error {
+        Error::LoadRejected {
+            table: table.to_owned(),
+            rejected,
+            max_errors,
+            first: Box::new(self),
         }
     }
 }

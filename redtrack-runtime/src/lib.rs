@@ -21,14 +21,22 @@ pub mod stage;
 pub mod warehouse;
 
 mod aws;
+mod hooks;
+mod json_scan;
+pub(crate) mod retry;
+mod sequence;
+mod text;
 
 #[doc(hidden)]
 pub mod __private;
+#[doc(hidden)]
+pub mod __test;
 
 pub use client::Client;
 pub use config::{BrokerKind, Config, ConfigBuilder, StageLocation};
 pub use encode::{EncodeError, EncodeErrorKind};
-pub use error::{Error, Result};
+pub use error::{Error, RejectedRow, Result};
 pub use event::RedTrackEvent;
 pub use loader::{LoadReport, Loader};
 pub use schema::{Column, Dialect, DistStyle, SortKey, SqlType, TableSchema};
+pub use sequence::SequenceNumber;

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use redtrack::loader::phase::{Phase, PAUSE_ENV, PAUSE_MARKER};
+use redtrack::__test::{Phase, PAUSE_ENV, PAUSE_MARKER};
 use redtrack::{Client, Config, Loader};
 use seed::TestEvent;
 

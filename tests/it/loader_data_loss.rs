@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use redtrack::broker::{
     cmp_sequence_numbers, AnyBroker, AnyReader, Broker, PutOutcome, PutRecord, ReadBatch,
-    ShardInfo, ShardReader, StartingPosition,
+    SequenceNumber, ShardInfo, ShardReader, StartingPosition,
 };
 use redtrack::{Client, Error, Loader};
 use seed::TestEvent;
@@ -18,12 +18,12 @@ use seed::TestEvent;
 /// The real broker, with every record up to `trim` (inclusive) gone.
 struct Trimming {
     inner: AnyBroker,
-    trim: Arc<Mutex<Option<String>>>,
+    trim: Arc<Mutex<Option<SequenceNumber>>>,
 }
 
 struct TrimReader {
     inner: AnyReader,
-    trim: Option<String>,
+    trim: Option<SequenceNumber>,
 }
 
 impl ShardReader for TrimReader {

@@ -34,10 +34,11 @@ use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Broker, PutOutcome, PutRecord, ReadBatch, ShardInfo, ShardReader, StartingPosition,
-    StoredRecord, MAX_RECORDS_PER_GET,
+    Broker, PutOutcome, PutRecord, ReadBatch, SequenceNumber, ShardInfo, ShardReader,
+    StartingPosition, StoredRecord, MAX_RECORDS_PER_GET,
 };
 use crate::error::{Error, Result};
+use crate::json_scan;
 
 const SHARDS_FILE: &str = "shards.json";
 const LOCK_FILE: &str = ".lock";
@@ -176,7 +177,7 @@ impl FileBroker {
                         for (i, seq) in idx.into_iter().zip(seqs) {
                             outcomes[i] = Some(PutOutcome::Stored {
                                 shard_id: shard_id.to_owned(),
-                                sequence_number: seq.to_string(),
+                                sequence_number: seq.into(),
                             });
                         }
                     }
@@ -282,7 +283,7 @@ impl FileBroker {
                     parent_shard_id: m.parent_shard_id,
                     adjacent_parent_shard_id: None,
                     starting_sequence_number: "0".into(),
-                    ending_sequence_number: ending.map(|n| n.to_string()),
+                    ending_sequence_number: ending.map(SequenceNumber::from),
                     shard_id: m.shard_id,
                 })
             })
@@ -465,7 +466,7 @@ fn parse_line(
         // without building a JSON tree; anything unusual goes to the JSON parser below.
         if unescape_into(text, data) {
             return Ok(StoredRecord {
-                sequence_number: itoa::Buffer::new().format(seq).to_owned(),
+                sequence_number: seq.into(),
                 partition_key: key.to_owned(),
                 data: data.split().freeze(),
             });
@@ -480,7 +481,7 @@ fn parse_line(
         _ => return Err("a line needs exactly one of `d` and `b`".into()),
     };
     Ok(StoredRecord {
-        sequence_number: seq.to_string(),
+        sequence_number: seq.into(),
         partition_key: l.key.into_owned(),
         data,
     })
@@ -489,41 +490,16 @@ fn parse_line(
 /// The key and the still escaped text of a line shaped `{"k":"<key>","d":"<text>"}` whose
 /// key is printable ASCII (DEL included) without escapes; `None` for any other line.
 fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
-    const HEAD: &[u8] = b"{\"k\":\"";
-    const MID: &[u8] = b"\",\"d\":\"";
+    const HEAD: &[u8] = b"{\"k\":";
+    const MID: &[u8] = b",\"d\":\"";
     const TAIL: &[u8] = b"\"}";
     let rest = line.strip_prefix(HEAD)?;
-    // The key ends at its first special byte, which must be its closing quote.
-    let mut key_end = 0;
-    while let Some(word) = rest.get(key_end..key_end + 8) {
-        if has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
-            break;
-        }
-        key_end += 8;
-    }
-    while matches!(rest.get(key_end), Some(0x20..=0x7f)) && rest[key_end] != b'"' {
-        if rest[key_end] == b'\\' {
-            return None;
-        }
-        key_end += 1;
-    }
-    (rest.get(key_end) == Some(&b'"')).then_some(())?;
-    let (key, rest) = rest.split_at(key_end);
-    let text = rest.strip_prefix(MID)?.strip_suffix(TAIL)?;
-    // Printable ASCII (checked above) is UTF-8.
+    let key_end = json_scan::plain_string_end(rest, 0)?;
+    let key = &rest[1..key_end];
+    let text = rest[key_end + 1..].strip_prefix(MID)?.strip_suffix(TAIL)?;
+    // Printable ASCII (checked by the scanner) is UTF-8.
     let key = std::str::from_utf8(key).ok()?;
     Some((key, text))
-}
-
-/// Whether any of the eight bytes of `w` is a control character, `"`, `\\` or not ASCII.
-pub(crate) fn has_special_byte(w: u64) -> bool {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    // `x - n` borrows into a byte's high bit where that byte of `x` is below `n`.
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
-    let quote = w ^ (ONES * u64::from(b'"'));
-    let backslash = w ^ (ONES * u64::from(b'\\'));
-    (below(w, 0x20) | below(quote, 1) | below(backslash, 1) | (w & HIGH)) != 0
 }
 
 /// Appends the JSON string body `text` unescaped to `out`, if it is printable ASCII (or UTF-8)
@@ -540,7 +516,8 @@ fn unescape_into(text: &[u8], out: &mut BytesMut) -> bool {
     while i < text.len() {
         // Eight plain bytes at a time while there are.
         if let Some(word) = text.get(i..i + 8) {
-            if !has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
+            if !json_scan::has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default()))
+            {
                 dst[j..j + 8].copy_from_slice(word);
                 i += 8;
                 j += 8;
@@ -790,19 +767,6 @@ mod tests {
             out.extend(batch.records);
             if batch.shard_end || n == 0 {
                 return (out, batch.shard_end);
-            }
-        }
-    }
-
-    #[test]
-    fn special_bytes_in_words() {
-        assert!(!has_special_byte(u64::from_le_bytes(*b"abcdefgh")));
-        assert!(!has_special_byte(u64::from_le_bytes(*b" !#[]~\x7f0")));
-        for special in [b'"', b'\\', 0, 0x1f, b'\n', 0x80, 0xff] {
-            for at in 0..8 {
-                let mut w = *b"abcdefgh";
-                w[at] = special;
-                assert!(has_special_byte(u64::from_le_bytes(w)), "{special} at {at}");
             }
         }
     }

@@ -12,13 +12,13 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
 use bytes::Bytes;
 
-use super::retry::{is_retryable_code, Backoff};
 use super::{
-    Broker, PutOutcome, PutRecord, ReadBatch, ShardInfo, ShardReader, StartingPosition,
-    StoredRecord, MAX_RECORDS_PER_GET,
+    Broker, PutOutcome, PutRecord, ReadBatch, SequenceNumber, ShardInfo, ShardReader,
+    StartingPosition, StoredRecord, MAX_RECORDS_PER_GET,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::retry::{is_retryable_code, Backoff};
 
 /// How long [`KinesisBroker::create_stream`] and [`KinesisBroker::split_shards`] wait for the
 /// stream to become ACTIVE.
@@ -188,7 +188,7 @@ impl KinesisBroker {
             }
             StartingPosition::AfterSequenceNumber(seq) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                .starting_sequence_number(seq),
+                .starting_sequence_number(seq.as_str()),
         };
         let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);
         loop {
@@ -318,7 +318,7 @@ impl Broker for KinesisBroker {
             .map(|r| match (r.error_code(), r.sequence_number()) {
                 (None, Some(seq)) => PutOutcome::Stored {
                     shard_id: r.shard_id().unwrap_or_default().to_owned(),
-                    sequence_number: seq.to_owned(),
+                    sequence_number: seq.into(),
                 },
                 (code, _) => PutOutcome::Failed {
                     code: code.unwrap_or("InvalidResponse").to_owned(),
@@ -341,12 +341,12 @@ impl Broker for KinesisBroker {
                 adjacent_parent_shard_id: s.adjacent_parent_shard_id().map(str::to_owned),
                 starting_sequence_number: s
                     .sequence_number_range()
-                    .map(|r| r.starting_sequence_number().to_owned())
+                    .map(|r| r.starting_sequence_number().into())
                     .unwrap_or_default(),
                 ending_sequence_number: s
                     .sequence_number_range()
                     .and_then(|r| r.ending_sequence_number())
-                    .map(str::to_owned),
+                    .map(SequenceNumber::from),
             })
             .collect())
     }
@@ -467,7 +467,7 @@ impl ShardReader for KinesisReader {
                 .records
                 .into_iter()
                 .map(|r| StoredRecord {
-                    sequence_number: r.sequence_number,
+                    sequence_number: r.sequence_number.into(),
                     partition_key: r.partition_key.unwrap_or_default(),
                     data: Bytes::from(r.data.into_inner()),
                 })

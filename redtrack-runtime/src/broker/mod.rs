@@ -5,7 +5,6 @@
 //! OWNER: issue 4 (write path) builds both brokers, write and read sides; the loader (issue 5)
 //! consumes the read side through [`Broker::list_shards`] and [`Broker::read_shard`].
 
-use std::cmp::Ordering;
 use std::future::Future;
 
 use bytes::Bytes;
@@ -16,7 +15,8 @@ use crate::error::Result;
 pub mod aggregate;
 pub mod file;
 pub mod kinesis;
-pub mod retry;
+
+pub use crate::sequence::{cmp_sequence_numbers, SequenceNumber};
 
 pub use file::{FileBroker, FileReader};
 pub use kinesis::{KinesisBroker, KinesisReader};
@@ -25,14 +25,6 @@ pub use crate::schema::limits::{
     MAX_BYTES_PER_PUT, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORDS_PER_GET, MAX_RECORDS_PER_PUT,
     MAX_RECORD_BYTES,
 };
-
-/// Compares two sequence numbers numerically (they are decimal strings of up to 129 digits, too
-/// long for any integer type; leading zeros are ignored).
-pub fn cmp_sequence_numbers(a: &str, b: &str) -> Ordering {
-    let a = a.trim_start_matches('0');
-    let b = b.trim_start_matches('0');
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
 
 /// One record to put into a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +43,7 @@ pub enum PutOutcome {
         /// The shard that took it.
         shard_id: String,
         /// Its sequence number.
-        sequence_number: String,
+        sequence_number: SequenceNumber,
     },
     /// Not stored.
     Failed {
@@ -72,9 +64,9 @@ pub struct ShardInfo {
     /// The other parent (after a merge).
     pub adjacent_parent_shard_id: Option<String>,
     /// The first sequence number of the shard.
-    pub starting_sequence_number: String,
+    pub starting_sequence_number: SequenceNumber,
     /// The last sequence number of a closed shard; `None` while the shard is open.
-    pub ending_sequence_number: Option<String>,
+    pub ending_sequence_number: Option<SequenceNumber>,
 }
 
 impl ShardInfo {
@@ -90,14 +82,14 @@ pub enum StartingPosition {
     /// The oldest record still in the stream.
     TrimHorizon,
     /// Just after this sequence number (the last one loaded).
-    AfterSequenceNumber(String),
+    AfterSequenceNumber(SequenceNumber),
 }
 
 /// A record read from a shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
-    /// Its sequence number (decimal digits; compare numerically).
-    pub sequence_number: String,
+    /// Its sequence number.
+    pub sequence_number: SequenceNumber,
     /// The partition key it was written with.
     pub partition_key: String,
     /// The record's bytes, as written (may be a KPL aggregate: see `broker::aggregate`).
@@ -233,25 +225,5 @@ impl Broker for AnyBroker {
             }
             AnyBroker::File(b) => AnyReader::File(b.read_shard(stream, shard_id, from).await?),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequence_numbers_compare_numerically() {
-        assert_eq!(cmp_sequence_numbers("9", "10"), Ordering::Less);
-        assert_eq!(cmp_sequence_numbers("0010", "10"), Ordering::Equal);
-        let long = "49590338271490256608559692538361571095921575989136588898";
-        assert_eq!(
-            cmp_sequence_numbers(
-                long,
-                "49590338271490256608559692538361571095921575989136588899"
-            ),
-            Ordering::Less
-        );
-        assert_eq!(cmp_sequence_numbers(long, "5"), Ordering::Greater);
     }
 }

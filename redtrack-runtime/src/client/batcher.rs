@@ -20,12 +20,12 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::broker::aggregate::{Aggregator, DEFAULT_AGGREGATE_MAX_BYTES};
-use crate::broker::retry::{is_retryable_code, Backoff};
 use crate::broker::{
     AnyBroker, Broker, PutOutcome, PutRecord, MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT,
     MAX_RECORD_BYTES,
 };
 use crate::error::{Error, Result};
+use crate::retry::{is_retryable_code, Backoff};
 
 /// At most this many PutRecords calls (with their retries) are under way at once per client.
 pub const MAX_IN_FLIGHT_CALLS: usize = 16;

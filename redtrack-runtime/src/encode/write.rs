@@ -2,6 +2,8 @@
 //! on error it may have appended part of one (the generated code truncates `buf` back).
 
 use super::{EncodeError, EncodeErrorKind, TRUNCATIONS};
+use crate::schema::limits::{MAX_YEAR, MIN_YEAR};
+use crate::text::{shorten, truncate_to_bytes};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rust_decimal::Decimal;
 use std::sync::atomic::Ordering;
@@ -142,27 +144,6 @@ fn decimal_error(
     )
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary: how VARCHAR and
-/// CHAR values are truncated.
-///
-/// ```
-/// use redtrack_runtime::encode::truncate_to_bytes;
-/// assert_eq!(truncate_to_bytes("h\u{e9}llo", 2), "h");
-/// assert_eq!(truncate_to_bytes("h\u{e9}llo", 3), "h\u{e9}");
-/// ```
-#[inline]
-pub fn truncate_to_bytes(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut cut = max;
-    // A UTF-8 char is at most 4 bytes, so this loops at most 3 times.
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
-}
-
 /// Writes a VARCHAR(max) value: truncated to `max` bytes on a char boundary, escaped; a NUL in
 /// the stored part is an error.
 #[inline]
@@ -233,14 +214,6 @@ fn truncated(table: &'static str, column: &'static str, bytes: usize, limit: usi
         limit,
         "value truncated to the column's byte length"
     );
-}
-
-/// A value for an error message: at most 64 characters, with `…` when cut.
-pub(crate) fn shorten(value: &str) -> String {
-    match value.char_indices().nth(64) {
-        Some((cut, _)) => format!("{}…", &value[..cut]),
-        None => value.to_owned(),
-    }
 }
 
 const QU: u8 = b'"';
@@ -335,8 +308,6 @@ fn nul_error(
         },
     )
 }
-
-use crate::schema::limits::{MAX_YEAR, MIN_YEAR};
 
 #[inline(always)]
 fn two_digits(buf: &mut Vec<u8>, n: u32) {

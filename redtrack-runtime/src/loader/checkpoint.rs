@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 
-use crate::broker::cmp_sequence_numbers;
+use crate::broker::SequenceNumber;
 use crate::error::{Error, Result};
-use crate::loader::phase::{pause_at, Phase};
+use crate::hooks::{pause_at, Phase};
 use crate::stage::AnyStage;
+use crate::text::truncate_string;
 use crate::warehouse::{
     column, db_error, CopyOutcome, CopyRequest, RejectedRow, Warehouse, KINESIS_LOADS, LOAD_REJECTS,
 };
@@ -76,7 +77,7 @@ pub struct Checkpoint {
     /// The shard.
     pub shard_id: String,
     /// The last sequence number loaded.
-    pub sequence_number: String,
+    pub sequence_number: SequenceNumber,
     /// When that load committed (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC).
     pub load_timestamp: String,
 }
@@ -87,9 +88,9 @@ pub struct LoadedRange {
     /// The shard.
     pub shard_id: String,
     /// The first sequence number loaded.
-    pub starting_sequence_number: String,
+    pub starting_sequence_number: SequenceNumber,
     /// The last sequence number loaded.
-    pub ending_sequence_number: String,
+    pub ending_sequence_number: SequenceNumber,
     /// When the load committed.
     pub load_timestamp: String,
 }
@@ -100,9 +101,9 @@ pub struct ShardRange {
     /// The shard.
     pub shard_id: String,
     /// The first sequence number read.
-    pub first: String,
+    pub first: SequenceNumber,
     /// The last sequence number read.
-    pub last: String,
+    pub last: SequenceNumber,
     /// How many Kinesis records (aggregates count once).
     pub records: u64,
 }
@@ -129,6 +130,7 @@ pub async fn read_checkpoints<C: tokio_postgres::GenericClient>(
     for row in rows {
         let shard_id: String = column(&row, 0, WHAT)?;
         let sequence_number: String = column(&row, 1, WHAT)?;
+        let sequence_number = SequenceNumber::from(sequence_number);
         out.insert(
             shard_id.clone(),
             Checkpoint {
@@ -177,7 +179,7 @@ pub(crate) async fn keep_rejects<C: tokio_postgres::GenericClient>(
                     &line,
                     &r.column,
                     &r.value,
-                    &crate::warehouse::truncate(r.reason.clone(), 1024),
+                    &truncate_string(r.reason.clone(), 1024),
                     &ts,
                 ],
             )
@@ -213,11 +215,7 @@ pub(crate) async fn commit_load<W: Warehouse>(
             .get(&range.shard_id)
             .map(|c| &c.sequence_number);
         let after = now.get(&range.shard_id).map(|c| &c.sequence_number);
-        let same = match (before, after) {
-            (None, None) => true,
-            (Some(a), Some(b)) => cmp_sequence_numbers(a, b).is_eq(),
-            _ => false,
-        };
+        let same = before == after;
         if !same {
             return Err(Error::LoadConflict {
                 table: commit.table.to_owned(),
@@ -225,8 +223,8 @@ pub(crate) async fn commit_load<W: Warehouse>(
                     "shard `{}` of `{}` was loaded up to {} by another loader (this load read from {})",
                     range.shard_id,
                     commit.stream,
-                    after.map(String::as_str).unwrap_or("nothing"),
-                    before.map(String::as_str).unwrap_or("the trim horizon"),
+                    after.map_or("nothing", |s| s.as_str()),
+                    before.map_or("the trim horizon", |s| s.as_str()),
                 ),
             });
         }
@@ -282,8 +280,8 @@ pub(crate) async fn commit_load<W: Warehouse>(
                 &commit.stream,
                 &range.shard_id,
                 &commit.table,
-                &range.first,
-                &range.last,
+                &range.first.as_str(),
+                &range.last.as_str(),
                 &ts,
             ],
         )

@@ -14,7 +14,6 @@
 //! OWNER: issue 5.
 
 pub mod checkpoint;
-pub mod phase;
 mod reader;
 mod staging;
 
@@ -28,7 +27,7 @@ use tokio::sync::mpsc;
 
 pub use checkpoint::{Checkpoint, LoadedRange, ShardRange};
 
-use crate::broker::{AnyBroker, Broker};
+use crate::broker::{AnyBroker, Broker, SequenceNumber};
 use crate::config::{BrokerKind, Config};
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
@@ -55,9 +54,9 @@ pub struct DataLoss {
     /// The shard.
     pub shard_id: String,
     /// The last sequence number loaded (the checkpoint).
-    pub after: String,
+    pub after: SequenceNumber,
     /// The oldest sequence number still in the shard; records between were lost.
-    pub first_available: String,
+    pub first_available: SequenceNumber,
 }
 
 impl DataLoss {
@@ -261,10 +260,7 @@ impl<B: Broker> Loader<B> {
             .into_iter()
             .map(|shard| {
                 let checkpoint = cps.remove(&shard.shard_id);
-                let done = shard_done(
-                    &shard,
-                    checkpoint.as_ref().map(|c| c.sequence_number.as_str()),
-                );
+                let done = shard_done(&shard, checkpoint.as_ref().map(|c| &c.sequence_number));
                 ShardStatus {
                     shard,
                     checkpoint,
@@ -287,8 +283,8 @@ impl<B: Broker> Loader<B> {
             .map(|r| {
                 Ok(LoadedRange {
                     shard_id: column(r, 0, WHAT)?,
-                    starting_sequence_number: column(r, 1, WHAT)?,
-                    ending_sequence_number: column(r, 2, WHAT)?,
+                    starting_sequence_number: column::<String>(r, 1, WHAT)?.into(),
+                    ending_sequence_number: column::<String>(r, 2, WHAT)?.into(),
                     load_timestamp: column::<Option<String>>(r, 3, WHAT)?.unwrap_or_default(),
                 })
             })
@@ -345,7 +341,7 @@ impl<B: Broker> Loader<B> {
             let cp = expected
                 .get(&shard.shard_id)
                 .map(|c| c.sequence_number.clone());
-            if shard_done(&shard, cp.as_deref()) {
+            if shard_done(&shard, cp.as_ref()) {
                 continue;
             }
             plans.push(ShardPlan {
@@ -570,7 +566,7 @@ impl<B: Broker> Loader<B> {
                 let key = format!("{folder}/{}", staging::part_name(i));
                 self.stage.put_file(&key, &local.path).await?;
                 if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                    phase::pause_at(phase::Phase::Upload).await;
+                    crate::hooks::pause_at(crate::hooks::Phase::Upload).await;
                 }
                 Ok::<_, Error>(StagedFile {
                     url: self.stage.url(&key),

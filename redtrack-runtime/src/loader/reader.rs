@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::broker::{
-    cmp_sequence_numbers, Broker, ShardInfo, ShardReader, StartingPosition, MAX_RECORDS_PER_GET,
+    Broker, SequenceNumber, ShardInfo, ShardReader, StartingPosition, MAX_RECORDS_PER_GET,
 };
 use crate::error::Result;
+use crate::hooks::{pause_at, Phase};
 use crate::loader::checkpoint::ShardRange;
-use crate::loader::phase::{pause_at, Phase};
 use crate::loader::staging::Chunk;
 use crate::loader::DataLoss;
 
@@ -76,7 +76,7 @@ pub(crate) struct ShardPlan {
     pub(crate) index: usize,
     pub(crate) shard: ShardInfo,
     /// The last loaded sequence number, if any.
-    pub(crate) checkpoint: Option<String>,
+    pub(crate) checkpoint: Option<SequenceNumber>,
 }
 
 /// What reading one shard found.
@@ -90,9 +90,9 @@ pub(crate) struct ShardRead {
 }
 
 /// Whether a shard has nothing left to load: closed, and loaded up to its last record.
-pub(crate) fn shard_done(shard: &ShardInfo, checkpoint: Option<&str>) -> bool {
+pub(crate) fn shard_done(shard: &ShardInfo, checkpoint: Option<&SequenceNumber>) -> bool {
     match (&shard.ending_sequence_number, checkpoint) {
-        (Some(end), Some(cp)) => cmp_sequence_numbers(cp, end).is_ge(),
+        (Some(end), Some(cp)) => cp >= end,
         _ => false,
     }
 }
@@ -122,7 +122,7 @@ pub(crate) async fn read_shard<B: Broker>(
         let batch = probe.next_batch(1).await?;
         out.calls += 1;
         if let Some(first) = batch.records.first() {
-            if cmp_sequence_numbers(&first.sequence_number, cp).is_gt() {
+            if first.sequence_number > *cp {
                 let loss = DataLoss {
                     stream: stream.to_owned(),
                     shard_id: shard_id.to_owned(),
@@ -196,7 +196,7 @@ pub(crate) async fn read_shard<B: Broker>(
                 let range = out.range.get_or_insert_with(|| ShardRange {
                     shard_id: shard_id.to_owned(),
                     first: first.sequence_number.clone(),
-                    last: String::new(),
+                    last: SequenceNumber::default(),
                     records: 0,
                 });
                 range.last = last.sequence_number.clone();
@@ -242,10 +242,7 @@ pub(crate) async fn read_shard<B: Broker>(
             match &mut out.range {
                 Some(range) => range.last = end.clone(),
                 None => {
-                    let at_end = plan
-                        .checkpoint
-                        .as_deref()
-                        .is_some_and(|cp| cmp_sequence_numbers(cp, end).is_ge());
+                    let at_end = plan.checkpoint.as_ref().is_some_and(|cp| cp >= end);
                     if !at_end {
                         out.range = Some(ShardRange {
                             shard_id: shard_id.to_owned(),
@@ -270,7 +267,7 @@ mod tests {
     fn recs(n: usize, size: usize) -> Vec<StoredRecord> {
         (0..n)
             .map(|i| StoredRecord {
-                sequence_number: i.to_string(),
+                sequence_number: (i as u64).into(),
                 partition_key: "k".into(),
                 data: Bytes::from(vec![b'x'; size]),
             })
@@ -318,10 +315,10 @@ mod tests {
             starting_sequence_number: "1".into(),
             ending_sequence_number: Some("100".into()),
         };
-        assert!(shard_done(&s, Some("100")));
-        assert!(!shard_done(&s, Some("99")));
+        assert!(shard_done(&s, Some(&"100".into())));
+        assert!(!shard_done(&s, Some(&"99".into())));
         assert!(!shard_done(&s, None));
         s.ending_sequence_number = None;
-        assert!(!shard_done(&s, Some("100")));
+        assert!(!shard_done(&s, Some(&"100".into())));
     }
 }

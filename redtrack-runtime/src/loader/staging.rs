@@ -16,11 +16,10 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::broker::aggregate::{deaggregate, is_aggregated};
-use crate::broker::file::has_special_byte;
 use crate::broker::StoredRecord;
-use crate::error::{Error, Result};
-use crate::warehouse::json_row::json_number_end;
-use crate::warehouse::{truncate, RejectedRow};
+use crate::error::{Error, RejectedRow, Result};
+use crate::json_scan::surely_json;
+use crate::text::truncate_string;
 
 /// Records of one shard, in sequence order, on their way to the stager.
 #[derive(Debug)]
@@ -299,7 +298,7 @@ fn reject(
         file: format!("{stream}/{shard}/{}", record.sequence_number),
         line: 0,
         column: String::new(),
-        value: truncate(String::from_utf8_lossy(data).into_owned(), 1024),
+        value: truncate_string(String::from_utf8_lossy(data).into_owned(), 1024),
         reason,
     }
 }
@@ -345,103 +344,6 @@ pub(crate) fn event_json(
         }
     }
     Ok(one_line(trimmed))
-}
-
-/// Whether `b` is one JSON value, checked quickly for the plain JSON events usually are:
-/// `true` only if it is (JSON's grammar, as serde_json reads it); `false` if it is not, or if
-/// it holds anything this check leaves to serde_json (`\u` escapes, bytes beyond ASCII in
-/// strings, nesting deeper than 64).
-fn surely_json(b: &[u8]) -> bool {
-    json_value_end(b) == Some(b.len())
-}
-
-fn json_value_end(b: &[u8]) -> Option<usize> {
-    let ws = |mut i: usize| {
-        while matches!(b.get(i), Some(b' ' | b'\n' | b'\t' | b'\r')) {
-            i += 1;
-        }
-        i
-    };
-    let mut open = [0u8; 64];
-    let mut depth = 0;
-    let mut i = ws(0);
-    loop {
-        // A value at `i`.
-        match *b.get(i)? {
-            c @ (b'{' | b'[') => {
-                *open.get_mut(depth)? = c;
-                depth += 1;
-                i = ws(i + 1);
-                if b.get(i) == Some(&(c + 2)) {
-                    // `{}` or `[]` (`}` and `]` are two past their openers).
-                    depth -= 1;
-                    i += 1;
-                } else if c == b'{' {
-                    i = ws(json_string_end(b, i)?);
-                    (b.get(i) == Some(&b':')).then_some(())?;
-                    i = ws(i + 1);
-                    continue;
-                } else {
-                    continue;
-                }
-            }
-            b'"' => i = json_string_end(b, i)?,
-            b'-' | b'0'..=b'9' => i = json_number_end(b, i)?,
-            b't' => i = b[i..].starts_with(b"true").then_some(i + 4)?,
-            b'f' => i = b[i..].starts_with(b"false").then_some(i + 5)?,
-            b'n' => i = b[i..].starts_with(b"null").then_some(i + 4)?,
-            _ => return None,
-        }
-        // After a value: separators and closers until the next value, or the end.
-        loop {
-            i = ws(i);
-            if depth == 0 {
-                return Some(i);
-            }
-            match (open[depth - 1], *b.get(i)?) {
-                (b'{', b',') => {
-                    i = ws(json_string_end(b, ws(i + 1))?);
-                    (b.get(i) == Some(&b':')).then_some(())?;
-                    i = ws(i + 1);
-                    break;
-                }
-                (b'[', b',') => {
-                    i = ws(i + 1);
-                    break;
-                }
-                (b'{', b'}') | (b'[', b']') => {
-                    depth -= 1;
-                    i += 1;
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// The end of the JSON string starting at `b[i]`, if it is one of printable ASCII with
-/// single-character escapes.
-fn json_string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    (b.get(i) == Some(&b'"')).then_some(())?;
-    i += 1;
-    loop {
-        // Eight plain bytes at a time while there are.
-        if let Some(word) = b.get(i..i + 8) {
-            if !has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
-                i += 8;
-                continue;
-            }
-        }
-        match *b.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => match *b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                _ => return None,
-            },
-            0x20..=0x7f => i += 1,
-            _ => return None,
-        }
-    }
 }
 
 fn is_json(b: &[u8]) -> bool {
@@ -492,70 +394,6 @@ mod tests {
         // A table whose only column is `data` takes records as they are.
         let own = event_json(br#"{"data":"{\"a\":1}"}"#, false).unwrap();
         assert_eq!(&own[..], br#"{"data":"{\"a\":1}"}"#);
-    }
-
-    #[test]
-    fn quick_json_check_never_accepts_what_serde_refuses() {
-        let serde_ok = |b: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok();
-        for good in [
-            r#"{"a":1,"b":"x\"y\\z\/\n","c":[1,-2.5e+3,0.5,true,false,null,{},[]],"d":{"e":[[]]}}"#,
-            r#" { "a" : [ 1 , 2 ] , "b" : { } } "#,
-            "{\"client_ip\":\"10.0.0.4\",\"timestamp\":1700000004,\"message\":\"m 4\"}",
-            "{\"a\":\n1}",
-            "{\"a\":\"\x7f\"}",
-        ] {
-            assert!(surely_json(good.as_bytes()), "{good}");
-            assert!(serde_ok(good.as_bytes()), "{good}");
-        }
-        for unsure_or_bad in [
-            "{\"a\":01}",
-            "{\"a\":1.}",
-            "{\"a\":.5}",
-            "{\"a\":-}",
-            "{\"a\":1e}",
-            "{\"a\":+1}",
-            "{\"a\":1,}",
-            "{,}",
-            "[1,]",
-            "{\"a\" 1}",
-            "{\"a\":tru}",
-            "{\"a\":truex}",
-            "{\"a\":\"\\u0041\"}",
-            "{\"a\":\"\\x\"}",
-            "{\"a\":\"\t\"}",
-            "{\"a\":\"é\"}",
-            "{\"a\":1}}",
-            "{\"a\":[1}",
-            "{\"a\":1",
-            "{1:2}",
-            "{\"a\":1} 2",
-            "{\"a\":NaN}",
-            "{\"a\":\"x}",
-            "\u{c}{}",
-        ] {
-            assert!(!surely_json(unsure_or_bad.as_bytes()), "{unsure_or_bad}");
-        }
-        assert!(!surely_json("[".repeat(65).as_bytes()));
-        // Random token soup: whatever the quick check accepts, serde_json accepts.
-        let tokens: &[&str] = &[
-            "{", "}", "[", "]", ",", ":", " ", "\n", "\"", "\"k\"", "\\", "\\n", "\\u", "1", "0",
-            "-", ".", "e", "+", "true", "null", "fals", "x", "\t", "\u{1}", "é",
-        ];
-        let mut accepted = 0;
-        for _ in 0..200_000 {
-            let n = rand::random_range(1..12);
-            let text: String = (0..n)
-                .map(|_| tokens[rand::random_range(0..tokens.len())])
-                .collect();
-            if surely_json(text.as_bytes()) {
-                accepted += 1;
-                assert!(serde_ok(text.as_bytes()), "{text:?}");
-            }
-        }
-        assert!(
-            accepted > 100,
-            "the soup should hold some JSON ({accepted})"
-        );
     }
 
     #[test]

@@ -152,36 +152,6 @@ fn escape_into(out: &mut BytesMut, s: &str) {
     out.put_slice(&bytes[start..]);
 }
 
-/// The end of the JSON number starting at `b[i]`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-pub(crate) fn json_number_end(b: &[u8], mut i: usize) -> Option<usize> {
-    let digits = |mut i: usize| {
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        (i > start).then_some(i)
-    };
-    if b.get(i) == Some(&b'-') {
-        i += 1;
-    }
-    i = match *b.get(i)? {
-        b'0' => i + 1,
-        b'1'..=b'9' => digits(i)?,
-        _ => return None,
-    };
-    if b.get(i) == Some(&b'.') {
-        i = digits(i + 1)?;
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        i = digits(i)?;
-    }
-    Some(i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ pub use self::postgres::PostgresWarehouse;
 pub use self::redshift::RedshiftWarehouse;
 
 use crate::config::{redact_url, Config};
+pub use crate::error::RejectedRow;
 use crate::error::{Error, Result};
 use crate::schema::{Dialect, TableSchema};
 use crate::stage::AnyStage;
@@ -57,33 +58,6 @@ impl CopyRequest {
     /// How many lines the staged files hold.
     pub fn lines(&self) -> u64 {
         self.files.iter().map(|f| f.lines).sum()
-    }
-}
-
-/// A row the warehouse rejected, with why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedRow {
-    /// The staged file's URL (or, for a record that was not JSON, `<stream>/<shard>/<seq>`).
-    pub file: String,
-    /// The line in that file, 1-based (0 when not from a file).
-    pub line: u64,
-    /// The column at fault, if known (else empty).
-    pub column: String,
-    /// The raw value or line, truncated to 1024 bytes.
-    pub value: String,
-    /// The reason.
-    pub reason: String,
-}
-
-impl RejectedRow {
-    /// The [`Error::LoadRejected`] for a load whose first reject is `self`.
-    pub fn into_error(self, table: &str, rejected: u64, max_errors: u64) -> Error {
-        Error::LoadRejected {
-            table: table.to_owned(),
-            rejected,
-            max_errors,
-            first: Box::new(self),
-        }
     }
 }
 
@@ -367,18 +341,6 @@ pub fn load_rejects_ddl(dialect: Dialect) -> String {
     )
 }
 
-/// Truncates `s` to at most `max` bytes on a character boundary.
-pub(crate) fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,12 +369,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("set REDTRACK_WAREHOUSE_DIALECT=redshift"), "{e}");
-    }
-
-    #[test]
-    fn truncates_on_char_boundary() {
-        assert_eq!(truncate("héllo".into(), 2), "h");
-        assert_eq!(truncate("abc".into(), 5), "abc");
     }
 
     #[test]

@@ -13,16 +13,16 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::SinkExt;
 use tokio::io::AsyncReadExt;
 
-use super::json_row::{json_number_end, push_copy_row};
+use super::json_row::push_copy_row;
 use super::{
-    column, db_error, quote_ident, truncate, Connector, CopyOutcome, CopyRequest, RejectedRow,
-    Warehouse,
+    column, db_error, quote_ident, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
-use crate::broker::file::has_special_byte;
 use crate::error::{Error, Result};
-use crate::loader::phase::{pause_at, Phase};
+use crate::hooks::{pause_at, Phase};
+use crate::json_scan;
 use crate::schema::{Column, Dialect, SqlType, TableSchema};
 use crate::stage::{AnyStage, Stage};
+use crate::text::truncate_string;
 
 /// The temporary table that holds the raw lines of one load.
 const STAGED: &str = "redtrack_staged";
@@ -308,31 +308,10 @@ fn push_flat_row(
     line: &[u8],
     cells: &mut Vec<Option<(usize, usize)>>,
 ) -> Option<()> {
-    let ws = |mut i: usize| {
-        while matches!(line.get(i), Some(b' ' | b'\n' | b'\t' | b'\r')) {
-            i += 1;
-        }
-        i
-    };
+    use json_scan::{literal_end, number_end, plain_string_end, skip_ws};
+    let ws = |i: usize| skip_ws(line, i);
     // A string without escapes starting at `i`: its body's span.
-    let plain_string = |i: usize| -> Option<(usize, usize)> {
-        (line.get(i) == Some(&b'"')).then_some(())?;
-        let mut end = i + 1;
-        loop {
-            // Eight plain bytes at a time while there are.
-            if let Some(word) = line.get(end..end + 8) {
-                if !has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default())) {
-                    end += 8;
-                    continue;
-                }
-            }
-            match *line.get(end)? {
-                b'"' => return Some((i + 1, end)),
-                0x20..=0x7f if line[end] != b'\\' => end += 1,
-                _ => return None,
-            }
-        }
-    };
+    let plain_string = |i: usize| plain_string_end(line, i).map(|end| (i + 1, end));
     cells.clear();
     cells.resize(columns.len(), None);
     let mut next_column = 0;
@@ -354,23 +333,17 @@ fn push_flat_row(
                     Some(body)
                 }
                 b'n' => {
-                    i = line[i..].starts_with(b"null").then_some(i + 4)?;
+                    i = literal_end(line, i)?;
                     None
                 }
-                b't' => {
-                    let end = line[i..].starts_with(b"true").then_some(i + 4)?;
-                    let span = (i, end);
-                    i = end;
-                    Some(span)
-                }
-                b'f' => {
-                    let end = line[i..].starts_with(b"false").then_some(i + 5)?;
+                b't' | b'f' => {
+                    let end = literal_end(line, i)?;
                     let span = (i, end);
                     i = end;
                     Some(span)
                 }
                 b'-' | b'0'..=b'9' => {
-                    let end = json_number_end(line, i)?;
+                    let end = number_end(line, i)?;
                     let span = (i, end);
                     i = end;
                     Some(span)
@@ -562,7 +535,7 @@ impl Warehouse for PostgresWarehouse {
                 file,
                 line: u64::try_from(line).unwrap_or(0),
                 column: text(2)?,
-                value: truncate(text(3)?, MAX_RAW),
+                value: truncate_string(text(3)?, MAX_RAW),
                 reason: text(4)?,
             });
         }

@@ -6,15 +6,16 @@ use aws_sdk_s3::config::ProvideCredentials;
 use tokio::io::AsyncBufReadExt;
 
 use super::{
-    column, db_error, quote_ident, quote_literal, truncate, Connector, CopyOutcome, CopyRequest,
-    RejectedRow, Warehouse,
+    column, db_error, quote_ident, quote_literal, Connector, CopyOutcome, CopyRequest, RejectedRow,
+    Warehouse,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::loader::phase::{pause_at, Phase};
+use crate::hooks::{pause_at, Phase};
 use crate::schema::limits::MAX_MAXERROR;
 use crate::schema::Dialect;
 use crate::stage::{AnyStage, Stage};
+use crate::text::truncate_string;
 
 /// How many slices: one staged file per slice (or a multiple) keeps every slice busy.
 pub const SLICES_SQL: &str = "SELECT COUNT(*) FROM stv_slices";
@@ -169,7 +170,7 @@ async fn read_line(stage: &AnyStage, key: &str, n: u64) -> Result<String> {
     while let Some(line) = lines.next_line().await? {
         i += 1;
         if i == n {
-            return Ok(truncate(line, 1024));
+            return Ok(truncate_string(line, 1024));
         }
     }
     Ok(String::new())

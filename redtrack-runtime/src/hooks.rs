@@ -51,7 +51,7 @@ impl Phase {
 }
 
 /// Pauses forever if `REDTRACK_TEST_PAUSE_AT` names `phase` (a test hook; see the module docs).
-pub async fn pause_at(phase: Phase) {
+pub(crate) async fn pause_at(phase: Phase) {
     let Ok(want) = std::env::var(PAUSE_ENV) else {
         return;
     };

@@ -6,14 +6,14 @@ use std::time::Duration;
 use rand::Rng;
 
 /// The first retry waits about this long.
-pub const BASE_DELAY: Duration = Duration::from_millis(50);
+pub(crate) const BASE_DELAY: Duration = Duration::from_millis(50);
 
 /// No retry waits longer than this.
-pub const MAX_DELAY: Duration = Duration::from_secs(5);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// Whether a Kinesis error code (of a whole call or of one PutRecords record) is transient:
 /// throttling, KMS throttling, internal failures and unavailability.
-pub fn is_retryable_code(code: &str) -> bool {
+pub(crate) fn is_retryable_code(code: &str) -> bool {
     matches!(
         code,
         "ProvisionedThroughputExceededException"
@@ -35,14 +35,14 @@ pub fn is_retryable_code(code: &str) -> bool {
 /// Exponential backoff with "equal jitter": attempt `n` waits between half and all of
 /// `BASE_DELAY * 2^n`, capped at [`MAX_DELAY`].
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     attempt: u32,
     max_attempts: u32,
 }
 
 impl Backoff {
     /// A backoff allowing `max_attempts` attempts in all (so `max_attempts - 1` delays).
-    pub fn new(max_attempts: u32) -> Backoff {
+    pub(crate) fn new(max_attempts: u32) -> Backoff {
         Backoff {
             attempt: 1,
             max_attempts: max_attempts.max(1),
@@ -50,12 +50,12 @@ impl Backoff {
     }
 
     /// How many attempts were made so far (1 before any retry).
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempt
     }
 
     /// The delay before the next attempt, or `None` if the attempts are used up.
-    pub fn next_delay(&mut self) -> Option<Duration> {
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
         if self.attempt >= self.max_attempts {
             return None;
         }
