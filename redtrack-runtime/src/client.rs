@@ -78,14 +78,24 @@ use batcher::{Command, Counters, Pending, Settings};
 ///
 /// Dropping the last clone while records are still unanswered logs an error: call
 /// [`Client::flush`] or [`Client::close`] before shutting down.
-#[derive(Clone)]
-pub struct Client {
-    inner: Arc<Inner>,
+///
+/// The broker is the configured one ([`AnyBroker`]), or any [`Broker`] of your own
+/// ([`Client::with_broker`]).
+pub struct Client<B: Broker + 'static = AnyBroker> {
+    inner: Arc<Inner<B>>,
 }
 
-struct Inner {
+impl<B: Broker + 'static> Clone for Client<B> {
+    fn clone(&self) -> Self {
+        Client {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<B> {
     config: Config,
-    broker: AnyBroker,
+    broker: Arc<B>,
     tx: mpsc::UnboundedSender<Command>,
     buffer: Arc<Semaphore>,
     capacity: usize,
@@ -124,7 +134,7 @@ impl WriteStats {
     }
 }
 
-impl fmt::Debug for Client {
+impl<B: Broker + 'static> fmt::Debug for Client<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("config", &self.inner.config)
@@ -134,7 +144,7 @@ impl fmt::Debug for Client {
     }
 }
 
-impl Drop for Inner {
+impl<B> Drop for Inner<B> {
     fn drop(&mut self) {
         let unanswered = self.capacity - self.buffer.available_permits();
         if unanswered > 0 {
@@ -154,10 +164,13 @@ impl Client {
         let broker = AnyBroker::from_config(&config).await?;
         Ok(Client::with_broker(config, broker))
     }
+}
 
-    /// A client writing through `broker` (for tests, or a broker built by hand).
-    /// Must be called within a tokio runtime.
-    pub fn with_broker(config: Config, broker: AnyBroker) -> Client {
+impl<B: Broker + 'static> Client<B> {
+    /// A client writing through `broker`: a broker of your own, one built by hand, or one
+    /// wrapped for tests. Starts the batcher task, so it must be called within a tokio runtime.
+    pub fn with_broker(config: Config, broker: B) -> Client<B> {
+        let broker = Arc::new(broker);
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let settings = Settings {
@@ -188,7 +201,7 @@ impl Client {
     }
 
     /// The broker the client writes to (the loader reads through the same type).
-    pub fn broker(&self) -> &AnyBroker {
+    pub fn broker(&self) -> &B {
         &self.inner.broker
     }
 

@@ -26,6 +26,10 @@ mod json_scan;
 pub(crate) mod retry;
 mod sequence;
 mod text;
+mod threads;
+
+#[cfg(test)]
+mod layering_tests;
 
 #[doc(hidden)]
 pub mod __private;

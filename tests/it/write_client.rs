@@ -178,3 +178,105 @@ async fn partition_keys_are_measured_in_utf16_units_as_kinesis_counts_them() {
     client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A broker of the application's own: here the file broker behind a wrapper that counts the
+/// PutRecords calls and remembers every sequence number it was given.
+struct Counting {
+    inner: redtrack::broker::FileBroker,
+    calls: Arc<Mutex<Vec<redtrack::SequenceNumber>>>,
+}
+
+impl Broker for Counting {
+    type Reader = redtrack::broker::FileReader;
+
+    async fn create_stream(&self, stream: &str, shards: u32) -> redtrack::Result<()> {
+        self.inner.create_stream(stream, shards).await
+    }
+
+    async fn split_shards(&self, stream: &str) -> redtrack::Result<usize> {
+        self.inner.split_shards(stream).await
+    }
+
+    async fn put_records(
+        &self,
+        stream: &str,
+        records: &[redtrack::broker::PutRecord],
+    ) -> redtrack::Result<Vec<redtrack::broker::PutOutcome>> {
+        let out = self.inner.put_records(stream, records).await?;
+        let mut seen = self.calls.lock().unwrap();
+        for o in &out {
+            if let redtrack::broker::PutOutcome::Stored {
+                sequence_number, ..
+            } = o
+            {
+                seen.push(sequence_number.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_shards(
+        &self,
+        stream: &str,
+    ) -> redtrack::Result<Vec<redtrack::broker::ShardInfo>> {
+        self.inner.list_shards(stream).await
+    }
+
+    async fn read_shard(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> redtrack::Result<Self::Reader> {
+        self.inner.read_shard(stream, shard_id, from).await
+    }
+}
+
+/// `Client::with_broker` takes any `Broker`, as `Loader::with_broker` does: the writes go through
+/// the application's broker and are acknowledged with its sequence numbers.
+#[tokio::test]
+async fn a_client_writes_through_a_broker_of_the_applications_own() {
+    let dir = temp_dir();
+    let config = file_broker(&dir).build().unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let broker = Counting {
+        inner: redtrack::broker::FileBroker::new(&dir).unwrap(),
+        calls: calls.clone(),
+    };
+    let client = Client::with_broker(config, broker);
+    client.create_stream::<ClientEvent>(1).await.unwrap();
+    for n in 0..25 {
+        client.write(&ClientEvent { n }).await.unwrap();
+    }
+    client.close().await.unwrap();
+    let stored = calls.lock().unwrap().clone();
+    assert_eq!(
+        stored.len(),
+        25,
+        "every write went through the application's broker"
+    );
+
+    // What it stored is in the stream, in the order of its sequence numbers.
+    let stream = client.stream_name::<ClientEvent>();
+    let shard = client
+        .broker()
+        .list_shards(&stream)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut reader = client
+        .broker()
+        .read_shard(&stream, &shard.shard_id, StartingPosition::TrimHorizon)
+        .await
+        .unwrap();
+    let batch = reader.next_batch(100).await.unwrap();
+    let read: Vec<_> = batch
+        .records
+        .iter()
+        .map(|r| r.sequence_number.clone())
+        .collect();
+    let mut sorted = stored.clone();
+    sorted.sort();
+    assert_eq!(read, sorted);
+    let _ = std::fs::remove_dir_all(&dir);
+}

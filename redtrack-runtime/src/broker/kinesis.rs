@@ -13,7 +13,7 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamSt
 use bytes::Bytes;
 
 use super::{
-    Broker, PutOutcome, PutRecord, ReadBatch, SequenceNumber, ShardInfo, ShardReader,
+    Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo, ShardReader,
     StartingPosition, StoredRecord, MAX_RECORDS_PER_GET,
 };
 use crate::config::Config;
@@ -418,6 +418,10 @@ pub struct KinesisReader {
 }
 
 impl ShardReader for KinesisReader {
+    fn read_policy(&self) -> ReadPolicy {
+        ReadPolicy::KINESIS
+    }
+
     async fn next_batch(&mut self, limit: usize) -> Result<ReadBatch> {
         let limit = i32::try_from(limit.clamp(1, MAX_RECORDS_PER_GET)).unwrap_or(1);
         let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);

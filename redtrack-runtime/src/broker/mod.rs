@@ -6,6 +6,7 @@
 //! consumes the read side through [`Broker::list_shards`] and [`Broker::read_shard`].
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -107,11 +108,46 @@ pub struct ReadBatch {
     pub shard_end: bool,
 }
 
+/// How a shard is best read: how many records to ask for at once and how long to leave between
+/// two calls. The loader reads every shard by its reader's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadPolicy {
+    /// The `limit` to pass to [`ShardReader::next_batch`] when the load's budget allows more.
+    pub records_per_call: usize,
+    /// The least time between the starts of two calls on one shard.
+    pub min_call_interval: Duration,
+}
+
+impl ReadPolicy {
+    /// Kinesis' limits: 10,000 records per GetRecords call, 5 calls per second per shard
+    /// (pages `API_GetRecords`, `service-sizes-and-limits`).
+    pub const KINESIS: ReadPolicy = ReadPolicy {
+        records_per_call: MAX_RECORDS_PER_GET,
+        min_call_interval: crate::schema::limits::MIN_GET_RECORDS_INTERVAL,
+    };
+
+    /// A policy of `records_per_call` records per call (at least 1), at most one call per
+    /// `min_call_interval`.
+    pub fn new(records_per_call: usize, min_call_interval: Duration) -> ReadPolicy {
+        ReadPolicy {
+            records_per_call: records_per_call.max(1),
+            min_call_interval,
+        }
+    }
+}
+
 /// Reads one shard forward from a starting position.
 pub trait ShardReader: Send {
     /// The next batch of at most `limit` records. An empty batch without `shard_end` means the
     /// reader has caught up with the shard's tip for now.
     fn next_batch(&mut self, limit: usize) -> impl Future<Output = Result<ReadBatch>> + Send;
+
+    /// How this shard is best read. Default: [`ReadPolicy::KINESIS`], the safe choice for a
+    /// reader over Kinesis (a wrapper around a Kinesis reader inherits it without a word).
+    fn read_policy(&self) -> ReadPolicy {
+        ReadPolicy::KINESIS
+    }
 }
 
 /// A broker: streams of shards of records.
@@ -143,6 +179,14 @@ pub trait Broker: Send + Sync {
         shard_id: &str,
         from: StartingPosition,
     ) -> impl Future<Output = Result<Self::Reader>> + Send;
+
+    /// How many shards are worth reading at once, at most. `None` (the default): reads wait on
+    /// the network, so the loader's `read_concurrency` alone decides; a broker whose reads are
+    /// local CPU work says about the number of cores, since more only holds more records in
+    /// flight.
+    fn max_parallel_reads(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The broker chosen by the configuration: Kinesis, or the file broker for development.
@@ -178,6 +222,13 @@ impl ShardReader for AnyReader {
         match self {
             AnyReader::Kinesis(r) => r.next_batch(limit).await,
             AnyReader::File(r) => r.next_batch(limit).await,
+        }
+    }
+
+    fn read_policy(&self) -> ReadPolicy {
+        match self {
+            AnyReader::Kinesis(r) => r.read_policy(),
+            AnyReader::File(r) => r.read_policy(),
         }
     }
 }
@@ -225,5 +276,12 @@ impl Broker for AnyBroker {
             }
             AnyBroker::File(b) => AnyReader::File(b.read_shard(stream, shard_id, from).await?),
         })
+    }
+
+    fn max_parallel_reads(&self) -> Option<usize> {
+        match self {
+            AnyBroker::Kinesis(b) => b.max_parallel_reads(),
+            AnyBroker::File(b) => b.max_parallel_reads(),
+        }
     }
 }

@@ -21,8 +21,7 @@ use tokio::time::Instant;
 
 use crate::broker::aggregate::{Aggregator, DEFAULT_AGGREGATE_MAX_BYTES};
 use crate::broker::{
-    AnyBroker, Broker, PutOutcome, PutRecord, MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT,
-    MAX_RECORD_BYTES,
+    Broker, PutOutcome, PutRecord, MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT, MAX_RECORD_BYTES,
 };
 use crate::error::{Error, Result};
 use crate::retry::{is_retryable_code, Backoff};
@@ -125,7 +124,11 @@ struct Queue {
 }
 
 /// Runs until every client handle is gone and every record is answered.
-pub(crate) async fn run(broker: AnyBroker, mut rx: mpsc::UnboundedReceiver<Command>, s: Settings) {
+pub(crate) async fn run<B: Broker + 'static>(
+    broker: Arc<B>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    s: Settings,
+) {
     let mut queues: HashMap<Arc<str>, Queue> = HashMap::new();
     let mut inflight = FuturesUnordered::new();
     // The smallest record number of each call under way, with multiplicity.
@@ -324,8 +327,8 @@ impl Queue {
 
 /// Sends one call's records, retrying only the ones that failed, and answers every writer.
 /// Returns `tag`, the stream and how many events it answered when done.
-async fn send_call(
-    broker: AnyBroker,
+async fn send_call<B: Broker>(
+    broker: Arc<B>,
     stream: Arc<str>,
     mut units: Vec<Unit>,
     max_attempts: u32,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::broker::SequenceNumber;
 use crate::error::{Error, Result};
 use crate::hooks::{pause_at, Phase};
-use crate::stage::AnyStage;
+use crate::stage::Stage;
 use crate::text::truncate_string;
 use crate::warehouse::{
     column, db_error, CopyOutcome, CopyRequest, RejectedRow, Warehouse, KINESIS_LOADS, LOAD_REJECTS,
@@ -24,13 +24,6 @@ pub const CHECKPOINTS_SQL: &str = "SELECT shard_id, ending_sequence_number, \
      (PARTITION BY shard_id ORDER BY LENGTH(LTRIM(ending_sequence_number, '0')) DESC, \
      LTRIM(ending_sequence_number, '0') DESC) AS rn FROM kinesis_loads WHERE stream_name = $1) \
      AS latest WHERE rn = 1 ORDER BY shard_id";
-
-/// Takes the lock that serializes loads of every table (Redshift: its only, exclusive, lock).
-pub const LOCK_SQL: &str = "LOCK kinesis_loads";
-
-/// PostgreSQL's lock: conflicts with itself and with writes, so loads still serialize, but
-/// lets readers (status displays) read `kinesis_loads` during a load.
-pub const LOCK_SQL_POSTGRES: &str = "LOCK TABLE kinesis_loads IN SHARE ROW EXCLUSIVE MODE";
 
 /// A recorded range of shard `$2` of stream `$1` that overlaps `[$3, $4]` (numerically).
 pub const OVERLAP_SQL: &str = "SELECT starting_sequence_number, ending_sequence_number \
@@ -189,21 +182,17 @@ pub(crate) async fn keep_rejects<C: tokio_postgres::GenericClient>(
     Ok(())
 }
 
-pub(crate) async fn commit_load<W: Warehouse>(
+pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     client: &mut tokio_postgres::Client,
     warehouse: &W,
-    stage: &AnyStage,
+    stage: &S,
     mut commit: Commit<'_>,
 ) -> Result<CopyOutcome> {
     let txn = client
         .transaction()
         .await
         .map_err(|e| db_error("BEGIN", e))?;
-    let lock = match warehouse.dialect() {
-        crate::schema::Dialect::Redshift => LOCK_SQL,
-        crate::schema::Dialect::Postgres => LOCK_SQL_POSTGRES,
-    };
-    txn.batch_execute(lock)
+    txn.batch_execute(warehouse.lock_sql())
         .await
         .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
 

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 pub use checkpoint::{Checkpoint, LoadedRange, ShardRange};
 
 use crate::broker::{AnyBroker, Broker, SequenceNumber};
-use crate::config::{BrokerKind, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::schema::Dialect;
@@ -153,12 +153,15 @@ pub struct KeptReject {
 /// println!("{} events loaded", report.records);
 /// # Ok(()) }
 /// ```
+///
+/// The loader works through the [`Broker`], [`Stage`] and [`Warehouse`] traits only: any of the
+/// three can be one of your own ([`Loader::with_broker`], [`Loader::with_parts`]).
 #[derive(Debug)]
-pub struct Loader<B: Broker = AnyBroker> {
+pub struct Loader<B: Broker = AnyBroker, S: Stage = AnyStage, W: Warehouse = AnyWarehouse> {
     config: Config,
     broker: B,
-    stage: AnyStage,
-    warehouse: AnyWarehouse,
+    stage: S,
+    warehouse: W,
     slices: tokio::sync::OnceCell<usize>,
     progress: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -172,17 +175,23 @@ impl Loader<AnyBroker> {
 }
 
 impl<B: Broker> Loader<B> {
-    /// A loader reading from `broker` (for tests and embedding); stage and warehouse from
-    /// `config`.
+    /// A loader reading from `broker` (a broker of your own, or one wrapped for tests); stage
+    /// and warehouse from `config`.
     pub async fn with_broker(config: Config, broker: B) -> Result<Loader<B>> {
         let stage = AnyStage::from_config(&config).await?;
         let warehouse = AnyWarehouse::from_config(&config).await?;
-        if config.dialect() == Dialect::Redshift && !stage.is_s3() {
-            return Err(Error::Config(
-                "the Redshift warehouse needs an S3 stage (REDTRACK_STAGE=s3://bucket/prefix)"
-                    .into(),
-            ));
-        }
+        Loader::with_parts(config, broker, stage, warehouse)
+    }
+}
+
+impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
+    /// A loader of these parts; `config` gives the stream names and the loader's knobs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the warehouse cannot COPY from this stage (Redshift reads only S3).
+    pub fn with_parts(config: Config, broker: B, stage: S, warehouse: W) -> Result<Self> {
+        warehouse.check_stage(&stage)?;
         Ok(Loader {
             config,
             broker,
@@ -211,12 +220,12 @@ impl<B: Broker> Loader<B> {
     }
 
     /// The stage.
-    pub fn stage(&self) -> &AnyStage {
+    pub fn stage(&self) -> &S {
         &self.stage
     }
 
     /// The warehouse.
-    pub fn warehouse(&self) -> &AnyWarehouse {
+    pub fn warehouse(&self) -> &W {
         &self.warehouse
     }
 
@@ -387,7 +396,6 @@ impl<B: Broker> Loader<B> {
                 self.progress.clone()
             },
         }));
-        let pace = matches!(self.config.broker(), BrokerKind::Kinesis);
         // Futures built in a loop, not by a closure in a stream combinator: that keeps
         // `load` spawnable (a closure there makes its future's Send-ness lifetime-specific).
         let mut reading = Vec::with_capacity(plans.len());
@@ -398,16 +406,14 @@ impl<B: Broker> Loader<B> {
                 plan,
                 budget.clone(),
                 tx.clone(),
-                pace,
                 settings.accept_data_loss,
             ));
         }
-        // Kinesis reads wait on the network, so many at once pay; a local broker's reads are
-        // CPU work, so more of them than cores only holds more records in flight.
-        let concurrency = if pace {
-            settings.read_concurrency
-        } else {
-            settings.read_concurrency.min(staging::cpu_threads())
+        // Reads that wait on the network pay to run many at once; a local broker's reads are CPU
+        // work, and the broker says how many are worth it.
+        let concurrency = match self.broker.max_parallel_reads() {
+            Some(n) => settings.read_concurrency.min(n.max(1)),
+            None => settings.read_concurrency,
         };
         let reads: Result<Vec<_>> = stream::iter(reading)
             .buffer_unordered(concurrency)
@@ -549,10 +555,12 @@ impl<B: Broker> Loader<B> {
     /// Where a load writes its files before they go to the stage: beside a directory stage
     /// (so moving them is a rename), else the configured or system temporary directory.
     fn local_dir(&self, load_id: &str) -> PathBuf {
-        let base = match (&self.config.loader.staging_dir, &self.stage) {
-            (Some(dir), _) => dir.clone(),
-            (None, AnyStage::Dir(d)) => d.root().join(".redtrack-tmp"),
-            (None, AnyStage::S3(_)) => std::env::temp_dir().join("redtrack"),
+        let base = match &self.config.loader.staging_dir {
+            Some(dir) => dir.clone(),
+            None => self
+                .stage
+                .preferred_local_dir()
+                .unwrap_or_else(|| std::env::temp_dir().join("redtrack")),
         };
         base.join(format!("load-{load_id}"))
     }
@@ -680,7 +688,7 @@ pub fn redshift_statements(table: &'static crate::schema::TableSchema) -> Vec<St
         load_rejects_ddl(Dialect::Redshift),
         redshift::SLICES_SQL.to_owned(),
         checkpoint::CHECKPOINTS_SQL.to_owned(),
-        checkpoint::LOCK_SQL.to_owned(),
+        redshift::LOCK_SQL.to_owned(),
         checkpoint::OVERLAP_SQL.to_owned(),
         checkpoint::INSERT_RANGE_SQL.to_owned(),
         checkpoint::INSERT_REJECT_SQL.to_owned(),

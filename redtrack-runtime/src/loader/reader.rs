@@ -2,26 +2,16 @@
 //! records, bytes and time, handing chunks of records to the stager.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::broker::{
-    Broker, SequenceNumber, ShardInfo, ShardReader, StartingPosition, MAX_RECORDS_PER_GET,
-};
+use crate::broker::{Broker, SequenceNumber, ShardInfo, ShardReader, StartingPosition};
 use crate::error::Result;
 use crate::hooks::{pause_at, Phase};
 use crate::loader::checkpoint::ShardRange;
 use crate::loader::staging::Chunk;
 use crate::loader::DataLoss;
-
-/// Kinesis allows 5 GetRecords calls per second per shard.
-pub(crate) const MIN_GET_INTERVAL: Duration = Duration::from_millis(200);
-
-/// Records asked for at once from a broker without read limits (the file broker): smaller
-/// batches than Kinesis allows keep fewer records in flight between the readers and the
-/// stager, at no cost in speed.
-const LOCAL_RECORDS_PER_GET: usize = 1_000;
 
 /// Empty batches in a row, while the shard claims to be behind, before the reader gives up for
 /// this load.
@@ -97,14 +87,14 @@ pub(crate) fn shard_done(shard: &ShardInfo, checkpoint: Option<&SequenceNumber>)
     }
 }
 
-/// Reads one shard from its checkpoint until caught up, closed, or out of budget.
+/// Reads one shard from its checkpoint until caught up, closed, or out of budget, by its
+/// reader's [`ReadPolicy`](crate::broker::ReadPolicy).
 pub(crate) async fn read_shard<B: Broker>(
     broker: &B,
     stream: &str,
     plan: ShardPlan,
     budget: Arc<Mutex<Budget>>,
     tx: mpsc::Sender<Chunk>,
-    pace: bool,
     accept_data_loss: bool,
 ) -> Result<ShardRead> {
     let shard_id = plan.shard.shard_id.as_str();
@@ -146,11 +136,7 @@ pub(crate) async fn read_shard<B: Broker>(
     }
 
     let mut reader = broker.read_shard(stream, shard_id, from).await?;
-    let per_get = if pace {
-        MAX_RECORDS_PER_GET
-    } else {
-        LOCAL_RECORDS_PER_GET
-    };
+    let policy = reader.read_policy();
     let mut empty = 0u32;
     let mut paused = false;
     loop {
@@ -161,7 +147,7 @@ pub(crate) async fn read_shard<B: Broker>(
             }
             usize::try_from(b.records)
                 .unwrap_or(usize::MAX)
-                .min(per_get)
+                .min(policy.records_per_call)
         };
         let started = Instant::now();
         let batch = reader.next_batch(limit).await?;
@@ -228,11 +214,9 @@ pub(crate) async fn read_shard<B: Broker>(
             out.reached_end = true;
             break;
         }
-        if pace {
-            let spent = started.elapsed();
-            if spent < MIN_GET_INTERVAL {
-                tokio::time::sleep(MIN_GET_INTERVAL - spent).await;
-            }
+        let spent = started.elapsed();
+        if spent < policy.min_call_interval {
+            tokio::time::sleep(policy.min_call_interval - spent).await;
         }
     }
     // A closed shard read to its end is recorded as loaded up to its ending sequence number
@@ -263,6 +247,7 @@ mod tests {
     use super::*;
     use crate::broker::StoredRecord;
     use bytes::Bytes;
+    use std::time::Duration;
 
     fn recs(n: usize, size: usize) -> Vec<StoredRecord> {
         (0..n)

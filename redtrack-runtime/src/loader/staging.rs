@@ -20,6 +20,7 @@ use crate::broker::StoredRecord;
 use crate::error::{Error, RejectedRow, Result};
 use crate::json_scan::surely_json;
 use crate::text::truncate_string;
+use crate::threads::cpu_threads;
 
 /// Records of one shard, in sequence order, on their way to the stager.
 #[derive(Debug)]
@@ -56,14 +57,7 @@ const BLOCK: usize = 128 * 1024;
 /// Blocks waiting for each compressor (bounds the stager's memory).
 const BLOCKS_IN_FLIGHT: usize = 2;
 
-/// How many threads are worth running at once for CPU-bound work: one per core, up to 4.
-pub(crate) fn cpu_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-}
-
-/// How many threads compress at once: [`cpu_threads`], never more than files.
+/// How many threads compress at once: one per core (up to 4), never more than files.
 pub(crate) fn compressors(n_files: usize) -> usize {
     cpu_threads().min(n_files.max(1))
 }

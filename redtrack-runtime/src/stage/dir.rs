@@ -91,6 +91,12 @@ impl Stage for DirStage {
         Ok(Box::pin(tokio::io::BufReader::with_capacity(1 << 16, file)))
     }
 
+    /// `.redtrack-tmp` under the stage's root: on the stage's own file system, so putting a
+    /// file is a rename.
+    fn preferred_local_dir(&self) -> Option<PathBuf> {
+        Some(self.root.join(".redtrack-tmp"))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
         let mut todo = vec![self.path(prefix)];

@@ -12,7 +12,7 @@ mod dir;
 mod s3;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -44,6 +44,14 @@ pub trait Stage: Send + Sync {
 
     /// Every key under `prefix` (a folder, without trailing `/`), sorted.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Where a load should write its files before [`Stage::put_file`] takes them, if this stage
+    /// prefers a place: a directory stage names a folder on its own file system, so that
+    /// `put_file` is a rename. `None` (the default): the configured staging directory, else the
+    /// system's temporary directory.
+    fn preferred_local_dir(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// The stage the configuration names.
@@ -68,11 +76,6 @@ impl AnyStage {
                     .into(),
             )),
         }
-    }
-
-    /// Whether this is an S3 stage (the only kind Redshift's COPY can read).
-    pub fn is_s3(&self) -> bool {
-        matches!(self, AnyStage::S3(_))
     }
 }
 
@@ -109,6 +112,13 @@ impl Stage for AnyStage {
         match self {
             AnyStage::S3(s) => s.list(prefix).await,
             AnyStage::Dir(s) => s.list(prefix).await,
+        }
+    }
+
+    fn preferred_local_dir(&self) -> Option<PathBuf> {
+        match self {
+            AnyStage::S3(s) => s.preferred_local_dir(),
+            AnyStage::Dir(s) => s.preferred_local_dir(),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::config::{redact_url, Config};
 pub use crate::error::RejectedRow;
 use crate::error::{Error, Result};
 use crate::schema::{Dialect, TableSchema};
-use crate::stage::AnyStage;
+use crate::stage::Stage;
 
 pub use crate::schema::{KINESIS_LOADS, LOAD_REJECTS};
 
@@ -70,7 +70,12 @@ pub struct CopyOutcome {
     pub rejected: Vec<RejectedRow>,
 }
 
-/// A warehouse: how to connect, how many slices, how to COPY staged files.
+/// A warehouse: how to connect, how many slices, how to lock the bookkeeping, how to COPY
+/// staged files.
+///
+/// Connections are tokio-postgres clients (both Redshift and PostgreSQL speak PostgreSQL's wire
+/// protocol), so tokio-postgres' types appear in this trait: a major version of tokio-postgres
+/// is a major version of redtrack.
 pub trait Warehouse: Send + Sync {
     /// The SQL dialect of DDL.
     fn dialect(&self) -> Dialect;
@@ -82,13 +87,25 @@ pub trait Warehouse: Send + Sync {
     fn slices(&self, client: &tokio_postgres::Client)
         -> impl Future<Output = Result<usize>> + Send;
 
-    /// COPYs the staged files of `req` into its table inside `txn`. Rejects more than
-    /// `req.max_errors` fail with [`Error::LoadRejected`] (the caller rolls back).
-    fn copy<'a>(
+    /// The statement a load runs first in its transaction, to serialize loads on
+    /// `kinesis_loads`.
+    fn lock_sql(&self) -> &'static str;
+
+    /// Refuses a stage this warehouse's COPY cannot read (with what to set). The default accepts
+    /// any stage.
+    fn check_stage<S: Stage>(&self, stage: &S) -> Result<()> {
+        let _ = stage;
+        Ok(())
+    }
+
+    /// COPYs the staged files of `req`, which are in `stage`, into its table inside `txn`.
+    /// Rejects more than `req.max_errors` fail with [`Error::LoadRejected`] (the caller rolls
+    /// back).
+    fn copy<'a, S: Stage>(
         &'a self,
         txn: &'a tokio_postgres::Transaction<'a>,
         req: &'a CopyRequest,
-        stage: &'a AnyStage,
+        stage: &'a S,
     ) -> impl Future<Output = Result<CopyOutcome>> + Send + 'a;
 }
 
@@ -151,11 +168,25 @@ impl Warehouse for AnyWarehouse {
         }
     }
 
-    async fn copy<'a>(
+    fn lock_sql(&self) -> &'static str {
+        match self {
+            AnyWarehouse::Redshift(w) => w.lock_sql(),
+            AnyWarehouse::Postgres(w) => w.lock_sql(),
+        }
+    }
+
+    fn check_stage<S: Stage>(&self, stage: &S) -> Result<()> {
+        match self {
+            AnyWarehouse::Redshift(w) => w.check_stage(stage),
+            AnyWarehouse::Postgres(w) => w.check_stage(stage),
+        }
+    }
+
+    async fn copy<'a, S: Stage>(
         &'a self,
         txn: &'a tokio_postgres::Transaction<'a>,
         req: &'a CopyRequest,
-        stage: &'a AnyStage,
+        stage: &'a S,
     ) -> Result<CopyOutcome> {
         match self {
             AnyWarehouse::Redshift(w) => w.copy(txn, req, stage).await,

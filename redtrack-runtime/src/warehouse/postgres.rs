@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::hooks::{pause_at, Phase};
 use crate::json_scan;
 use crate::schema::{Column, Dialect, SqlType, TableSchema};
-use crate::stage::{AnyStage, Stage};
+use crate::stage::Stage;
 use crate::text::truncate_string;
 
 /// The temporary table that holds the raw lines of one load.
@@ -201,11 +201,11 @@ enum Streamed {
 
 impl PostgresWarehouse {
     /// Streams every staged file of `req` into `copy`, each line as `format` says.
-    async fn stream_files(
+    async fn stream_files<S: Stage>(
         &self,
         txn: &tokio_postgres::Transaction<'_>,
         req: &CopyRequest,
-        stage: &AnyStage,
+        stage: &S,
         copy: &str,
         format: RowFormat<'_>,
     ) -> Result<Streamed> {
@@ -407,11 +407,17 @@ impl Warehouse for PostgresWarehouse {
         Ok(1)
     }
 
-    async fn copy<'a>(
+    /// Conflicts with itself and with writes, so loads still serialize, but lets readers (status
+    /// displays, other loaders' checkpoint reads) read `kinesis_loads` during a load.
+    fn lock_sql(&self) -> &'static str {
+        "LOCK TABLE kinesis_loads IN SHARE ROW EXCLUSIVE MODE"
+    }
+
+    async fn copy<'a, S: Stage>(
         &'a self,
         txn: &'a tokio_postgres::Transaction<'a>,
         req: &'a CopyRequest,
-        stage: &'a AnyStage,
+        stage: &'a S,
     ) -> Result<CopyOutcome> {
         let table = req.table;
 

@@ -14,8 +14,11 @@ use crate::error::{Error, Result};
 use crate::hooks::{pause_at, Phase};
 use crate::schema::limits::MAX_MAXERROR;
 use crate::schema::Dialect;
-use crate::stage::{AnyStage, Stage};
+use crate::stage::Stage;
 use crate::text::truncate_string;
+
+/// Takes the lock that serializes loads of every table (Redshift: its only, exclusive, lock).
+pub(crate) const LOCK_SQL: &str = "LOCK kinesis_loads";
 
 /// How many slices: one staged file per slice (or a multiple) keeps every slice busy.
 pub const SLICES_SQL: &str = "SELECT COUNT(*) FROM stv_slices";
@@ -126,11 +129,11 @@ impl RedshiftWarehouse {
 
     /// The rows of `sys_load_error_detail` for this load's files, each with its raw line read
     /// back from the stage.
-    async fn load_errors(
+    async fn load_errors<S: Stage>(
         &self,
         client: &tokio_postgres::Transaction<'_>,
         req: &CopyRequest,
-        stage: &AnyStage,
+        stage: &S,
     ) -> Result<Vec<RejectedRow>> {
         let pattern = format!("{}%", stage.url(&req.folder));
         let rows = client
@@ -162,7 +165,7 @@ impl RedshiftWarehouse {
 }
 
 /// Line `n` (1-based) of the gzip'd staged file `key`, truncated to 1024 bytes.
-async fn read_line(stage: &AnyStage, key: &str, n: u64) -> Result<String> {
+async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<String> {
     let reader = stage.open(key).await?;
     let gz = async_gzip_lines(reader);
     let mut lines = gz.lines();
@@ -217,18 +220,31 @@ impl Warehouse for RedshiftWarehouse {
         Ok(usize::try_from(n).unwrap_or(1).max(1))
     }
 
-    async fn copy<'a>(
+    /// Redshift's lock is exclusive: it also makes readers of `kinesis_loads` wait (page
+    /// `r_LOCK`).
+    fn lock_sql(&self) -> &'static str {
+        LOCK_SQL
+    }
+
+    /// Redshift's COPY reads only from S3: an `s3://` stage.
+    fn check_stage<S: Stage>(&self, stage: &S) -> Result<()> {
+        if stage.url("").starts_with("s3://") {
+            Ok(())
+        } else {
+            Err(Error::Config(
+                "the Redshift warehouse needs an S3 stage (REDTRACK_STAGE=s3://bucket/prefix)"
+                    .into(),
+            ))
+        }
+    }
+
+    async fn copy<'a, S: Stage>(
         &'a self,
         txn: &'a tokio_postgres::Transaction<'a>,
         req: &'a CopyRequest,
-        stage: &'a AnyStage,
+        stage: &'a S,
     ) -> Result<CopyOutcome> {
-        if !stage.is_s3() {
-            return Err(Error::Config(
-                "Redshift's COPY reads only from S3: set REDTRACK_STAGE to s3://bucket/prefix"
-                    .into(),
-            ));
-        }
+        self.check_stage(stage)?;
         let sql = copy_sql(req, &self.authorization().await?, req.max_errors)?;
         pause_at(Phase::Copy).await;
         if let Err(e) = txn.batch_execute(&sql).await {
