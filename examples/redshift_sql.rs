@@ -93,7 +93,7 @@ fn main() {
     // The loader's statements (issue 5): bookkeeping DDL, checkpoint queries, LOCK, COPY.
     let statements = statements
         .into_iter()
-        .chain(redtrack::loader::redshift_statements(
+        .chain(redtrack::__test::redshift_statements(
             seed::TestEvent::schema(),
         ));
     // The CLI's `migrate` (issue 6): ADD COLUMN (with an encoding) and widening a VARCHAR, as

@@ -1,5 +1,72 @@
 //! Items redtrack's own tests and checks reach into (the crash tests' pause hook, the checkpoint
-//! queries). Not public API: no stability promises, hidden from the docs.
+//! queries, the statements the SQL lint parses). Not public API: no stability promises, hidden
+//! from the docs.
 
 #[cfg(feature = "test-hooks")]
 pub use crate::hooks::{Phase, PAUSE_ENV, PAUSE_MARKER};
+pub use crate::loader::checkpoint::{read_checkpoints, OVERLAP_SQL};
+
+use crate::loader::{checkpoint, rejects};
+use crate::schema::{Dialect, TableSchema};
+use crate::warehouse::{redshift, CopyRequest};
+
+/// Every statement the loader sends to Redshift for `table`, for SQL linters: bound parameters
+/// (`$1`, `$2`, ...) appear as sample literals, as the server sees them after binding.
+pub fn redshift_statements(table: &'static TableSchema) -> Vec<String> {
+    let req = CopyRequest {
+        table,
+        load_id: "033535-4f720c9b".into(),
+        folder: format!(
+            "redtrack/cluster/db/{}/20261124/load-033535-4f720c9b",
+            table.name
+        ),
+        manifest_url: format!(
+            "s3://bucket/prefix/redtrack/cluster/db/{}/20261124/load-033535-4f720c9b/manifest.json",
+            table.name
+        ),
+        files: Vec::new(),
+        max_errors: 10,
+    };
+    let mut out = vec![
+        checkpoint::kinesis_loads_ddl(Dialect::Redshift),
+        rejects::load_rejects_ddl(Dialect::Redshift),
+        redshift::SLICES_SQL.to_owned(),
+        checkpoint::CHECKPOINTS_SQL.to_owned(),
+        redshift::LOCK_SQL.to_owned(),
+        checkpoint::OVERLAP_SQL.to_owned(),
+        checkpoint::INSERT_RANGE_SQL.to_owned(),
+        rejects::INSERT_REJECT_SQL.to_owned(),
+        checkpoint::recent_loads_sql(20),
+        rejects::recent_rejects_sql(20),
+        redshift::LAST_COPY_COUNT_SQL.to_owned(),
+        redshift::LOAD_ERRORS_SQL.to_owned(),
+    ];
+    for auth in [
+        redshift::iam_role_clause("arn:aws:iam::123456789012:role/redtrack-copy"),
+        redshift::credentials_clause("AKIAEXAMPLE", "secret", None),
+        redshift::credentials_clause("ASIAEXAMPLE", "secret", Some("token")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        out.extend(redshift::copy_sql(&req, &auth, req.max_errors));
+    }
+    out.into_iter().map(|s| bind_samples(&s)).collect()
+}
+
+/// `$n` replaced by a sample string literal.
+fn bind_samples(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            while chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                chars.next();
+            }
+            out.push_str("'49590338271490256608559692538361571095921575989136588898'");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -94,9 +94,16 @@ pub enum Error {
         source: Option<tokio_postgres::Error>,
     },
 
-    /// A local I/O error.
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
+    /// A local file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    #[non_exhaustive]
+    Io {
+        /// The file or directory (or what was written to, e.g. standard output).
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 
     /// Another loader changed the checkpoints of the shards being loaded (or recorded an
     /// overlapping range) while this load was reading: nothing was copied; load again.
@@ -144,6 +151,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Io`] about `path`.
+    pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The error code of a broker failure: Kinesis' code (e.g. `ResourceNotFoundException`,
+    /// `ProvisionedThroughputExceededException`) when Kinesis sent one, else redtrack's name for
+    /// what happened (see [`Error::Broker`]); `None` for other errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Broker { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
     /// Whether the same operation may succeed if tried again (throttling, timeouts, conflicts).
     pub fn is_retryable(&self) -> bool {
         match self {

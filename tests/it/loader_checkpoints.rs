@@ -3,7 +3,7 @@
 
 use crate::{common, seed};
 
-use redtrack::loader::checkpoint::{read_checkpoints, OVERLAP_SQL};
+use redtrack::__test::{read_checkpoints, OVERLAP_SQL};
 use seed::TestEvent;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

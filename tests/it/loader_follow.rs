@@ -1,5 +1,6 @@
-//! A continuous loader (`load_follow`) keeps loading what writers write, and SIGTERM stops it
-//! between loads: it exits cleanly with its report.
+//! A continuous loader (`load_follow`) keeps loading what writers write, and SIGTERM (through
+//! the command line's `shutdown_signal`) stops it between loads: it exits cleanly with its
+//! report.
 
 use crate::{common, seed};
 
@@ -19,7 +20,7 @@ async fn follow_child() {
     }
     let loader = Loader::new(Config::from_env().unwrap()).await.unwrap();
     let report = loader
-        .load_follow::<TestEvent>(Duration::from_millis(100))
+        .load_follow::<TestEvent>(Duration::from_millis(100), redtrack::cli::shutdown_signal())
         .await
         .unwrap();
     println!("FOLLOWED {} {}", report.loads, report.records);

@@ -31,6 +31,18 @@ pub(crate) struct Chunk {
     pub(crate) records: Vec<StoredRecord>,
 }
 
+/// Where the records come from, for their rejects, and how to read them.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    /// The stream.
+    pub(crate) stream: String,
+    /// The load's shards, by [`Chunk::shard`].
+    pub(crate) shard_ids: Vec<String>,
+    /// Whether a record may be the original gem's `{"data": "<json>"}` envelope (see
+    /// [`event_json`]).
+    pub(crate) envelopes: bool,
+}
+
 /// A finished local gzip file.
 #[derive(Debug)]
 pub(crate) struct LocalFile {
@@ -83,29 +95,35 @@ fn compress_files(
     spent: std::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<()> {
     let mut gzs = Vec::with_capacity(paths.len());
-    for (part, path) in &paths {
-        let file = File::create(path)?;
+    for (part, path) in paths {
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         gzs.push((
-            *part,
+            part,
+            path,
             GzEncoder::new(BufWriter::with_capacity(1 << 16, file), Compression::fast()),
         ));
     }
     for mut block in blocks {
-        let gz = gzs
-            .iter_mut()
-            .find(|(part, _)| *part == block.part)
-            .map(|(_, gz)| gz)
-            .ok_or_else(|| Error::Io(std::io::Error::other("a block for an unknown file")))?;
-        gz.write_all(&block.bytes)?;
+        let Some((_, path, gz)) = gzs.iter_mut().find(|(part, _, _)| *part == block.part) else {
+            // Never: the stager sends each compressor only blocks of its own files.
+            let part = PathBuf::from(part_name(block.part));
+            return Err(Error::io(
+                part,
+                std::io::Error::other("a block for another compressor"),
+            ));
+        };
+        gz.write_all(&block.bytes)
+            .map_err(|e| Error::io(&*path, e))?;
         block.bytes.clear();
         let _ = spent.send(block.bytes);
     }
-    for (_, gz) in gzs {
-        let buf = gz.finish()?;
+    for (_, path, gz) in gzs {
+        let buf = gz.finish().map_err(|e| Error::io(&path, e))?;
         // No fsync: a staged file is read back only by this load (upload or COPY) before it
         // commits; a crash before COMMIT abandons the load, and after it the rows are the
         // warehouse's to keep.
-        buf.into_inner().map_err(|e| e.into_error())?;
+        buf.into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
     }
     Ok(())
 }
@@ -117,11 +135,9 @@ pub(crate) fn run_stager(
     rx: mpsc::Receiver<Chunk>,
     dir: &Path,
     n_files: usize,
-    stream: &str,
-    shard_ids: &[String],
-    envelopes: bool,
+    source: &Source,
 ) -> Result<Staged> {
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let n_files = n_files.max(1);
     let workers = compressors(n_files);
     let paths: Vec<PathBuf> = (0..n_files).map(|i| dir.join(part_name(i))).collect();
@@ -142,18 +158,20 @@ pub(crate) fn run_stager(
             handles.push(
                 std::thread::Builder::new()
                     .name("redtrack-gzip".into())
-                    .spawn_scoped(scope, move || compress_files(mine, blocks, spent))?,
+                    .spawn_scoped(scope, move || compress_files(mine, blocks, spent))
+                    .map_err(|e| Error::io(dir, e))?,
             );
         }
         drop(spent_tx);
-        let staged = stage_records(
-            rx, &senders, &spent_rx, n_files, stream, shard_ids, envelopes,
-        );
+        let staged = stage_records(rx, &senders, &spent_rx, dir, n_files, source);
         drop(senders);
         let mut compressed = Ok(());
         for h in handles {
             let r = h.join().unwrap_or_else(|_| {
-                Err(Error::Io(std::io::Error::other("a gzip thread panicked")))
+                Err(Error::io(
+                    dir,
+                    std::io::Error::other("a gzip thread panicked"),
+                ))
             });
             if compressed.is_ok() {
                 compressed = r;
@@ -177,12 +195,17 @@ fn stage_records(
     mut rx: mpsc::Receiver<Chunk>,
     senders: &[std::sync::mpsc::SyncSender<Block>],
     spent: &std::sync::mpsc::Receiver<Vec<u8>>,
+    dir: &Path,
     n_files: usize,
-    stream: &str,
-    shard_ids: &[String],
-    envelopes: bool,
+    source: &Source,
 ) -> Result<(Staged, Vec<u64>)> {
-    let hung_up = || Error::Io(std::io::Error::other("a gzip thread stopped"));
+    let Source {
+        stream,
+        shard_ids,
+        envelopes,
+    } = source;
+    let envelopes = *envelopes;
+    let hung_up = || Error::io(dir, std::io::Error::other("a gzip thread stopped"));
     let mut parts: Vec<Part> = (0..n_files)
         .map(|_| Part {
             block: Vec::with_capacity(BLOCK + 4096),
@@ -417,7 +440,12 @@ mod tests {
         })
         .unwrap();
         drop(tx);
-        let staged = run_stager(rx, &dir, 2, "s", &["shard-0".into()], true).unwrap();
+        let source = Source {
+            stream: "s".into(),
+            shard_ids: vec!["shard-0".into()],
+            envelopes: true,
+        };
+        let staged = run_stager(rx, &dir, 2, &source).unwrap();
         assert_eq!(staged.lines, 2);
         assert_eq!(staged.files.len(), 2);
         assert_eq!(staged.files[0].lines, 1);

@@ -19,7 +19,9 @@ impl DirStage {
         let root = if root.is_absolute() {
             root
         } else {
-            std::env::current_dir()?.join(root)
+            std::env::current_dir()
+                .map_err(|e| Error::io(&root, e))?
+                .join(root)
         };
         Ok(DirStage { root })
     }

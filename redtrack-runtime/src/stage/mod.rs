@@ -9,6 +9,7 @@
 //! OWNER: issue 5.
 
 mod dir;
+mod lines;
 mod s3;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use dir::DirStage;
+pub(crate) use lines::GzipLines;
 pub use s3::S3Stage;
 
 use crate::config::{Config, StageLocation};

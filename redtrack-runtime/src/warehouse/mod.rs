@@ -7,24 +7,23 @@
 //!
 //! OWNER: issue 5.
 
-pub(crate) mod json_row;
+mod connector;
 pub mod postgres;
 pub mod redshift;
 
 use std::future::Future;
-use std::str::FromStr;
-use std::sync::Arc;
 
+pub use self::connector::Connector;
+pub(crate) use self::connector::{column, db_error};
 pub use self::postgres::PostgresWarehouse;
 pub use self::redshift::RedshiftWarehouse;
-
-use crate::config::{redact_url, Config};
 pub use crate::error::RejectedRow;
+pub use crate::schema::{quote_ident, KINESIS_LOADS, LOAD_REJECTS};
+
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::schema::{Dialect, TableSchema};
 use crate::stage::Stage;
-
-pub use crate::schema::{KINESIS_LOADS, LOAD_REJECTS};
 
 /// One staged file of a load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,178 +211,9 @@ fn check_dialect(dialect: Dialect, version: &str) -> Result<()> {
     }
 }
 
-/// Opens connections to one URL, with TLS when the URL does not disable it.
-#[derive(Clone)]
-pub struct Connector {
-    config: tokio_postgres::Config,
-    redacted: String,
-}
-
-impl std::fmt::Debug for Connector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connector")
-            .field("url", &self.redacted)
-            .finish()
-    }
-}
-
-impl Connector {
-    /// Parses a `postgres://` URL (or a key=value connection string).
-    pub fn new(url: &str) -> Result<Connector> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| Error::Warehouse {
-            message: format!(
-                "REDTRACK_WAREHOUSE_URL `{}` is not a valid connection URL",
-                redact_url(url)
-            ),
-            source: Some(e),
-        })?;
-        Ok(Connector {
-            config,
-            redacted: redact_url(url),
-        })
-    }
-
-    /// A new connection; its I/O runs on a spawned task until the client is dropped.
-    pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let fail = |e| Error::Warehouse {
-            message: format!("connecting to {}", self.redacted),
-            source: Some(e),
-        };
-        if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-            let (client, conn) = self
-                .config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("warehouse connection ended: {e}");
-                }
-            });
-            Ok(client)
-        } else {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
-            let (client, conn) = self.config.connect(tls).await.map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("warehouse connection ended: {e}");
-                }
-            });
-            Ok(client)
-        }
-    }
-}
-
-/// rustls with the system's root certificates (Redshift's are signed by Amazon's public CAs).
-fn tls_config() -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        // A malformed system certificate is skipped, not fatal.
-        let _ = roots.add(cert);
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
-}
-
-/// A [`Error::Warehouse`] saying what was being done, with the server's message and detail.
-/// Column `idx` of a result row as `T`. A value the server sent that `T` cannot hold (another
-/// type, or NULL where none was expected) is an error naming `what`, never a panic.
-pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a tokio_postgres::Row,
-    idx: usize,
-    what: &str,
-) -> Result<T> {
-    row.try_get(idx).map_err(|e| db_error(what, e))
-}
-
-pub(crate) fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
-    let message = match e.as_db_error() {
-        Some(db) => {
-            let mut m = format!("{what}: {}", db.message());
-            if let Some(d) = db.detail() {
-                m.push_str(&format!(" ({d})"));
-            }
-            m
-        }
-        None => format!("{what}: {e}"),
-    };
-    Error::Warehouse {
-        message,
-        source: Some(e),
-    }
-}
-
-/// Table and column names, which cannot be bound parameters, are quoted as in the DDL.
-pub use crate::schema::quote_ident;
-
-/// `'text'`: a SQL string literal, for the few places where a bound parameter is impossible
-/// (COPY's source and credentials). Refuses backslashes and control characters, whose meaning
-/// differs between servers.
-pub fn quote_literal(what: &str, text: &str) -> Result<String> {
-    if text.chars().any(|c| c == '\\' || c.is_control()) {
-        return Err(Error::Config(format!(
-            "the {what} may not contain backslashes or control characters"
-        )));
-    }
-    Ok(format!("'{}'", text.replace('\'', "''")))
-}
-
-/// `CREATE TABLE IF NOT EXISTS kinesis_loads`: the original gem's columns, wider so Kinesis'
-/// 128-character stream names and 129-digit sequence numbers fit.
-pub fn kinesis_loads_ddl(dialect: Dialect) -> String {
-    let tail = match dialect {
-        Dialect::Redshift => "\nDISTSTYLE ALL\nSORTKEY (stream_name, shard_id)",
-        Dialect::Postgres => "",
-    };
-    format!(
-        "CREATE TABLE IF NOT EXISTS {KINESIS_LOADS} (\n    \
-         stream_name VARCHAR(256) NOT NULL,\n    \
-         shard_id VARCHAR(256) NOT NULL,\n    \
-         table_name VARCHAR(256) NOT NULL,\n    \
-         starting_sequence_number VARCHAR(256) NOT NULL,\n    \
-         ending_sequence_number VARCHAR(256) NOT NULL,\n    \
-         load_timestamp TIMESTAMP NOT NULL,\n    \
-         PRIMARY KEY (stream_name, shard_id, starting_sequence_number)\n){tail}"
-    )
-}
-
-/// `CREATE TABLE IF NOT EXISTS redtrack_load_rejects`: rows rejected under MAXERROR, kept.
-pub fn load_rejects_ddl(dialect: Dialect) -> String {
-    let tail = match dialect {
-        Dialect::Redshift => "\nDISTSTYLE EVEN",
-        Dialect::Postgres => "",
-    };
-    format!(
-        "CREATE TABLE IF NOT EXISTS {LOAD_REJECTS} (\n    \
-         load_id VARCHAR(64) NOT NULL,\n    \
-         table_name VARCHAR(256) NOT NULL,\n    \
-         file_name VARCHAR(1024) NOT NULL,\n    \
-         line_number BIGINT NOT NULL,\n    \
-         column_name VARCHAR(256) NOT NULL,\n    \
-         raw_value VARCHAR(4096) NOT NULL,\n    \
-         reason VARCHAR(1024) NOT NULL,\n    \
-         rejected_at TIMESTAMP NOT NULL\n){tail}"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_ident("user"), "\"user\"");
-        assert_eq!(quote_literal("x", "it's").unwrap(), "'it''s'");
-        assert!(quote_literal("x", "a\\b").is_err());
-        assert!(quote_literal("x", "a\nb").is_err());
-    }
 
     #[test]
     fn a_server_of_the_other_dialect_is_refused_with_what_to_set() {
@@ -400,24 +230,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("set REDTRACK_WAREHOUSE_DIALECT=redshift"), "{e}");
-    }
-
-    #[test]
-    fn ddl_keeps_the_original_columns() {
-        for d in [Dialect::Redshift, Dialect::Postgres] {
-            let ddl = kinesis_loads_ddl(d);
-            for col in [
-                "stream_name",
-                "shard_id",
-                "table_name",
-                "starting_sequence_number",
-                "ending_sequence_number",
-                "load_timestamp",
-            ] {
-                assert!(ddl.contains(col), "{col} missing from {ddl}");
-            }
-        }
-        assert!(kinesis_loads_ddl(Dialect::Redshift).contains("SORTKEY"));
-        assert!(!kinesis_loads_ddl(Dialect::Postgres).contains("SORTKEY"));
     }
 }

@@ -3,31 +3,29 @@
 //! `sys_load_error_detail` (with the raw line read back from the staged file).
 
 use aws_sdk_s3::config::ProvideCredentials;
-use tokio::io::AsyncBufReadExt;
 
 use super::{
-    column, db_error, quote_ident, quote_literal, Connector, CopyOutcome, CopyRequest, RejectedRow,
-    Warehouse,
+    column, db_error, quote_ident, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hooks::{pause_at, Phase};
 use crate::schema::limits::MAX_MAXERROR;
 use crate::schema::Dialect;
-use crate::stage::Stage;
+use crate::stage::{GzipLines, Stage};
 use crate::text::truncate_string;
 
 /// Takes the lock that serializes loads of every table (Redshift: its only, exclusive, lock).
 pub(crate) const LOCK_SQL: &str = "LOCK kinesis_loads";
 
 /// How many slices: one staged file per slice (or a multiple) keeps every slice busy.
-pub const SLICES_SQL: &str = "SELECT COUNT(*) FROM stv_slices";
+pub(crate) const SLICES_SQL: &str = "SELECT COUNT(*) FROM stv_slices";
 
 /// Rows loaded by the last COPY of this session.
-pub const LAST_COPY_COUNT_SQL: &str = "SELECT pg_last_copy_count()";
+pub(crate) const LAST_COPY_COUNT_SQL: &str = "SELECT pg_last_copy_count()";
 
 /// The load errors of one load's files (`$1` is the load folder's URL followed by `%`).
-pub const LOAD_ERRORS_SQL: &str = "SELECT TRIM(file_name), line_number, TRIM(column_name), \
+pub(crate) const LOAD_ERRORS_SQL: &str = "SELECT TRIM(file_name), line_number, TRIM(column_name), \
      TRIM(error_message) FROM sys_load_error_detail WHERE file_name LIKE $1 \
      ORDER BY file_name, line_number LIMIT 1001";
 
@@ -60,9 +58,21 @@ impl std::fmt::Debug for RedshiftWarehouse {
     }
 }
 
+/// `'text'`: a SQL string literal, for the few places where a bound parameter is impossible
+/// (COPY's source and credentials). Refuses backslashes and control characters, whose meaning
+/// differs between servers.
+pub(crate) fn quote_literal(what: &str, text: &str) -> Result<String> {
+    if text.chars().any(|c| c == '\\' || c.is_control()) {
+        return Err(Error::Config(format!(
+            "the {what} may not contain backslashes or control characters"
+        )));
+    }
+    Ok(format!("'{}'", text.replace('\'', "''")))
+}
+
 /// The `COPY` statement of a load, with `authorization` (`IAM_ROLE '...'` or the credentials)
 /// already rendered.
-pub fn copy_sql(req: &CopyRequest, authorization: &str, max_errors: u64) -> Result<String> {
+pub(crate) fn copy_sql(req: &CopyRequest, authorization: &str, max_errors: u64) -> Result<String> {
     Ok(format!(
         "COPY {} FROM {} {authorization} FORMAT AS JSON 'auto' GZIP MANIFEST TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR {}",
         quote_ident(req.table.name),
@@ -72,12 +82,12 @@ pub fn copy_sql(req: &CopyRequest, authorization: &str, max_errors: u64) -> Resu
 }
 
 /// `IAM_ROLE '<arn>'`.
-pub fn iam_role_clause(arn: &str) -> Result<String> {
+pub(crate) fn iam_role_clause(arn: &str) -> Result<String> {
     Ok(format!("IAM_ROLE {}", quote_literal("IAM role ARN", arn)?))
 }
 
 /// `ACCESS_KEY_ID '...' SECRET_ACCESS_KEY '...' [SESSION_TOKEN '...']`.
-pub fn credentials_clause(key: &str, secret: &str, token: Option<&str>) -> Result<String> {
+pub(crate) fn credentials_clause(key: &str, secret: &str, token: Option<&str>) -> Result<String> {
     let mut s = format!(
         "ACCESS_KEY_ID {} SECRET_ACCESS_KEY {}",
         quote_literal("access key id", key)?,
@@ -154,9 +164,13 @@ impl RedshiftWarehouse {
                 file,
             };
             if let Some(f) = req.files.iter().find(|f| f.url == reject.file) {
-                reject.value = read_line(stage, &f.key, reject.line)
-                    .await
-                    .unwrap_or_default();
+                match read_line(stage, &f.key, reject.line).await {
+                    Ok(value) => reject.value = value,
+                    // The reject stands; say why its raw line is missing.
+                    Err(e) => reject
+                        .reason
+                        .push_str(&format!(" (its raw line could not be read back: {e})")),
+                }
             }
             out.push(reject);
         }
@@ -164,41 +178,19 @@ impl RedshiftWarehouse {
     }
 }
 
-/// Line `n` (1-based) of the gzip'd staged file `key`, truncated to 1024 bytes.
+/// Line `n` (1-based) of the gzip'd staged file `key`, truncated to 1024 bytes; empty if the
+/// file has fewer lines.
 async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<String> {
-    let reader = stage.open(key).await?;
-    let gz = async_gzip_lines(reader);
-    let mut lines = gz.lines();
+    let mut lines = GzipLines::open(stage, key).await?;
     let mut i = 0;
     while let Some(line) = lines.next_line().await? {
         i += 1;
         if i == n {
+            let line = String::from_utf8_lossy(line).into_owned();
             return Ok(truncate_string(line, 1024));
         }
     }
     Ok(String::new())
-}
-
-/// Decompresses a gzip stream on a blocking thread, handing back an async reader of the lines.
-fn async_gzip_lines(reader: crate::stage::StagedReader) -> impl tokio::io::AsyncBufRead + Unpin {
-    let (w, r) = tokio::io::duplex(64 * 1024);
-    tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        use tokio::io::AsyncWriteExt;
-        let mut reader = reader;
-        let mut all = Vec::new();
-        if reader.read_to_end(&mut all).await.is_err() {
-            return;
-        }
-        let mut plain = Vec::new();
-        let mut dec = flate2::read::MultiGzDecoder::new(&all[..]);
-        if std::io::Read::read_to_end(&mut dec, &mut plain).is_err() {
-            return;
-        }
-        let mut w = w;
-        let _ = w.write_all(&plain).await;
-    });
-    tokio::io::BufReader::new(r)
 }
 
 impl Warehouse for RedshiftWarehouse {
@@ -291,6 +283,15 @@ mod tests {
         distkey: None,
         diststyle: None,
     };
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("user"), "\"user\"");
+        assert_eq!(quote_literal("x", "it's").unwrap(), "'it''s'");
+        assert!(quote_literal("x", "a\\b").is_err());
+        assert!(quote_literal("x", "a\nb").is_err());
+    }
 
     #[test]
     fn copy_statement() {

@@ -22,57 +22,28 @@
 //! reader (the original gem renamed the file out from under its writers, losing their events).
 //! Partition keys map to shards by the MD5 of the key, as in Kinesis.
 
+mod line;
+mod shard_file;
+
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use md5::{Digest, Md5};
-use rustix::fs::{flock, FlockOperation};
-use serde::{Deserialize, Serialize};
 
 use super::{
     Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo, ShardReader,
-    StartingPosition, StoredRecord, MAX_RECORDS_PER_GET,
+    StartingPosition, MAX_RECORDS_PER_GET,
 };
 use crate::error::{Error, Result};
-use crate::json_scan;
-
-const SHARDS_FILE: &str = "shards.json";
-const LOCK_FILE: &str = ".lock";
-
-/// One shard in `shards.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-struct ShardMeta {
-    shard_id: String,
-    parent_shard_id: Option<String>,
-    /// Decimal, as Kinesis writes hash keys.
-    starting_hash_key: String,
-    ending_hash_key: String,
-    closed: bool,
-}
-
-impl ShardMeta {
-    fn range(&self) -> Option<(u128, u128)> {
-        Some((
-            self.starting_hash_key.parse().ok()?,
-            self.ending_hash_key.parse().ok()?,
-        ))
-    }
-}
-
-/// One line of a shard file.
-#[derive(Serialize, Deserialize)]
-struct Line<'a> {
-    #[serde(rename = "k", borrow)]
-    key: std::borrow::Cow<'a, str>,
-    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none", borrow)]
-    text: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
-    base64: Option<String>,
-}
+use line::parse_line;
+use shard_file::{
+    append, close_shard, closed_length, lock_stream, read_map, touch, write_map, ShardMeta,
+    SHARDS_FILE,
+};
 
 /// Streams as directories of shard files. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -123,7 +94,12 @@ impl FileBroker {
         let this = self.clone();
         tokio::task::spawn_blocking(move || f(this))
             .await
-            .map_err(|e| Error::Io(std::io::Error::other(format!("file broker task: {e}"))))?
+            .map_err(|e| {
+                Error::io(
+                    &self.dir,
+                    std::io::Error::other(format!("file broker task: {e}")),
+                )
+            })?
     }
 
     fn map(&self, stream: &str, reload: bool) -> Result<Arc<Vec<ShardMeta>>> {
@@ -435,9 +411,6 @@ const RECORDS_PER_CALL: usize = 1_000;
 /// read again by the next one, so not much more than that).
 const READ_BUFFER: usize = 64 * 1024;
 
-/// How many bytes of record data share one allocation.
-const DATA_BLOCK: usize = 256 * 1024;
-
 fn bad_line(shard_id: &str, pos: u64, e: String) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
@@ -457,282 +430,16 @@ impl ShardReader for FileReader {
             FileReader::read_blocking(&dir, &shard_id, pos, limit)
         })
         .await
-        .map_err(|e| Error::Io(std::io::Error::other(format!("file broker task: {e}"))))?
+        .map_err(|e| {
+            Error::io(
+                &self.dir,
+                std::io::Error::other(format!("file broker task: {e}")),
+            )
+        })?
         .map_err(|e| io_error("GetRecords", &self.stream, e))?;
         self.pos = pos;
         Ok(batch)
     }
-}
-
-/// One shard file line as a record whose sequence number is `seq`; its data is appended to
-/// `data` and split off from it.
-fn parse_line(
-    line: &[u8],
-    seq: u64,
-    data: &mut BytesMut,
-) -> std::result::Result<StoredRecord, String> {
-    if let Some((key, text)) = split_plain_line(line) {
-        if data.capacity() - data.len() < text.len() {
-            data.reserve(DATA_BLOCK.max(text.len()));
-        }
-        // Written by `encode_line` in its usual shape: unescaped (and checked) in one pass
-        // without building a JSON tree; anything unusual goes to the JSON parser below.
-        if unescape_into(text, data) {
-            return Ok(StoredRecord {
-                sequence_number: seq.into(),
-                partition_key: key.to_owned(),
-                data: data.split().freeze(),
-            });
-        }
-    }
-    let l: Line<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    let data = match (l.text, l.base64) {
-        (Some(t), None) => Bytes::copy_from_slice(t.as_bytes()),
-        (None, Some(b)) => Bytes::from(
-            aws_smithy_types::base64::decode(b).map_err(|e| format!("bad base64: {e}"))?,
-        ),
-        _ => return Err("a line needs exactly one of `d` and `b`".into()),
-    };
-    Ok(StoredRecord {
-        sequence_number: seq.into(),
-        partition_key: l.key.into_owned(),
-        data,
-    })
-}
-
-/// The key and the still escaped text of a line shaped `{"k":"<key>","d":"<text>"}` whose
-/// key is printable ASCII (DEL included) without escapes; `None` for any other line.
-fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
-    const HEAD: &[u8] = b"{\"k\":";
-    const MID: &[u8] = b",\"d\":\"";
-    const TAIL: &[u8] = b"\"}";
-    let rest = line.strip_prefix(HEAD)?;
-    let key_end = json_scan::plain_string_end(rest, 0)?;
-    let key = &rest[1..key_end];
-    let text = rest[key_end + 1..].strip_prefix(MID)?.strip_suffix(TAIL)?;
-    // Printable ASCII (checked by the scanner) is UTF-8.
-    let key = std::str::from_utf8(key).ok()?;
-    Some((key, text))
-}
-
-/// Appends the JSON string body `text` unescaped to `out`, if it is printable ASCII (or UTF-8)
-/// whose only escapes are `\"` and `\\` and which holds no unescaped `"`; `false` (and `out`
-/// as it was) otherwise.
-fn unescape_into(text: &[u8], out: &mut BytesMut) -> bool {
-    let at = out.len();
-    out.resize(at + text.len(), 0);
-    let dst = &mut out[at..];
-    // One pass, copying as it checks: bit 0 of `bad` marks a control character or a bare
-    // quote, bit 7 a byte that is not ASCII.
-    let mut bad = 0u8;
-    let (mut i, mut j) = (0, 0);
-    while i < text.len() {
-        // Eight plain bytes at a time while there are.
-        if let Some(word) = text.get(i..i + 8) {
-            if !json_scan::has_special_byte(u64::from_le_bytes(word.try_into().unwrap_or_default()))
-            {
-                dst[j..j + 8].copy_from_slice(word);
-                i += 8;
-                j += 8;
-                continue;
-            }
-        }
-        let c = text[i];
-        if c == b'\\' {
-            match text.get(i + 1) {
-                Some(&e @ (b'"' | b'\\')) => {
-                    dst[j] = e;
-                    j += 1;
-                    i += 2;
-                    continue;
-                }
-                _ => {
-                    bad |= 1;
-                    break;
-                }
-            }
-        }
-        bad |= u8::from(c < 0x20 || c == b'"') | (c & 0x80);
-        dst[j] = c;
-        j += 1;
-        i += 1;
-    }
-    let ok = bad & 1 == 0 && (bad == 0 || std::str::from_utf8(text).is_ok());
-    out.truncate(if ok { at + j } else { at });
-    ok
-}
-
-fn encode_line(r: &PutRecord, out: &mut Vec<u8>) {
-    let text = std::str::from_utf8(&r.data)
-        .ok()
-        .filter(|t| !t.contains(['\n', '\r']));
-    let line = Line {
-        key: r.partition_key.as_str().into(),
-        text: text.map(Into::into),
-        base64: match text {
-            Some(_) => None,
-            None => Some(aws_smithy_types::base64::encode(&r.data)),
-        },
-    };
-    // Serializing strings into a Vec cannot fail; JSON escapes keep the line on one line.
-    if serde_json::to_writer(&mut *out, &line).is_ok() {
-        out.push(b'\n');
-    }
-}
-
-/// Appends `records[idx]` to the shard, under its lock, in one write. `None` if the shard was
-/// closed (split) under us; else each record's sequence number.
-fn append(
-    dir: &Path,
-    shard_id: &str,
-    records: &[PutRecord],
-    idx: &[usize],
-) -> std::io::Result<Option<Vec<u64>>> {
-    let mut buf = Vec::with_capacity(idx.iter().map(|&i| records[i].data.len() + 64).sum());
-    let mut ends = Vec::with_capacity(idx.len());
-    for &i in idx {
-        encode_line(&records[i], &mut buf);
-        ends.push(buf.len() as u64);
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(dir.join(format!("{shard_id}.log")))?;
-    flock(&file, FlockOperation::LockExclusive)?;
-    if closed_length(dir, shard_id)?.is_some() {
-        return Ok(None); // the lock goes with the file
-    }
-    let start = cut_torn_tail(&file, shard_id)?;
-    if let Err(e) = file.write_all(&buf) {
-        // Cut a torn tail back so the next line starts on a line of its own.
-        let _ = file.set_len(start);
-        return Err(e);
-    }
-    Ok(Some(ends.into_iter().map(|e| start + e).collect()))
-}
-
-/// Under the shard's lock: if the file does not end in a newline, a writer died in the middle of
-/// its write (SIGKILL, power loss); cuts the file back to its last whole line, which no reader
-/// has handed out, so the next line does not start glued to the torn one. Returns the length.
-fn cut_torn_tail(file: &File, shard_id: &str) -> std::io::Result<u64> {
-    use std::os::unix::fs::FileExt;
-    let len = file.metadata()?.len();
-    let mut last = [0u8; 1];
-    if len == 0 || (file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n') {
-        return Ok(len);
-    }
-    // Back from the end, a block at a time, to the last newline.
-    let mut end = len;
-    let mut block = vec![0u8; 64 * 1024];
-    let keep = loop {
-        let from = end.saturating_sub(block.len() as u64);
-        let chunk = &mut block[..(end - from) as usize];
-        file.read_exact_at(chunk, from)?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            break from + i as u64 + 1;
-        }
-        if from == 0 {
-            break 0;
-        }
-        end = from;
-    };
-    tracing::warn!(
-        shard = shard_id,
-        bytes = len - keep,
-        "file broker: cut a torn line left by a writer that died mid-write"
-    );
-    file.set_len(keep)?;
-    Ok(keep)
-}
-
-/// Marks the shard closed at its current length, under its lock, so no writer appends after.
-fn close_shard(dir: &Path, shard_id: &str) -> std::io::Result<()> {
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(dir.join(format!("{shard_id}.log")))?;
-    flock(&file, FlockOperation::LockExclusive)?;
-    let len = cut_torn_tail(&file, shard_id)?;
-    write_atomic(
-        &dir.join(format!("{shard_id}.closed")),
-        len.to_string().as_bytes(),
-    )
-}
-
-/// The final length of a closed shard, or `None` while it is open.
-fn closed_length(dir: &Path, shard_id: &str) -> std::io::Result<Option<u64>> {
-    match fs::read_to_string(dir.join(format!("{shard_id}.closed"))) {
-        Ok(s) => s.trim().parse().map(Some).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{shard_id}.closed holds `{s}`, not a length"),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn read_map(dir: &Path, stream: &str) -> Result<Vec<ShardMeta>> {
-    let path = dir.join(SHARDS_FILE);
-    let text = fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Broker {
-                operation: "ListShards",
-                stream: stream.to_owned(),
-                code: "ResourceNotFoundException".into(),
-                message: format!(
-                    "no stream at {}; create it first (client.create_stream)",
-                    dir.display()
-                ),
-                retryable: false,
-            }
-        } else {
-            io_error("ListShards", stream, e)
-        }
-    })?;
-    serde_json::from_slice(&text).map_err(|e| {
-        io_error(
-            "ListShards",
-            stream,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            ),
-        )
-    })
-}
-
-fn write_map(dir: &Path, metas: &[ShardMeta]) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(metas).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join(SHARDS_FILE), &json)
-}
-
-/// Writes a file by renaming a temporary one over it, so readers see all of it or none.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
-}
-
-fn touch(path: &Path) -> std::io::Result<()> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map(drop)
-}
-
-/// Takes the stream's lock (held until the file is dropped).
-fn lock_stream(dir: &Path) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(dir.join(LOCK_FILE))?;
-    flock(&f, FlockOperation::LockExclusive)?;
-    Ok(f)
 }
 
 fn shard_id(n: usize) -> String {
@@ -760,6 +467,10 @@ fn io_error(operation: &'static str, stream: &str, e: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::StoredRecord;
+    use bytes::Bytes;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn rec(k: &str, d: &[u8]) -> PutRecord {
         PutRecord {
@@ -782,47 +493,6 @@ mod tests {
                 return (out, batch.shard_end);
             }
         }
-    }
-
-    #[test]
-    fn fast_line_parser_agrees_with_json() {
-        let datas: Vec<&[u8]> = vec![
-            b"{\"a\":1}",
-            b"{\"q\":\"say \\\"hi\\\" \\\\ there\"}",
-            b"{\"t\":\"tab\there\"}",
-            b"{\"u\":\"\\u00e9 \xc3\xa9 \xe2\x82\xac\"}",
-            b"\"",
-            b"\\",
-            b"",
-            b"/ \x7f",
-            &[0xF3, b'\n', 0],
-            b"\xff\xfe",
-            b"line\rbreak",
-            b"{\"long\":\"abcdefghijklmnop\\\"qrstuvwxyz0123456789\\\\ABCDEFGH\\\"\"}",
-            b"abcdefghijklmno\xc3\xa9pqrstuvwxyz",
-            b"abcdefghijklmno\tpqrstuvwxyz",
-        ];
-        let keys = ["k", "tab\t\"k\"", "\u{e9}t\u{e9}", "a\\b", "\u{1}"];
-        for data in datas {
-            for key in keys {
-                let r = rec(key, data);
-                let mut line = Vec::new();
-                encode_line(&r, &mut line);
-                let line = &line[..line.len() - 1];
-                let mut buf = BytesMut::new();
-                let got = parse_line(line, 7, &mut buf).unwrap();
-                assert_eq!(got.data, r.data, "data of {line:?}");
-                assert_eq!(got.partition_key, r.partition_key, "key of {line:?}");
-                assert_eq!(got.sequence_number, "7");
-            }
-        }
-        // Lines the fast path refuses still fail (or parse) as JSON says.
-        let mut buf = BytesMut::new();
-        assert!(parse_line(b"{\"k\":\"a\",\"d\":\"x\"y\"}", 1, &mut buf).is_err());
-        assert!(parse_line(b"{\"k\":\"a\",\"d\":\"\xff\"}", 1, &mut buf).is_err());
-        assert!(parse_line(b"{\"k\":\"a\",\"d\":\"x\\\"}", 1, &mut buf).is_err());
-        let r = parse_line(b"{\"d\":\"x\\/y\",\"k\":\"a\"}", 1, &mut buf).unwrap();
-        assert_eq!(&r.data[..], b"x/y");
     }
 
     #[tokio::test]

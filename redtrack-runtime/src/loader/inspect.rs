@@ -1,0 +1,93 @@
+//! What the loader can tell without loading: checkpoints, each shard's state, the recent loads
+//! and the kept rejects.
+
+use super::checkpoint::{read_checkpoints, recent_loads_sql, Checkpoint, LoadedRange};
+use super::reader::shard_done;
+use super::rejects::recent_rejects_sql;
+use super::{KeptReject, Loader, ShardStatus};
+use crate::broker::Broker;
+use crate::error::{RejectedRow, Result};
+use crate::event::RedTrackEvent;
+use crate::stage::Stage;
+use crate::warehouse::{column, db_error, Warehouse};
+
+impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
+    /// The latest checkpoint of every shard ever loaded for `E`'s stream.
+    pub async fn checkpoints<E: RedTrackEvent>(&self) -> Result<Vec<Checkpoint>> {
+        let client = self.warehouse.connect().await?;
+        let stream = self.config.stream_name(E::TABLE_NAME);
+        let mut cps: Vec<Checkpoint> = read_checkpoints(&client, &stream)
+            .await?
+            .into_values()
+            .collect();
+        cps.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
+        Ok(cps)
+    }
+
+    /// Every shard of `E`'s stream with how far it was loaded.
+    pub async fn status<E: RedTrackEvent>(&self) -> Result<Vec<ShardStatus>> {
+        let stream = self.config.stream_name(E::TABLE_NAME);
+        let shards = self.broker.list_shards(&stream).await?;
+        let client = self.warehouse.connect().await?;
+        let mut cps = read_checkpoints(&client, &stream).await?;
+        Ok(shards
+            .into_iter()
+            .map(|shard| {
+                let checkpoint = cps.remove(&shard.shard_id);
+                let done = shard_done(&shard, checkpoint.as_ref().map(|c| &c.sequence_number));
+                ShardStatus {
+                    shard,
+                    checkpoint,
+                    done,
+                }
+            })
+            .collect())
+    }
+
+    /// The `limit` most recent rows of `kinesis_loads` for `E`'s stream, newest first (by
+    /// `load_timestamp`).
+    pub async fn recent_loads<E: RedTrackEvent>(&self, limit: u32) -> Result<Vec<LoadedRange>> {
+        const WHAT: &str = "reading kinesis_loads";
+        let client = self.warehouse.connect().await?;
+        let stream = self.config.stream_name(E::TABLE_NAME);
+        let rows = client
+            .query(&recent_loads_sql(limit), &[&stream])
+            .await
+            .map_err(|e| db_error(WHAT, e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(LoadedRange {
+                    shard_id: column(r, 0, WHAT)?,
+                    starting_sequence_number: column::<String>(r, 1, WHAT)?.into(),
+                    ending_sequence_number: column::<String>(r, 2, WHAT)?.into(),
+                    load_timestamp: column::<Option<String>>(r, 3, WHAT)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// The `limit` most recent rejected rows of `E`'s table, newest first.
+    pub async fn rejects<E: RedTrackEvent>(&self, limit: u32) -> Result<Vec<KeptReject>> {
+        const WHAT: &str = "reading redtrack_load_rejects";
+        let client = self.warehouse.connect().await?;
+        let rows = client
+            .query(&recent_rejects_sql(limit), &[&E::TABLE_NAME])
+            .await
+            .map_err(|e| db_error(WHAT, e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeptReject {
+                    load_id: column(r, 0, WHAT)?,
+                    row: RejectedRow {
+                        file: column(r, 1, WHAT)?,
+                        line: u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
+                        column: column(r, 3, WHAT)?,
+                        value: column(r, 4, WHAT)?,
+                        reason: column(r, 5, WHAT)?,
+                    },
+                    rejected_at: column::<Option<String>>(r, 6, WHAT)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,355 @@
+//! One load pass, in four steps: **plan** (checkpoints, shards, the load's id and folder),
+//! **read and stage** (every shard from its checkpoint into gzip files, at once), **upload**
+//! (the files and their manifest to the stage), **commit** (COPY and the ranges in one
+//! transaction).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+
+use super::checkpoint::{read_checkpoints, Checkpoint, ShardRange};
+use super::commit::{commit_load, now_text, Commit};
+use super::reader::{read_shard, shard_done, Budget, ShardPlan};
+use super::rejects::keep_rejects;
+use super::staging::{part_name, run_stager, staging_failed, Source, Staged};
+use super::{DataLoss, LoadReport, Loader};
+use crate::broker::Broker;
+use crate::error::{Error, Result};
+use crate::event::RedTrackEvent;
+use crate::hooks::{pause_at, Phase};
+use crate::stage::{load_folder, Manifest, Stage};
+use crate::warehouse::{CopyRequest, StagedFile, Warehouse};
+
+/// How many chunks of records may wait for the stager (bounds the loader's memory).
+const CHANNEL_CHUNKS: usize = 2;
+
+/// How many staged files are uploaded at once.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+/// What one load will do, decided before it reads anything.
+struct Plan {
+    table: &'static str,
+    stream: String,
+    /// The checkpoints as they were when the load began (the commit checks them again).
+    expected: HashMap<String, Checkpoint>,
+    /// The shards with something left to read.
+    shards: Vec<ShardPlan>,
+    load_id: String,
+    /// The load's folder in the stage.
+    folder: String,
+    /// Where the files are written before they are uploaded.
+    local_dir: PathBuf,
+    n_files: usize,
+}
+
+impl Plan {
+    /// Removes the local files (best effort: they are the load's own scratch space).
+    fn clean_up(&self) {
+        let _ = std::fs::remove_dir_all(&self.local_dir);
+    }
+}
+
+/// What reading and staging found.
+struct Read {
+    ranges: Vec<ShardRange>,
+    data_loss: Vec<DataLoss>,
+    /// A limit stopped the load: more may be waiting.
+    more: bool,
+    staged: Staged,
+}
+
+impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
+    /// One pass over every shard of `E`'s stream: read from the checkpoints, stage, and COPY +
+    /// record the ranges in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LoadConflict`] (retryable, nothing loaded) if another loader loaded the same
+    /// shards meanwhile; [`Error::LoadRejected`] if COPY rejected more rows than MAXERROR
+    /// (nothing loaded, the first bad row kept in `redtrack_load_rejects`); [`Error::DataLoss`]
+    /// if records were trimmed before they were loaded (unless accepted); and the errors of the
+    /// broker, the stage and the warehouse.
+    pub async fn load<E: RedTrackEvent>(&self) -> Result<LoadReport> {
+        let started = Instant::now();
+        let mut client = self.warehouse.connect().await?;
+        let plan = self.plan::<E>(&client).await?;
+        let read = match self.read_and_stage::<E>(&plan).await {
+            Ok(read) => read,
+            Err(e) => {
+                plan.clean_up();
+                return Err(e);
+            }
+        };
+        let mut report = LoadReport {
+            read_elapsed: started.elapsed(),
+            more: read.more,
+            kinesis_records: read.ranges.iter().map(|r| r.records).sum(),
+            ranges: read.ranges,
+            data_loss: read.data_loss,
+            ..LoadReport::default()
+        };
+        if report.ranges.is_empty() {
+            plan.clean_up();
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        }
+        report.bytes = read.staged.bytes;
+
+        let upload_started = Instant::now();
+        let uploaded = self.upload(&plan, &read.staged).await;
+        plan.clean_up();
+        let (files, manifest_url) = uploaded?;
+        report.upload_elapsed = upload_started.elapsed();
+
+        let commit_started = Instant::now();
+        let outcome = self
+            .commit::<E>(
+                &mut client,
+                &plan,
+                &report.ranges,
+                read.staged.rejects,
+                files,
+                manifest_url.clone(),
+            )
+            .await?;
+        report.commit_elapsed = commit_started.elapsed();
+        report.records = outcome.loaded;
+        report.rejected = outcome.rejected.len() as u64;
+        report.rejects = outcome.rejected;
+        report.load_id = Some(plan.load_id);
+        report.manifest_url = manifest_url;
+        report.elapsed = started.elapsed();
+        if report.rejected > 0 {
+            tracing::warn!(
+                table = plan.table,
+                rejected = report.rejected,
+                "rows rejected under MAXERROR; kept in redtrack_load_rejects"
+            );
+        }
+        tracing::info!(
+            table = plan.table,
+            records = report.records,
+            shards = report.ranges.len(),
+            elapsed_ms = u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+            "load committed"
+        );
+        Ok(report)
+    }
+
+    /// Step 1: the checkpoints, the shards left to read, and the load's id, folder and files.
+    async fn plan<E: RedTrackEvent>(&self, client: &tokio_postgres::Client) -> Result<Plan> {
+        let table = E::TABLE_NAME;
+        let stream = self.config.stream_name(table);
+        let slices = self.slices(client).await?;
+        let expected = read_checkpoints(client, &stream).await?;
+        let mut shards = Vec::new();
+        for shard in self.broker.list_shards(&stream).await? {
+            let checkpoint = expected
+                .get(&shard.shard_id)
+                .map(|c| c.sequence_number.clone());
+            if shard_done(&shard, checkpoint.as_ref()) {
+                continue;
+            }
+            shards.push(ShardPlan {
+                index: shards.len(),
+                shard,
+                checkpoint,
+            });
+        }
+        let now = chrono::Utc::now();
+        let load_id = format!("{}-{:08x}", now.format("%H%M%S"), rand::random::<u32>());
+        let folder = load_folder(
+            self.config.cluster(),
+            self.config.database(),
+            table,
+            &now.format("%Y%m%d").to_string(),
+            &load_id,
+        );
+        Ok(Plan {
+            table,
+            local_dir: self.local_dir(&load_id),
+            n_files: slices * self.config.loader.files_per_slice,
+            stream,
+            expected,
+            shards,
+            load_id,
+            folder,
+        })
+    }
+
+    /// Step 2: reads every shard of the plan (several at once, within the load's budget) into
+    /// the stager, which writes the gzip files on threads of its own as the records come.
+    async fn read_and_stage<E: RedTrackEvent>(&self, plan: &Plan) -> Result<Read> {
+        let settings = &self.config.loader;
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let stager = {
+            let dir = plan.local_dir.clone();
+            let n_files = plan.n_files;
+            let source = Source {
+                stream: plan.stream.clone(),
+                shard_ids: plan
+                    .shards
+                    .iter()
+                    .map(|p| p.shard.shard_id.clone())
+                    .collect(),
+                // redtrack's records carry every column's key: only a table whose one column
+                // is `data` could be mistaken for the gem's `{"data": "<json>"}` envelope.
+                envelopes: !matches!(E::schema().columns, [only] if only.name == "data"),
+            };
+            tokio::task::spawn_blocking(move || run_stager(rx, &dir, n_files, &source))
+        };
+        self.progress.store(0, Ordering::Relaxed);
+        let budget = Arc::new(Mutex::new(Budget {
+            records: settings.max_load_records,
+            bytes: settings.max_load_bytes,
+            deadline: Instant::now() + settings.max_load_time,
+            exhausted: false,
+            progress: self.progress.clone(),
+        }));
+        // Futures built in a loop, not by a closure in a stream combinator: that keeps `load`
+        // spawnable (a closure there makes its future's Send-ness lifetime-specific).
+        let mut reading = Vec::with_capacity(plan.shards.len());
+        for shard in &plan.shards {
+            reading.push(read_shard(
+                &self.broker,
+                &plan.stream,
+                shard.clone(),
+                budget.clone(),
+                tx.clone(),
+                settings.accept_data_loss,
+            ));
+        }
+        // Reads that wait on the network pay to run many at once; a local broker's reads are
+        // CPU work, and the broker says how many are worth it.
+        let concurrency = match self.broker.max_parallel_reads() {
+            Some(n) => settings.read_concurrency.min(n.max(1)),
+            None => settings.read_concurrency,
+        };
+        let reads: Result<Vec<_>> = stream::iter(reading)
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await;
+        drop(tx);
+        let staged = stager
+            .await
+            .map_err(|e| staging_failed(&plan.local_dir, e))
+            .and_then(|staged| staged);
+        let (reads, staged) = (reads?, staged?);
+        let mut read = Read {
+            ranges: Vec::new(),
+            data_loss: Vec::new(),
+            more: budget.lock().map(|b| b.exhausted).unwrap_or(false),
+            staged,
+        };
+        for shard in reads {
+            read.data_loss.extend(shard.loss);
+            read.ranges.extend(shard.range);
+        }
+        read.ranges.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
+        Ok(read)
+    }
+
+    /// Step 3: the staged files, then the manifest naming them (unless only the ends of closed
+    /// shards and no events were found); the files and the manifest's URL.
+    async fn upload(
+        &self,
+        plan: &Plan,
+        staged: &Staged,
+    ) -> Result<(Vec<StagedFile>, Option<String>)> {
+        if staged.lines == 0 {
+            return Ok((Vec::new(), None));
+        }
+        let first = AtomicBool::new(true);
+        let mut uploads = Vec::with_capacity(staged.files.len());
+        for (i, local) in staged.files.iter().enumerate() {
+            let first = &first;
+            uploads.push(async move {
+                let key = format!("{}/{}", plan.folder, part_name(i));
+                self.stage.put_file(&key, &local.path).await?;
+                if first.swap(false, Ordering::SeqCst) {
+                    pause_at(Phase::Upload).await;
+                }
+                Ok::<_, Error>(StagedFile {
+                    url: self.stage.url(&key),
+                    key,
+                    lines: local.lines,
+                })
+            });
+        }
+        let files: Vec<StagedFile> = stream::iter(uploads)
+            .buffered(UPLOAD_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let manifest_key = format!("{}/manifest.json", plan.folder);
+        let manifest = Manifest::new(files.iter().map(|f| f.url.clone()));
+        self.stage
+            .put_bytes(&manifest_key, manifest.to_bytes())
+            .await?;
+        Ok((files, Some(self.stage.url(&manifest_key))))
+    }
+
+    /// Step 4: COPY and the ranges in one transaction. A load that failed on its rejects keeps
+    /// its first bad row where `errors` shows it, outside the rolled-back transaction.
+    async fn commit<E: RedTrackEvent>(
+        &self,
+        client: &mut tokio_postgres::Client,
+        plan: &Plan,
+        ranges: &[ShardRange],
+        staging_rejects: Vec<crate::error::RejectedRow>,
+        files: Vec<StagedFile>,
+        manifest_url: Option<String>,
+    ) -> Result<crate::warehouse::CopyOutcome> {
+        let committed = commit_load(
+            client,
+            &self.warehouse,
+            &self.stage,
+            Commit {
+                stream: &plan.stream,
+                table: plan.table,
+                expected: &plan.expected,
+                ranges,
+                staging_rejects,
+                copy: CopyRequest {
+                    table: E::schema(),
+                    load_id: plan.load_id.clone(),
+                    folder: plan.folder.clone(),
+                    manifest_url: manifest_url.unwrap_or_default(),
+                    files,
+                    max_errors: self.config.loader.max_errors,
+                },
+            },
+        )
+        .await;
+        if let Err(Error::LoadRejected {
+            rejected,
+            max_errors,
+            first,
+            ..
+        }) = &committed
+        {
+            // Nothing was loaded; the first bad row is kept where `errors` shows it.
+            let mut row = (**first).clone();
+            row.reason = format!(
+                "load failed, nothing loaded ({rejected} rows rejected, MAXERROR {max_errors}): {}",
+                row.reason
+            );
+            let kept = keep_rejects(
+                &*client,
+                &plan.load_id,
+                plan.table,
+                std::slice::from_ref(&row),
+                &now_text(),
+            )
+            .await;
+            if let Err(e) = kept {
+                tracing::warn!(table = plan.table, error = %e, "could not keep the failed load's reject");
+            }
+        }
+        committed
+    }
+}
