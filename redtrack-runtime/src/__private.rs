@@ -1,6 +1,4 @@
 //! Items the derive's generated code uses. Not public API: no stability promises.
-//!
-//! OWNER: issue 2.
 pub use crate::encode::value::{
     BigIntValue, BooleanValue, DateValue, DecimalValue, DoubleValue, IntegerValue,
     PartitionKeyValue, RealValue, SmallIntValue, SuperValue, TextValue, TimeValue,

@@ -6,6 +6,12 @@
 pub use crate::hooks::{Phase, PAUSE_ENV, PAUSE_MARKER};
 pub use crate::loader::checkpoint::{read_checkpoints, OVERLAP_SQL};
 
+/// `postgres://user:secret@host/db` with the password replaced by `***` (for the tests' own
+/// messages).
+pub fn redact_url(url: &str) -> String {
+    crate::config::redact_url(url)
+}
+
 use crate::loader::{checkpoint, rejects};
 use crate::schema::{Dialect, TableSchema};
 use crate::warehouse::{redshift, CopyRequest};

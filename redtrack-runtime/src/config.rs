@@ -12,6 +12,7 @@ use crate::schema::Dialect;
 
 /// Where events are written and read.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BrokerKind {
     /// Amazon Kinesis Data Streams (the default).
     Kinesis,
@@ -21,6 +22,7 @@ pub enum BrokerKind {
 
 /// Where the loader stages gzip'd files and manifests for COPY.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StageLocation {
     /// `s3://bucket/prefix`.
     S3 {
@@ -133,7 +135,7 @@ impl fmt::Debug for Config {
 }
 
 /// `postgres://user:secret@host/db` with the password replaced by `***`, for logs and `Debug`.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -260,6 +262,26 @@ impl Config {
 }
 
 /// Builds a [`Config`]. Every setting has a documented default.
+///
+/// One naming rule, here and across redtrack: a setting that says *what* to connect to is named
+/// by its noun ([`cluster`](Self::cluster), [`database`](Self::database),
+/// [`broker`](Self::broker), [`stage`](Self::stage), [`warehouse_url`](Self::warehouse_url),
+/// [`dialect`](Self::dialect), [`copy_iam_role`](Self::copy_iam_role)); a knob that tunes *how*,
+/// with a default, is `with_<knob>` (its default and unit in its docs), as
+/// `KinesisBroker::with_list_shards_page` is. A constructor that takes a part of your own is
+/// `with_<part>` (`Client::with_broker`, `Loader::with_broker`, `Loader::with_parts`).
+///
+/// ```
+/// use std::time::Duration;
+/// let config = redtrack_runtime::Config::builder()
+///     .cluster("prod")
+///     .database("analytics")
+///     .with_linger(Duration::from_millis(10))
+///     .with_max_errors(5)
+///     .build()?;
+/// assert_eq!(config.stream_name("page_views"), "prod.analytics.page_views");
+/// # Ok::<(), redtrack_runtime::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until .build()"]
 pub struct ConfigBuilder {

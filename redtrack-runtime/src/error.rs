@@ -1,7 +1,10 @@
 //! The one error type of redtrack's runtime, with classification methods.
 //!
 //! Shared by every module, and a leaf: it names the types its variants carry and nothing else of
-//! the crate. Add variants (each documented), never rename one.
+//! the crate. Add variants (each documented), never rename one. Errors keep their causes: the
+//! AWS SDK's and tokio-postgres' errors stay reachable through [`std::error::Error::source`].
+
+use std::sync::Arc;
 
 use crate::encode::EncodeError;
 use crate::sequence::SequenceNumber;
@@ -9,7 +12,36 @@ use crate::sequence::SequenceNumber;
 /// A `Result` with redtrack's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The cause of an error (an AWS SDK error, a tokio-postgres error, ...), shared so that one
+/// failure can be handed to every writer it concerns.
+pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The codes of [`Error::Broker`] for failures that Kinesis did not answer with a code of its
+/// own. Every other code is Kinesis' (see its API reference's "Errors" sections).
+pub mod code {
+    /// The call did not finish in time (it may have taken effect).
+    pub const TIMEOUT: &str = "Timeout";
+    /// The request could not be sent, or its connection failed (it may have taken effect).
+    pub const DISPATCH_FAILURE: &str = "DispatchFailure";
+    /// The response could not be read.
+    pub const RESPONSE_ERROR: &str = "ResponseError";
+    /// The request could not be built.
+    pub const CONSTRUCTION_FAILURE: &str = "ConstructionFailure";
+    /// The answer does not fit the request (a PutRecords answer with too few results).
+    pub const INVALID_RESPONSE: &str = "InvalidResponse";
+    /// A shard's hash key range is not a pair of 128-bit numbers.
+    pub const INVALID_HASH_KEY: &str = "InvalidHashKey";
+    /// A local file of the file broker could not be read or written.
+    pub const IO: &str = "io";
+    /// A failure without a code.
+    pub const UNKNOWN: &str = "Unknown";
+}
+
 /// Everything that can go wrong in redtrack's runtime.
+///
+/// The variants with fields are `#[non_exhaustive]` (match them with `..`); build the errors of a
+/// broker, stage or warehouse of your own with [`Error::broker`], [`Error::stage`] and
+/// [`Error::warehouse`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -23,23 +55,29 @@ pub enum Error {
 
     /// A broker (Kinesis or the file broker) call failed.
     #[error("{operation} on stream `{stream}` failed: {code}: {message}")]
+    #[non_exhaustive]
     Broker {
         /// The API call, e.g. `PutRecords`.
         operation: &'static str,
         /// The stream name.
         stream: String,
-        /// The Kinesis error code (e.g. `ProvisionedThroughputExceededException`) or `io`.
+        /// The Kinesis error code (e.g. `ProvisionedThroughputExceededException`), or one of
+        /// redtrack's ([`code`]) for a failure Kinesis did not answer.
         code: String,
-        /// The error message.
+        /// The error message (with the number of attempts when the call was retried).
         message: String,
-        /// Whether trying again may succeed.
+        /// Whether trying again may succeed, from the code.
         retryable: bool,
+        /// The underlying error (the AWS SDK's, or the file broker's I/O error), if any.
+        #[source]
+        source: Option<Source>,
     },
 
     /// `Client::try_write` found the client's in-flight buffer full (`write` would have waited).
     #[error(
         "the write buffer of {capacity} records is full; slow down or use `write`, which waits"
     )]
+    #[non_exhaustive]
     BufferFull {
         /// The buffer's capacity (`ConfigBuilder::with_max_buffered_records`).
         capacity: usize,
@@ -47,17 +85,19 @@ pub enum Error {
 
     /// An encoded event does not fit in one Kinesis record (1 MiB with its partition key).
     #[error("an event of `{table}` is {bytes} bytes with its partition key; a Kinesis record holds at most {limit}")]
+    #[non_exhaustive]
     RecordTooLarge {
         /// The event's table.
         table: &'static str,
-        /// The record's size: encoded event plus partition key.
+        /// The record's size in bytes: encoded event plus partition key.
         bytes: usize,
-        /// The limit.
+        /// The limit, in bytes.
         limit: usize,
     },
 
     /// An event's `#[redtrack(partition_key)]` value is not a valid Kinesis partition key.
     #[error("the partition key of an event of `{table}` is invalid: {message}")]
+    #[non_exhaustive]
     InvalidPartitionKey {
         /// The event's table.
         table: &'static str,
@@ -75,23 +115,28 @@ pub enum Error {
 
     /// The stage (S3 or a directory) failed.
     #[error("stage {location}: {message}")]
+    #[non_exhaustive]
     Stage {
         /// The URL or path involved.
         location: String,
         /// What went wrong.
         message: String,
-        /// Whether trying again may succeed.
+        /// Whether trying again may succeed, from the error code (or HTTP status).
         retryable: bool,
+        /// The underlying error (the AWS SDK's, or a local I/O error), if any.
+        #[source]
+        source: Option<Source>,
     },
 
     /// The warehouse (Redshift or PostgreSQL) failed.
     #[error("warehouse: {message}")]
+    #[non_exhaustive]
     Warehouse {
         /// What went wrong, with the statement's purpose.
         message: String,
-        /// The driver's error, if any.
+        /// The driver's error (a `tokio_postgres::Error`), or what else failed, if any.
         #[source]
-        source: Option<tokio_postgres::Error>,
+        source: Option<Source>,
     },
 
     /// A local file or directory could not be read or written.
@@ -108,6 +153,7 @@ pub enum Error {
     /// Another loader changed the checkpoints of the shards being loaded (or recorded an
     /// overlapping range) while this load was reading: nothing was copied; load again.
     #[error("load conflict on `{table}`: {message}; nothing was loaded, run the load again")]
+    #[non_exhaustive]
     LoadConflict {
         /// The table being loaded.
         table: String,
@@ -121,6 +167,7 @@ pub enum Error {
         "DATA LOSS on stream `{stream}` shard `{shard_id}`: the records after sequence number \
          {after} up to {first_available} (exclusive) were trimmed before they were loaded"
     )]
+    #[non_exhaustive]
     DataLoss {
         /// The stream.
         stream: String,
@@ -138,6 +185,7 @@ pub enum Error {
          `{}`, file {} line {}, value `{}`: {}",
         first.column, first.file, first.line, first.value, first.reason
     )]
+    #[non_exhaustive]
     LoadRejected {
         /// The table.
         table: String,
@@ -151,6 +199,60 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Broker`]: `operation` (e.g. `PutRecords`) on `stream` failed with `code`
+    /// (Kinesis' error code, or one of [`code`]). For a broker of your own.
+    pub fn broker(
+        operation: &'static str,
+        stream: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+        retryable: bool,
+    ) -> Error {
+        Error::Broker {
+            operation,
+            stream: stream.into(),
+            code: code.into(),
+            message: message.into(),
+            retryable,
+            source: None,
+        }
+    }
+
+    /// An [`Error::Stage`] about `location` (a URL or path). For a stage of your own.
+    pub fn stage(
+        location: impl Into<String>,
+        message: impl Into<String>,
+        retryable: bool,
+    ) -> Error {
+        Error::Stage {
+            location: location.into(),
+            message: message.into(),
+            retryable,
+            source: None,
+        }
+    }
+
+    /// An [`Error::Warehouse`] saying what failed. For a warehouse of your own.
+    pub fn warehouse(message: impl Into<String>) -> Error {
+        Error::Warehouse {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// This error with `cause` as its source (for [`Error::Broker`], [`Error::Stage`] and
+    /// [`Error::Warehouse`]; other errors are returned as they are).
+    #[must_use]
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Error {
+        match &mut self {
+            Error::Broker { source, .. }
+            | Error::Stage { source, .. }
+            | Error::Warehouse { source, .. } => *source = Some(Arc::new(cause)),
+            _ => {}
+        }
+        self
+    }
+
     /// An [`Error::Io`] about `path`.
     pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
@@ -161,7 +263,7 @@ impl Error {
 
     /// The error code of a broker failure: Kinesis' code (e.g. `ResourceNotFoundException`,
     /// `ProvisionedThroughputExceededException`) when Kinesis sent one, else redtrack's name for
-    /// what happened (see [`Error::Broker`]); `None` for other errors.
+    /// what happened ([`code`]); `None` for other errors.
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Broker { code, .. } => Some(code),
@@ -169,19 +271,24 @@ impl Error {
         }
     }
 
-    /// Whether the same operation may succeed if tried again (throttling, timeouts, conflicts).
+    /// Whether the same operation may succeed if tried again: throttling, timeouts and
+    /// unavailability (by the service's error code), a lost or serialization-failed warehouse
+    /// connection (by SQLSTATE), a conflict with another loader.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Broker { retryable, .. } | Error::Stage { retryable, .. } => *retryable,
             Error::Warehouse {
-                source: Some(e), ..
-            } => {
-                e.is_closed()
-                    || e.code().is_some_and(|c| {
-                        *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-                            || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-                    })
-            }
+                source: Some(source),
+                ..
+            } => source
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(|e| {
+                    e.is_closed()
+                        || e.code().is_some_and(|c| {
+                            *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+                                || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                        })
+                }),
             Error::LoadConflict { .. } => true,
             _ => false,
         }

@@ -66,6 +66,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "loader",
         &[
+            "aws",
             "broker",
             "config",
             "encode",

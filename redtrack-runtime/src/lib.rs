@@ -8,6 +8,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod broker;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -78,6 +78,7 @@ impl WarehouseColumn {
 
 /// A change that brings the table up to date.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Change {
     /// `ALTER TABLE ... ADD COLUMN` for a new nullable field.
     AddColumn(Column),
@@ -109,6 +110,7 @@ impl fmt::Display for Refusal {
 
 /// The differences between a struct's schema and the warehouse's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MigrationPlan {
     /// The table.
     pub table: &'static TableSchema,

@@ -104,6 +104,7 @@ async fn put_list_read_resume_split() {
         match o {
             PutOutcome::Stored { shard_id, .. } => assert!(!parents.contains(shard_id)),
             PutOutcome::Failed { code, .. } => panic!("{code}"),
+            other => panic!("{other:?}"),
         }
     }
     // A drained closed parent reports shard_end, from the start or from its last record.
@@ -157,4 +158,9 @@ async fn errors_carry_the_kinesis_code() {
         other => panic!("{other:?}"),
     }
     assert!(!err.is_retryable());
+    assert_eq!(err.code(), Some("ResourceNotFoundException"));
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK's error is kept as the source"
+    );
 }

@@ -285,7 +285,7 @@ impl Drop for TestEnv {
             eprintln!(
                 "kept the database {} of the failed test: {}",
                 self.id,
-                redtrack::config::redact_url(&self.warehouse_url())
+                redtrack::__test::redact_url(&self.warehouse_url())
             );
             return;
         }
@@ -378,7 +378,7 @@ pub fn with_database(url: &str, database: &str) -> String {
 
 /// A connection to PostgreSQL at `url`, its connection task spawned on the current runtime.
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let shown = redtrack::config::redact_url(url);
+    let shown = redtrack::__test::redact_url(url);
     let mut pg = tokio_postgres::Config::from_str(url)
         .unwrap_or_else(|e| panic!("REDTRACK_WAREHOUSE_URL {shown} is not a PostgreSQL URL: {e}"));
     pg.connect_timeout(CONNECT_TIMEOUT);

@@ -137,6 +137,7 @@ async fn trimmed_records_are_reported_as_data_loss() {
             shard_id,
             after,
             first_available,
+            ..
         }) => {
             assert_eq!(s, stream);
             assert_eq!(shard_id, shard.shard_id);

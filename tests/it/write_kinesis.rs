@@ -209,7 +209,7 @@ async fn bad_events_fail_at_the_call_site_and_try_write_fails_when_full() {
     };
     assert!(matches!(
         client.try_write(&fourth).await,
-        Err(Error::BufferFull { capacity: 3 })
+        Err(Error::BufferFull { capacity: 3, .. })
     ));
     // A waiting `write` gets in once flush frees the buffer.
     let waiting = {
@@ -328,6 +328,7 @@ async fn a_write_to_a_missing_stream_says_to_create_it() {
             code,
             message,
             retryable,
+            ..
         } => {
             assert_eq!(*operation, "PutRecords");
             assert_eq!(stream, &env.stream_name("keyed_events"));

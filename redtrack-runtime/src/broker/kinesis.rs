@@ -7,6 +7,7 @@
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
+use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
@@ -16,9 +17,11 @@ use super::{
     Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo, ShardReader,
     StartingPosition, StoredRecord, MAX_RECORDS_PER_GET,
 };
+use crate::aws::{sdk_failure, Aws};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::retry::{is_retryable_code, Backoff};
+use crate::error::{code, Error, Result};
+use crate::retry::Backoff;
+use crate::schema::limits::MAX_SHARDS_PER_LIST;
 
 /// How long [`KinesisBroker::create_stream`] and [`KinesisBroker::split_shards`] wait for the
 /// stream to become ACTIVE.
@@ -29,13 +32,14 @@ const ACTIVE_POLL: Duration = Duration::from_millis(100);
 
 /// How long one PutRecords, GetShardIterator or GetRecords attempt may take, unless the SDK
 /// configuration sets an operation attempt timeout of its own.
-pub const DATA_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DATA_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shards per ListShards page by default (Kinesis allows 1 to 10,000).
-pub const LIST_SHARDS_PAGE: i32 = 1000;
+pub(crate) const LIST_SHARDS_PAGE: i32 = 1000;
 
-/// How many times one `next_batch` retries a throttled or failed GetRecords call.
-const GET_RECORDS_ATTEMPTS: u32 = 10;
+/// How many times one GetRecords (in `next_batch`) or GetShardIterator call is made, at most,
+/// when it is throttled or fails transiently (on the client without the SDK's retries).
+const DATA_ATTEMPTS: u32 = 10;
 
 /// How many empty GetRecords responses `next_batch` skips while Kinesis says the reader is still
 /// behind the tip (an iterator may walk over empty stretches of a shard).
@@ -57,9 +61,14 @@ pub struct KinesisBroker {
 impl KinesisBroker {
     /// A broker with the SDK configuration from `config` (or the standard AWS environment).
     pub async fn new(config: &Config) -> Result<KinesisBroker> {
-        let sdk = crate::aws::sdk_config(config).await;
+        KinesisBroker::with_aws(config, &Aws::default()).await
+    }
+
+    /// A broker on the SDK configuration `aws` shares with the other parts of a loader.
+    pub(crate) async fn with_aws(config: &Config, aws: &Aws) -> Result<KinesisBroker> {
+        let sdk = aws.sdk(config).await;
         Ok(KinesisBroker::from_client(aws_sdk_kinesis::Client::new(
-            &sdk,
+            sdk,
         )))
     }
 
@@ -97,10 +106,11 @@ impl KinesisBroker {
         }
     }
 
-    /// Asks ListShards for pages of `n` shards (clamped to 1..=10,000; default
-    /// [`LIST_SHARDS_PAGE`]). [`Broker::list_shards`] always returns every page.
+    /// Asks ListShards for pages of `n` shards (clamped to 1..=10,000; default 1,000).
+    /// [`Broker::list_shards`] always returns every page.
+    #[must_use]
     pub fn with_list_shards_page(mut self, n: i32) -> KinesisBroker {
-        self.list_page = n.clamp(1, 10_000);
+        self.list_page = n.clamp(1, MAX_SHARDS_PER_LIST);
         self
     }
 
@@ -145,7 +155,7 @@ impl KinesisBroker {
                     return Err(broker_error(
                         "DescribeStreamSummary",
                         stream,
-                        "Timeout",
+                        code::TIMEOUT,
                         &format!("the stream is not ACTIVE after {ACTIVE_TIMEOUT:?}"),
                         true,
                     ))
@@ -190,7 +200,7 @@ impl KinesisBroker {
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(seq.as_str()),
         };
-        let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);
+        let mut backoff = Backoff::new(DATA_ATTEMPTS);
         loop {
             match req.clone().send().await {
                 Ok(out) => return Ok(out.shard_iterator().map(str::to_owned)),
@@ -250,7 +260,7 @@ impl Broker for KinesisBroker {
                     broker_error(
                         "ListShards",
                         stream,
-                        "InvalidHashKey",
+                        code::INVALID_HASH_KEY,
                         &format!("shard {} has hash key `{s}`", shard.shard_id()),
                         false,
                     )
@@ -288,7 +298,15 @@ impl Broker for KinesisBroker {
                     .partition_key(r.partition_key.clone())
                     .data(Blob::new(r.data.to_vec()))
                     .build()
-                    .map_err(|e| Error::Config(format!("PutRecords entry: {e}")))
+                    .map_err(|e| {
+                        broker_error(
+                            "PutRecords",
+                            stream,
+                            code::CONSTRUCTION_FAILURE,
+                            &e.to_string(),
+                            false,
+                        )
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         let out = self
@@ -303,7 +321,7 @@ impl Broker for KinesisBroker {
             return Err(broker_error(
                 "PutRecords",
                 stream,
-                "InvalidResponse",
+                code::INVALID_RESPONSE,
                 &format!(
                     "{} results for {} records; the outcome of each is unknown",
                     out.records().len(),
@@ -320,8 +338,8 @@ impl Broker for KinesisBroker {
                     shard_id: r.shard_id().unwrap_or_default().to_owned(),
                     sequence_number: seq.into(),
                 },
-                (code, _) => PutOutcome::Failed {
-                    code: code.unwrap_or("InvalidResponse").to_owned(),
+                (failed, _) => PutOutcome::Failed {
+                    code: failed.unwrap_or(code::INVALID_RESPONSE).to_owned(),
                     message: r
                         .error_message()
                         .unwrap_or("no sequence number in the response")
@@ -369,6 +387,9 @@ impl Broker for KinesisBroker {
 }
 
 /// Every shard of the stream (ListShards, all pages; closed shards in retention included).
+///
+/// On the SDK-retrying client and without a loop of its own: ListShards is a control-plane call,
+/// whose throttling (`LimitExceededException`) the SDK's standard retries already handle.
 async fn list_shards_raw(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
@@ -376,28 +397,20 @@ async fn list_shards_raw(
 ) -> Result<Vec<aws_sdk_kinesis::types::Shard>> {
     let mut shards = Vec::new();
     let mut token: Option<String> = None;
-    let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);
     loop {
         // With a NextToken, ListShards must not name the stream.
         let req = match &token {
             Some(t) => client.list_shards().next_token(t).max_results(page),
             None => client.list_shards().stream_name(stream).max_results(page),
         };
-        match req.send().await {
-            Ok(out) => {
-                shards.extend(out.shards().iter().cloned());
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                    _ => return Ok(shards),
-                }
-            }
-            Err(e) => {
-                let err = sdk_error("ListShards", stream, e);
-                match backoff.next_delay() {
-                    Some(d) if err.is_retryable() => tokio::time::sleep(d).await,
-                    _ => return Err(err),
-                }
-            }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListShards", stream, e))?;
+        shards.extend(out.shards().iter().cloned());
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => return Ok(shards),
         }
     }
 }
@@ -424,7 +437,7 @@ impl ShardReader for KinesisReader {
 
     async fn next_batch(&mut self, limit: usize) -> Result<ReadBatch> {
         let limit = i32::try_from(limit.clamp(1, MAX_RECORDS_PER_GET)).unwrap_or(1);
-        let mut backoff = Backoff::new(GET_RECORDS_ATTEMPTS);
+        let mut backoff = Backoff::new(DATA_ATTEMPTS);
         let mut empty_skips = 0;
         loop {
             let Some(iterator) = self.iterator.clone() else {
@@ -514,59 +527,32 @@ fn broker_error(
     message: &str,
     retryable: bool,
 ) -> Error {
-    Error::Broker {
-        operation,
-        stream: stream.to_owned(),
-        code: code.to_owned(),
-        message: message.to_owned(),
-        retryable,
-    }
+    Error::broker(operation, stream, code, message, retryable)
 }
 
-/// Maps an SDK error to [`Error::Broker`] with the Kinesis error code and whether a retry may
-/// succeed. Timeouts and dispatch failures are retryable, but ambiguous: the call may have
-/// taken effect.
-fn sdk_error<E, R>(operation: &'static str, stream: &str, e: SdkError<E, R>) -> Error
+/// Maps an SDK error to [`Error::Broker`] with the Kinesis error code, whether a retry may
+/// succeed (from the code), and the SDK error as its source. Timeouts and dispatch failures are
+/// retryable, but ambiguous: the call may have taken effect.
+fn sdk_error<E>(operation: &'static str, stream: &str, e: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
 {
-    let (code, retryable) = match &e {
-        SdkError::ServiceError(s) => {
-            let code = s.err().code().unwrap_or("Unknown").to_owned();
-            let retryable = is_retryable_code(&code);
-            (code, retryable)
-        }
-        SdkError::TimeoutError(_) => ("Timeout".to_owned(), true),
-        SdkError::DispatchFailure(d) => ("DispatchFailure".to_owned(), !d.is_user()),
-        SdkError::ResponseError(_) => ("ResponseError".to_owned(), true),
-        SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_owned(), false),
-        _ => ("Unknown".to_owned(), false),
-    };
-    let message = match &e {
-        SdkError::ServiceError(s) if code == "ResourceNotFoundException" => format!(
+    let failure = sdk_failure(e);
+    let message = if failure.code == "ResourceNotFoundException" {
+        format!(
             "{} (create the stream first: `Client::create_stream::<E>(shards)` or `redtrack \
              setup --shards N`)",
-            s.err().message().unwrap_or("no message")
-        ),
-        SdkError::ServiceError(s) => s.err().message().unwrap_or("no message").to_owned(),
-        other => {
-            // The full chain: "dispatch failure: io error: connection refused".
-            let mut msg = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            msg
-        }
+            failure.message
+        )
+    } else {
+        failure.message
     };
     Error::Broker {
         operation,
         stream: stream.to_owned(),
-        code,
+        code: failure.code,
         message,
-        retryable,
+        retryable: failure.retryable,
+        source: Some(failure.source),
     }
 }

@@ -2,14 +2,16 @@
 //! directory of files in development. Both hand out sequence numbers, so the loader's
 //! exactly-once bookkeeping works the same on either.
 //!
-//! OWNER: issue 4 (write path) builds both brokers, write and read sides; the loader (issue 5)
-//! consumes the read side through [`Broker::list_shards`] and [`Broker::read_shard`].
+//! The [`Broker`] trait is an extension point: the client writes through any broker
+//! ([`crate::Client::with_broker`]), the loader reads through any ([`crate::Loader::with_broker`])
+//! with [`Broker::list_shards`], [`Broker::read_shard`] and the [`ShardReader`] it returns.
 
 use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::aws::Aws;
 use crate::config::{BrokerKind, Config};
 use crate::error::Result;
 
@@ -38,6 +40,7 @@ pub struct PutRecord {
 
 /// What happened to one record of a PutRecords call, in request order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PutOutcome {
     /// Stored.
     Stored {
@@ -79,6 +82,7 @@ impl ShardInfo {
 
 /// Where a shard read starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StartingPosition {
     /// The oldest record still in the stream.
     TrimHorizon,
@@ -191,6 +195,7 @@ pub trait Broker: Send + Sync {
 
 /// The broker chosen by the configuration: Kinesis, or the file broker for development.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum AnyBroker {
     /// Amazon Kinesis Data Streams.
     Kinesis(KinesisBroker),
@@ -201,8 +206,14 @@ pub enum AnyBroker {
 impl AnyBroker {
     /// The broker named by [`Config::broker`] (`REDTRACK_BROKER`).
     pub async fn from_config(config: &Config) -> Result<AnyBroker> {
+        AnyBroker::with_aws(config, &Aws::default()).await
+    }
+
+    /// The broker of `config`, on the SDK configuration `aws` shares with the other parts of a
+    /// loader.
+    pub(crate) async fn with_aws(config: &Config, aws: &Aws) -> Result<AnyBroker> {
         Ok(match config.broker() {
-            BrokerKind::Kinesis => AnyBroker::Kinesis(KinesisBroker::new(config).await?),
+            BrokerKind::Kinesis => AnyBroker::Kinesis(KinesisBroker::with_aws(config, aws).await?),
             BrokerKind::File(dir) => AnyBroker::File(FileBroker::new(dir.clone())?),
         })
     }
@@ -210,6 +221,7 @@ impl AnyBroker {
 
 /// The shard reader of an [`AnyBroker`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum AnyReader {
     /// Reads a Kinesis shard.
     Kinesis(KinesisReader),

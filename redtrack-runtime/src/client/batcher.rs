@@ -23,11 +23,11 @@ use crate::broker::aggregate::{Aggregator, DEFAULT_AGGREGATE_MAX_BYTES};
 use crate::broker::{
     Broker, PutOutcome, PutRecord, MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT, MAX_RECORD_BYTES,
 };
-use crate::error::{Error, Result};
+use crate::error::{code, Error, Result, Source};
 use crate::retry::{is_retryable_code, Backoff};
 
 /// At most this many PutRecords calls (with their retries) are under way at once per client.
-pub const MAX_IN_FLIGHT_CALLS: usize = 16;
+pub(crate) const MAX_IN_FLIGHT_CALLS: usize = 16;
 
 /// One accepted record waiting for its acknowledgement.
 #[derive(Debug)]
@@ -374,7 +374,7 @@ async fn send_call<B: Broker>(
                             counters
                                 .events_failed
                                 .fetch_add(unit.waiters.len() as u64, Ordering::Relaxed);
-                            let f = Failure::new(&stream, code, message, false);
+                            let f = Failure::refused(&stream, code, message, false);
                             unit.answer(|| Err(f.error(1)));
                         }
                     }
@@ -382,7 +382,7 @@ async fn send_call<B: Broker>(
                 units = retry;
                 match last {
                     None => return (tag, stream, total),
-                    Some((code, message)) => Failure::new(&stream, code, message, true),
+                    Some((code, message)) => Failure::refused(&stream, code, message, true),
                 }
             }
             Err(e) => Failure::from_error(&stream, e),
@@ -428,30 +428,51 @@ async fn send_call<B: Broker>(
     }
 }
 
-/// A failure to hand to many writers (the error type is not `Clone`).
+/// A failure to hand to many writers: each gets its own [`Error::Broker`], sharing the cause.
 #[derive(Debug)]
 struct Failure {
     stream: String,
     code: String,
     message: String,
     retryable: bool,
+    source: Option<Source>,
 }
 
 impl Failure {
-    fn new(stream: &str, code: String, message: String, retryable: bool) -> Failure {
+    /// A record Kinesis refused with `code` (no cause beyond the code and message).
+    fn refused(stream: &str, code: String, message: String, retryable: bool) -> Failure {
         Failure {
             stream: stream.to_owned(),
             code,
             message,
             retryable,
+            source: None,
         }
     }
 
+    /// A whole call that failed with `e`.
     fn from_error(stream: &str, e: Error) -> Failure {
         let retryable = e.is_retryable();
         match e {
-            Error::Broker { code, message, .. } => Failure::new(stream, code, message, retryable),
-            other => Failure::new(stream, "io".into(), other.to_string(), retryable),
+            Error::Broker {
+                code,
+                message,
+                source,
+                ..
+            } => Failure {
+                stream: stream.to_owned(),
+                code,
+                message,
+                retryable,
+                source,
+            },
+            other => Failure {
+                stream: stream.to_owned(),
+                code: other.code().unwrap_or(code::UNKNOWN).to_owned(),
+                message: other.to_string(),
+                retryable,
+                source: Some(Arc::new(other)),
+            },
         }
     }
 
@@ -466,6 +487,7 @@ impl Failure {
                 self.message.clone()
             },
             retryable: self.retryable,
+            source: self.source.clone(),
         }
     }
 }

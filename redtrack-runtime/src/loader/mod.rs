@@ -35,6 +35,7 @@ pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, ShardStatus};
 pub(crate) use checkpoint::kinesis_loads_ddl;
 use rejects::load_rejects_ddl;
 
+use crate::aws::Aws;
 use crate::broker::{AnyBroker, Broker};
 use crate::config::Config;
 use crate::error::Result;
@@ -67,10 +68,14 @@ pub struct Loader<B: Broker = AnyBroker, S: Stage = AnyStage, W: Warehouse = Any
 }
 
 impl Loader<AnyBroker> {
-    /// Connects to the broker, the stage and the warehouse named by `config`.
+    /// Connects to the broker, the stage and the warehouse named by `config`. The three share
+    /// one AWS SDK configuration (loaded once, credentials cached).
     pub async fn new(config: Config) -> Result<Loader> {
-        let broker = AnyBroker::from_config(&config).await?;
-        Loader::with_broker(config, broker).await
+        let aws = Aws::default();
+        let broker = AnyBroker::with_aws(&config, &aws).await?;
+        let stage = AnyStage::with_aws(&config, &aws).await?;
+        let warehouse = AnyWarehouse::with_aws(&config, &aws)?;
+        Loader::with_parts(config, broker, stage, warehouse)
     }
 }
 
@@ -78,8 +83,9 @@ impl<B: Broker> Loader<B> {
     /// A loader reading from `broker` (a broker of your own, or one wrapped for tests); stage
     /// and warehouse from `config`.
     pub async fn with_broker(config: Config, broker: B) -> Result<Loader<B>> {
-        let stage = AnyStage::from_config(&config).await?;
-        let warehouse = AnyWarehouse::from_config(&config).await?;
+        let aws = Aws::default();
+        let stage = AnyStage::with_aws(&config, &aws).await?;
+        let warehouse = AnyWarehouse::with_aws(&config, &aws)?;
         Loader::with_parts(config, broker, stage, warehouse)
     }
 }
@@ -89,7 +95,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] if the warehouse cannot COPY from this stage (Redshift reads only S3).
+    /// [`Error::Config`](crate::Error::Config) if the warehouse cannot COPY from this stage (Redshift reads only S3).
     pub fn with_parts(config: Config, broker: B, stage: S, warehouse: W) -> Result<Self> {
         warehouse.check_stage(&stage)?;
         Ok(Loader {

@@ -383,12 +383,13 @@ fn one_line(b: &[u8]) -> Cow<'_, [u8]> {
 }
 
 /// Maps a stager thread's panic or I/O failure to an error naming the staging directory.
-pub(crate) fn staging_failed(dir: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Stage {
-        location: dir.display().to_string(),
-        message: format!("writing staged files: {e}"),
-        retryable: false,
-    }
+pub(crate) fn staging_failed(dir: &Path, e: tokio::task::JoinError) -> Error {
+    Error::stage(
+        dir.display().to_string(),
+        format!("writing staged files: {e}"),
+        false,
+    )
+    .with_source(e)
 }
 
 #[cfg(test)]
@@ -419,6 +420,25 @@ mod tests {
         assert!(event_json(b"{\"a\":", true).is_err());
         assert!(event_json(b"", true).is_err());
         assert!(event_json(b"\xff\xfe", true).is_err());
+    }
+
+    /// A staging directory that cannot be made is an error naming it.
+    #[test]
+    fn an_unwritable_staging_dir_is_named() {
+        let file = std::env::temp_dir().join(format!("redtrack-file-{}", rand::random::<u64>()));
+        std::fs::write(&file, b"not a directory").unwrap();
+        let dir = file.join("load-1");
+        let (tx, rx) = mpsc::channel(1);
+        drop(tx);
+        let source = Source {
+            stream: "s".into(),
+            shard_ids: Vec::new(),
+            envelopes: true,
+        };
+        let e = run_stager(rx, &dir, 1, &source).unwrap_err();
+        assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+        std::fs::remove_file(file).unwrap();
     }
 
     #[test]

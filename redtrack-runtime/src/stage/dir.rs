@@ -37,11 +37,7 @@ impl DirStage {
     }
 
     fn err(&self, key: &str, e: std::io::Error) -> Error {
-        Error::Stage {
-            location: self.path(key).display().to_string(),
-            message: e.to_string(),
-            retryable: false,
-        }
+        Error::stage(self.path(key).display().to_string(), e.to_string(), false).with_source(e)
     }
 
     async fn parent_dir(&self, key: &str) -> Result<PathBuf> {

@@ -72,20 +72,12 @@ impl GzipLines {
 
     /// Reads and decompresses the next block into `carry`.
     async fn fill(&mut self) -> Result<()> {
-        let n = self
-            .reader
-            .read(&mut self.raw)
-            .await
-            .map_err(|e| Error::Stage {
-                location: self.location.clone(),
-                message: format!("reading: {e}"),
-                retryable: true,
-            })?;
+        let n = self.reader.read(&mut self.raw).await.map_err(|e| {
+            Error::stage(&self.location, format!("reading: {e}"), true).with_source(e)
+        })?;
         let location = &self.location;
-        let bad_gzip = |e: std::io::Error| Error::Stage {
-            location: location.clone(),
-            message: format!("not valid gzip: {e}"),
-            retryable: false,
+        let bad_gzip = |e: std::io::Error| {
+            Error::stage(location, format!("not valid gzip: {e}"), false).with_source(e)
         };
         if n == 0 {
             self.decoder.try_finish().map_err(bad_gzip)?;

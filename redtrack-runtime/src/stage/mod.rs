@@ -5,8 +5,6 @@
 //! one from the [`Config`].
 //!
 //! Keys are relative to the stage's root (the bucket's prefix or the directory) and use `/`.
-//!
-//! OWNER: issue 5.
 
 mod dir;
 mod lines;
@@ -23,6 +21,7 @@ pub use dir::DirStage;
 pub(crate) use lines::GzipLines;
 pub use s3::S3Stage;
 
+use crate::aws::Aws;
 use crate::config::{Config, StageLocation};
 use crate::error::{Error, Result};
 
@@ -58,6 +57,7 @@ pub trait Stage: Send + Sync {
 
 /// The stage the configuration names.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum AnyStage {
     /// An S3 bucket and prefix.
     S3(S3Stage),
@@ -68,9 +68,15 @@ pub enum AnyStage {
 impl AnyStage {
     /// Builds the stage `config` names (`REDTRACK_STAGE`); an error if there is none.
     pub async fn from_config(config: &Config) -> Result<AnyStage> {
+        AnyStage::with_aws(config, &Aws::default()).await
+    }
+
+    /// The stage of `config`, on the SDK configuration `aws` shares with the other parts of a
+    /// loader.
+    pub(crate) async fn with_aws(config: &Config, aws: &Aws) -> Result<AnyStage> {
         match config.stage() {
             Some(StageLocation::S3 { bucket, prefix }) => Ok(AnyStage::S3(
-                S3Stage::new(config, bucket.clone(), prefix.clone()).await,
+                S3Stage::with_aws(config, aws, bucket.clone(), prefix.clone()).await,
             )),
             Some(StageLocation::Dir(dir)) => Ok(AnyStage::Dir(DirStage::new(dir.clone())?)),
             None => Err(Error::Config(
@@ -125,25 +131,26 @@ impl Stage for AnyStage {
     }
 }
 
-/// A COPY manifest: `{"entries":[{"url":...,"mandatory":true}]}`.
+/// A COPY manifest: `{"entries":[{"url":...,"mandatory":true}]}` (page
+/// `loading-data-files-using-manifest`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The files, each mandatory (COPY fails if one is missing rather than loading less).
-    pub entries: Vec<ManifestEntry>,
+    entries: Vec<ManifestEntry>,
 }
 
 /// One file of a [`Manifest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestEntry {
+struct ManifestEntry {
     /// The file's URL.
-    pub url: String,
+    url: String,
     /// Always `true`.
-    pub mandatory: bool,
+    mandatory: bool,
 }
 
 impl Manifest {
     /// A manifest of `urls`, every entry mandatory.
-    pub fn new(urls: impl IntoIterator<Item = String>) -> Manifest {
+    pub(crate) fn new(urls: impl IntoIterator<Item = String>) -> Manifest {
         Manifest {
             entries: urls
                 .into_iter()
@@ -156,14 +163,20 @@ impl Manifest {
     }
 
     /// The manifest as JSON bytes.
-    pub fn to_bytes(&self) -> Bytes {
+    pub(crate) fn to_bytes(&self) -> Bytes {
         // Serializing strings and bools cannot fail.
         Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 }
 
 /// The folder of one load: `redtrack/<cluster>/<database>/<table>/<yyyymmdd>/load-<id>`.
-pub fn load_folder(cluster: &str, database: &str, table: &str, day: &str, load_id: &str) -> String {
+pub(crate) fn load_folder(
+    cluster: &str,
+    database: &str,
+    table: &str,
+    day: &str,
+    load_id: &str,
+) -> String {
     format!("redtrack/{cluster}/{database}/{table}/{day}/load-{load_id}")
 }
 

@@ -5,7 +5,11 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
 use super::{join_key, Stage, StagedReader};
+use crate::aws::{sdk_failure, Aws};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -23,10 +27,20 @@ impl S3Stage {
     /// loopback) requests are path-style (`http://host:port/bucket/key`); against AWS they are
     /// virtual-hosted, as AWS recommends.
     pub async fn new(config: &Config, bucket: String, prefix: String) -> S3Stage {
-        let sdk = crate::aws::sdk_config(config).await;
+        S3Stage::with_aws(config, &Aws::default(), bucket, prefix).await
+    }
+
+    /// A stage on the SDK configuration `aws` shares with the other parts of a loader.
+    pub(crate) async fn with_aws(
+        config: &Config,
+        aws: &Aws,
+        bucket: String,
+        prefix: String,
+    ) -> S3Stage {
+        let sdk = aws.sdk(config).await;
         let overridden = sdk.endpoint_url().is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        let s3 = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(overridden)
             .build();
         S3Stage {
@@ -50,27 +64,20 @@ impl S3Stage {
         join_key(&self.prefix, key)
     }
 
-    fn err(&self, key: &str, what: &str, e: impl std::fmt::Display) -> Error {
-        let text = e.to_string();
+    /// The [`Error::Stage`] of a failed S3 call on `key`: retryable by the error's code (or HTTP
+    /// status), never by its text; the SDK error is its source.
+    fn sdk_err<E>(&self, key: &str, what: &str, e: SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let failure = sdk_failure(e);
         Error::Stage {
             location: self.url(key),
-            message: format!("{what}: {text}"),
-            // Timeouts, dispatch failures and 5xx/throttling are worth another try.
-            retryable: !text.contains("NoSuchBucket") && !text.contains("AccessDenied"),
+            message: format!("{what}: {}: {}", failure.code, failure.message),
+            retryable: failure.retryable,
+            source: Some(failure.source),
         }
     }
-}
-
-/// The full error chain of an SDK error (its `Display` alone says only "service error").
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }
 
 impl Stage for S3Stage {
@@ -79,9 +86,14 @@ impl Stage for S3Stage {
     }
 
     async fn put_file(&self, key: &str, path: &Path) -> Result<()> {
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| self.err(key, "reading the local file", e))?;
+        let body = ByteStream::from_path(path).await.map_err(|e| {
+            Error::stage(
+                self.url(key),
+                format!("reading the local file {}: {e}", path.display()),
+                false,
+            )
+            .with_source(e)
+        })?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -89,7 +101,7 @@ impl Stage for S3Stage {
             .body(body)
             .send()
             .await
-            .map_err(|e| self.err(key, "PutObject", chain(&e)))?;
+            .map_err(|e| self.sdk_err(key, "PutObject", e))?;
         Ok(())
     }
 
@@ -101,7 +113,7 @@ impl Stage for S3Stage {
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| self.err(key, "PutObject", chain(&e)))?;
+            .map_err(|e| self.sdk_err(key, "PutObject", e))?;
         Ok(())
     }
 
@@ -113,7 +125,7 @@ impl Stage for S3Stage {
             .key(self.object_key(key))
             .send()
             .await
-            .map_err(|e| self.err(key, "GetObject", chain(&e)))?;
+            .map_err(|e| self.sdk_err(key, "GetObject", e))?;
         Ok(Box::pin(out.body.into_async_read()))
     }
 
@@ -135,7 +147,7 @@ impl Stage for S3Stage {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| self.err(prefix, "ListObjectsV2", chain(&e)))?;
+                .map_err(|e| self.sdk_err(prefix, "ListObjectsV2", e))?;
             for obj in out.contents() {
                 if let Some(k) = obj.key() {
                     keys.push(k.strip_prefix(&strip).unwrap_or(k).to_owned());

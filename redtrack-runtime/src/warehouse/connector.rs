@@ -11,13 +11,16 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct Connector {
     config: tokio_postgres::Config,
-    redacted: String,
+    /// Where it connects, without the password: `postgres://user@host:port/db`.
+    target: String,
 }
 
 impl std::fmt::Debug for Connector {
+    /// The parsed configuration, whose own `Debug` shows a password only as `_`, whatever form
+    /// the URL gave it in.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connector")
-            .field("url", &self.redacted)
+            .field("config", &self.config)
             .finish()
     }
 }
@@ -25,25 +28,22 @@ impl std::fmt::Debug for Connector {
 impl Connector {
     /// Parses a `postgres://` URL (or a key=value connection string).
     pub fn new(url: &str) -> Result<Connector> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| Error::Warehouse {
-            message: format!(
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            Error::warehouse(format!(
                 "REDTRACK_WAREHOUSE_URL `{}` is not a valid connection URL",
                 redact_url(url)
-            ),
-            source: Some(e),
+            ))
+            .with_source(e)
         })?;
         Ok(Connector {
+            target: target(&config),
             config,
-            redacted: redact_url(url),
         })
     }
 
     /// A new connection; its I/O runs on a spawned task until the client is dropped.
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let fail = |e| Error::Warehouse {
-            message: format!("connecting to {}", self.redacted),
-            source: Some(e),
-        };
+        let fail = |e| Error::warehouse(format!("connecting to {}", self.target)).with_source(e);
         if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
             let (client, conn) = self
                 .config
@@ -108,8 +108,44 @@ pub(crate) fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
         }
         None => format!("{what}: {e}"),
     };
-    Error::Warehouse {
-        message,
-        source: Some(e),
+    Error::warehouse(message).with_source(e)
+}
+
+/// `postgres://user@host:port/db` of a parsed configuration: where it connects, never the password.
+fn target(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+        })
+        .collect();
+    format!(
+        "postgres://{}@{}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A password never shows in `Debug` or in the connection target, in either URL form.
+    #[test]
+    fn the_password_stays_out_of_debug() {
+        for url in [
+            "postgres://user:s3cret-pw@db.example:5439/dev?sslmode=require",
+            "host=db.example port=5439 user=user password=s3cret-pw dbname=dev",
+        ] {
+            let c = Connector::new(url).unwrap();
+            let shown = format!("{c:?} {}", c.target);
+            assert!(!shown.contains("s3cret-pw"), "{shown}");
+            assert_eq!(c.target, "postgres://user@db.example:5439/dev");
+        }
     }
 }

@@ -4,8 +4,6 @@
 //! `loader::checkpoint`) is written once against a [`tokio_postgres::Transaction`]; a
 //! [`Warehouse`] supplies what differs: how files are copied in, how many slices there are,
 //! and the DDL dialect.
-//!
-//! OWNER: issue 5.
 
 mod connector;
 pub mod postgres;
@@ -20,6 +18,7 @@ pub use self::redshift::RedshiftWarehouse;
 pub use crate::error::RejectedRow;
 pub use crate::schema::{quote_ident, KINESIS_LOADS, LOAD_REJECTS};
 
+use crate::aws::Aws;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::schema::{Dialect, TableSchema};
@@ -110,6 +109,7 @@ pub trait Warehouse: Send + Sync {
 
 /// The warehouse the configuration names (`REDTRACK_WAREHOUSE_DIALECT`).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum AnyWarehouse {
     /// Amazon Redshift.
     Redshift(RedshiftWarehouse),
@@ -120,6 +120,12 @@ pub enum AnyWarehouse {
 impl AnyWarehouse {
     /// Builds the warehouse of `config`; an error without `REDTRACK_WAREHOUSE_URL`.
     pub async fn from_config(config: &Config) -> Result<AnyWarehouse> {
+        AnyWarehouse::with_aws(config, &Aws::default())
+    }
+
+    /// The warehouse of `config`; its COPY credentials (Redshift without an IAM role) come from
+    /// the SDK configuration `aws` shares with the other parts of a loader.
+    pub(crate) fn with_aws(config: &Config, aws: &Aws) -> Result<AnyWarehouse> {
         let url = config.warehouse_url.clone().ok_or_else(|| {
             Error::Config(
                 "the loader needs REDTRACK_WAREHOUSE_URL (postgres://user:pass@host:port/db)"
@@ -128,7 +134,9 @@ impl AnyWarehouse {
         })?;
         let conn = Connector::new(&url)?;
         Ok(match config.dialect() {
-            Dialect::Redshift => AnyWarehouse::Redshift(RedshiftWarehouse::new(conn, config)),
+            Dialect::Redshift => {
+                AnyWarehouse::Redshift(RedshiftWarehouse::with_aws(conn, config, aws))
+            }
             Dialect::Postgres => AnyWarehouse::Postgres(PostgresWarehouse::new(conn)),
         })
     }

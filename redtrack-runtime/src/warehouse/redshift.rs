@@ -7,6 +7,7 @@ use aws_sdk_s3::config::ProvideCredentials;
 use super::{
     column, db_error, quote_ident, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
+use crate::aws::Aws;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hooks::{pause_at, Phase};
@@ -34,8 +35,9 @@ pub(crate) const LOAD_ERRORS_SQL: &str = "SELECT TRIM(file_name), line_number, T
 enum Auth {
     /// `IAM_ROLE '<arn>'`.
     Role(String),
-    /// The AWS credentials of the loader's environment.
-    Credentials(Box<Config>),
+    /// The AWS credentials of the loader's environment: the SDK configuration the loader's
+    /// other parts share (loaded from `config` on first use), whose provider caches them.
+    Credentials { aws: Aws, config: Box<Config> },
 }
 
 /// Amazon Redshift.
@@ -49,7 +51,7 @@ impl std::fmt::Debug for RedshiftWarehouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let auth = match &self.auth {
             Auth::Role(arn) => arn.as_str(),
-            Auth::Credentials(_) => "<credentials>",
+            Auth::Credentials { .. } => "<credentials>",
         };
         f.debug_struct("RedshiftWarehouse")
             .field("connector", &self.connector)
@@ -106,9 +108,18 @@ impl RedshiftWarehouse {
     /// A Redshift warehouse reached through `connector`; COPY uses `config`'s IAM role, or else
     /// its AWS credentials.
     pub fn new(connector: Connector, config: &Config) -> RedshiftWarehouse {
+        RedshiftWarehouse::with_aws(connector, config, &Aws::default())
+    }
+
+    /// A Redshift warehouse whose COPY credentials come from the SDK configuration `aws`
+    /// shares with the other parts of a loader.
+    pub(crate) fn with_aws(connector: Connector, config: &Config, aws: &Aws) -> RedshiftWarehouse {
         let auth = match &config.copy_iam_role {
             Some(arn) => Auth::Role(arn.clone()),
-            None => Auth::Credentials(Box::new(config.clone())),
+            None => Auth::Credentials {
+                aws: aws.clone(),
+                config: Box::new(config.clone()),
+            },
         };
         RedshiftWarehouse { connector, auth }
     }
@@ -116,18 +127,20 @@ impl RedshiftWarehouse {
     async fn authorization(&self) -> Result<String> {
         match &self.auth {
             Auth::Role(arn) => iam_role_clause(arn),
-            Auth::Credentials(config) => {
-                let sdk = crate::aws::sdk_config(config).await;
+            Auth::Credentials { aws, config } => {
+                let sdk = aws.sdk(config).await;
                 let provider = sdk.credentials_provider().ok_or_else(|| {
                     Error::Config(
                         "COPY needs REDTRACK_COPY_IAM_ROLE or AWS credentials, and neither is set"
                             .into(),
                     )
                 })?;
-                let creds = provider
-                    .provide_credentials()
-                    .await
-                    .map_err(|e| Error::Config(format!("loading AWS credentials for COPY: {e}")))?;
+                let creds = provider.provide_credentials().await.map_err(|e| {
+                    Error::warehouse(format!(
+                        "loading AWS credentials for COPY: {e} (or set REDTRACK_COPY_IAM_ROLE)"
+                    ))
+                    .with_source(e)
+                })?;
                 credentials_clause(
                     creds.access_key_id(),
                     creds.secret_access_key(),

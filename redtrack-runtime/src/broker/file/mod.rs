@@ -38,7 +38,7 @@ use super::{
     Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo, ShardReader,
     StartingPosition, MAX_RECORDS_PER_GET,
 };
-use crate::error::{Error, Result};
+use crate::error::{code, Error, Result};
 use line::parse_line;
 use shard_file::{
     append, close_shard, closed_length, lock_stream, read_map, touch, write_map, ShardMeta,
@@ -57,7 +57,8 @@ impl FileBroker {
     /// A broker keeping its streams under `dir` (created if missing).
     pub fn new(dir: impl Into<PathBuf>) -> Result<FileBroker> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| io_error("Open", &dir.display().to_string(), e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| io_error("Open", &dir.display().to_string(), &dir, e))?;
         Ok(FileBroker {
             dir,
             maps: Arc::default(),
@@ -75,13 +76,13 @@ impl FileBroker {
             || stream == "."
             || stream == ".."
         {
-            return Err(Error::Broker {
-                operation: "Open",
-                stream: stream.to_owned(),
-                code: "ValidationException".into(),
-                message: "a stream name for the file broker may not be empty or hold `/`".into(),
-                retryable: false,
-            });
+            return Err(Error::broker(
+                "Open",
+                stream,
+                "ValidationException",
+                "a stream name for the file broker may not be empty or hold `/`",
+                false,
+            ));
         }
         Ok(self.dir.join(stream))
     }
@@ -139,6 +140,7 @@ impl FileBroker {
                         io_error(
                             "PutRecords",
                             stream,
+                            &dir,
                             std::io::Error::other("no open shard covers the partition key's hash"),
                         )
                     })?;
@@ -147,7 +149,7 @@ impl FileBroker {
             let mut again = Vec::new();
             for (shard_id, idx) in by_shard {
                 match append(&dir, shard_id, records, &idx)
-                    .map_err(|e| io_error("PutRecords", stream, e))?
+                    .map_err(|e| io_error("PutRecords", stream, &dir, e))?
                 {
                     Some(seqs) => {
                         for (i, seq) in idx.into_iter().zip(seqs) {
@@ -179,8 +181,8 @@ impl FileBroker {
 
     fn create_blocking(&self, stream: &str, shards: u32) -> Result<()> {
         let dir = self.stream_dir(stream)?;
-        fs::create_dir_all(&dir).map_err(|e| io_error("CreateStream", stream, e))?;
-        let _lock = lock_stream(&dir).map_err(|e| io_error("CreateStream", stream, e))?;
+        fs::create_dir_all(&dir).map_err(|e| io_error("CreateStream", stream, &dir, e))?;
+        let _lock = lock_stream(&dir).map_err(|e| io_error("CreateStream", stream, &dir, e))?;
         if dir.join(SHARDS_FILE).exists() {
             return Ok(());
         }
@@ -201,14 +203,14 @@ impl FileBroker {
             .collect();
         for m in &metas {
             touch(&dir.join(format!("{}.log", m.shard_id)))
-                .map_err(|e| io_error("CreateStream", stream, e))?;
+                .map_err(|e| io_error("CreateStream", stream, &dir, e))?;
         }
-        write_map(&dir, &metas).map_err(|e| io_error("CreateStream", stream, e))
+        write_map(&dir, &metas).map_err(|e| io_error("CreateStream", stream, &dir, e))
     }
 
     fn split_blocking(&self, stream: &str) -> Result<usize> {
         let dir = self.stream_dir(stream)?;
-        let _lock = lock_stream(&dir).map_err(|e| io_error("SplitShard", stream, e))?;
+        let _lock = lock_stream(&dir).map_err(|e| io_error("SplitShard", stream, &dir, e))?;
         let mut metas = read_map(&dir, stream)?;
         let open: Vec<usize> = (0..metas.len()).filter(|&i| !metas[i].closed).collect();
         let mut split = Vec::new();
@@ -229,17 +231,17 @@ impl FileBroker {
                     closed: false,
                 };
                 touch(&dir.join(format!("{}.log", child.shard_id)))
-                    .map_err(|e| io_error("SplitShard", stream, e))?;
+                    .map_err(|e| io_error("SplitShard", stream, &dir, e))?;
                 metas.push(child);
             }
             metas[i].closed = true;
             split.push(metas[i].shard_id.clone());
         }
         // New writers route to the children from here on ...
-        write_map(&dir, &metas).map_err(|e| io_error("SplitShard", stream, e))?;
+        write_map(&dir, &metas).map_err(|e| io_error("SplitShard", stream, &dir, e))?;
         // ... and writers holding the old map find each parent closed under its lock.
         for parent in &split {
-            close_shard(&dir, parent).map_err(|e| io_error("SplitShard", stream, e))?;
+            close_shard(&dir, parent).map_err(|e| io_error("SplitShard", stream, &dir, e))?;
         }
         self.maps
             .lock()
@@ -254,7 +256,7 @@ impl FileBroker {
             .into_iter()
             .map(|m| {
                 let ending = closed_length(&dir, &m.shard_id)
-                    .map_err(|e| io_error("ListShards", stream, e))?;
+                    .map_err(|e| io_error("ListShards", stream, &dir, e))?;
                 Ok(ShardInfo {
                     parent_shard_id: m.parent_shard_id,
                     adjacent_parent_shard_id: None,
@@ -307,26 +309,26 @@ impl Broker for FileBroker {
         let dir = self.stream_dir(stream)?;
         let pos = match &from {
             StartingPosition::TrimHorizon => 0,
-            StartingPosition::AfterSequenceNumber(s) => {
-                s.parse::<u64>().map_err(|_| Error::Broker {
-                    operation: "GetShardIterator",
-                    stream: stream.to_owned(),
-                    code: "InvalidArgumentException".into(),
-                    message: format!("`{s}` is not a sequence number of the file broker"),
-                    retryable: false,
-                })?
-            }
+            StartingPosition::AfterSequenceNumber(s) => s.parse::<u64>().map_err(|_| {
+                Error::broker(
+                    "GetShardIterator",
+                    stream,
+                    "InvalidArgumentException",
+                    format!("`{s}` is not a sequence number of the file broker"),
+                    false,
+                )
+            })?,
         };
         let log = dir.join(format!("{shard_id}.log"));
         let exists = tokio::fs::try_exists(&log).await.unwrap_or(false);
         if !exists {
-            return Err(Error::Broker {
-                operation: "GetShardIterator",
-                stream: stream.to_owned(),
-                code: "ResourceNotFoundException".into(),
-                message: format!("shard {shard_id} does not exist ({})", log.display()),
-                retryable: false,
-            });
+            return Err(Error::broker(
+                "GetShardIterator",
+                stream,
+                "ResourceNotFoundException",
+                format!("shard {shard_id} does not exist ({})", log.display()),
+                false,
+            ));
         }
         Ok(FileReader {
             stream: stream.to_owned(),
@@ -436,7 +438,7 @@ impl ShardReader for FileReader {
                 std::io::Error::other(format!("file broker task: {e}")),
             )
         })?
-        .map_err(|e| io_error("GetRecords", &self.stream, e))?;
+        .map_err(|e| io_error("GetRecords", &self.stream, &self.dir, e))?;
         self.pos = pos;
         Ok(batch)
     }
@@ -447,21 +449,24 @@ fn shard_id(n: usize) -> String {
 }
 
 /// The 128-bit hash key of a partition key, as Kinesis computes it (MD5, big-endian).
-pub fn hash_key(partition_key: &str) -> u128 {
+pub(crate) fn hash_key(partition_key: &str) -> u128 {
     u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
-fn io_error(operation: &'static str, stream: &str, e: std::io::Error) -> Error {
-    Error::Broker {
+/// The [`Error::Broker`] of a failed file operation of the broker under `path`.
+fn io_error(operation: &'static str, stream: &str, path: &Path, e: std::io::Error) -> Error {
+    let retryable = matches!(
+        e.kind(),
+        std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+    );
+    Error::broker(
         operation,
-        stream: stream.to_owned(),
-        code: "io".into(),
-        message: e.to_string(),
-        retryable: matches!(
-            e.kind(),
-            std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
-        ),
-    }
+        stream,
+        code::IO,
+        format!("{}: {e}", path.display()),
+        retryable,
+    )
+    .with_source(e)
 }
 
 #[cfg(test)]

@@ -140,28 +140,26 @@ pub(super) fn read_map(dir: &Path, stream: &str) -> Result<Vec<ShardMeta>> {
     let path = dir.join(SHARDS_FILE);
     let text = fs::read(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Broker {
-                operation: "ListShards",
-                stream: stream.to_owned(),
-                code: "ResourceNotFoundException".into(),
-                message: format!(
+            Error::broker(
+                "ListShards",
+                stream,
+                "ResourceNotFoundException",
+                format!(
                     "no stream at {}; create it first (client.create_stream)",
                     dir.display()
                 ),
-                retryable: false,
-            }
+                false,
+            )
         } else {
-            io_error("ListShards", stream, e)
+            io_error("ListShards", stream, &path, e)
         }
     })?;
     serde_json::from_slice(&text).map_err(|e| {
         io_error(
             "ListShards",
             stream,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            ),
+            &path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         )
     })
 }

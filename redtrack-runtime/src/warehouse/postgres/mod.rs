@@ -5,9 +5,9 @@
 //! keys are ignored. A COPY tries three paths, each only if the one before refused a row:
 //!
 //! 1. **direct**: every staged line streamed into `COPY <table> FROM STDIN` as a row of the table
-//!    ([`rows`]);
+//!    (`rows`);
 //! 2. **bulk**: the raw lines into a temporary table, then one `INSERT ... SELECT` of each
-//!    column's key ([`sql`]);
+//!    column's key (`sql`);
 //! 3. **row by row**: a PL/pgSQL function inserts each line on its own, so each bad row is
 //!    rejected with its reason and column (MAXERROR) and the rest load.
 
