@@ -5,7 +5,7 @@ pub use crate::encode::value::{
     TimestampTzValue, TimestampValue,
 };
 pub use crate::encode::write::{
-    encode_atomic, write_bool, write_char, write_date, write_decimal, write_float, write_int,
+    encode_or_rollback, write_bool, write_char, write_date, write_decimal, write_float, write_int,
     write_null, write_super, write_super_not_null, write_time, write_timestamp, write_timestamptz,
     write_varchar,
 };

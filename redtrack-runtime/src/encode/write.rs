@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 /// Runs `encode` on `buf`; on error truncates `buf` back to its length before the call.
 #[inline(always)]
-pub fn encode_atomic<F>(buf: &mut Vec<u8>, encode: F) -> Result<(), EncodeError>
+pub fn encode_or_rollback<F>(buf: &mut Vec<u8>, encode: F) -> Result<(), EncodeError>
 where
     F: FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
 {
