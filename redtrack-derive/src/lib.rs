@@ -5,6 +5,10 @@
 //! every error, each spanned at the offending tokens) and builds the table model, and `expand`
 //! generates the trait impl, inherent items of the same names, the schema and the encoder. When
 //! validation fails, a stub impl is still emitted so users see the real errors, not a cascade.
+//!
+//! What a Redshift type, an identifier, an encoding or a limit is comes from `redtrack-schema`,
+//! the crate the runtime renders and loads with, so the macro checks exactly what the runtime
+//! does.
 #![forbid(unsafe_code)]
 
 mod ast;

@@ -36,7 +36,11 @@ pub enum StageLocation {
 }
 
 impl StageLocation {
-    /// Parses `s3://bucket/prefix` or `file:<dir>`.
+    /// Parses `s3://bucket/prefix` (the prefix may be empty) or `file:<dir>`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the text and the two forms it can take.
     pub fn parse(s: &str) -> Result<Self> {
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -178,6 +182,10 @@ impl Config {
     ///
     /// `REDTRACK_CLUSTER` and `REDTRACK_DATABASE` are required; the rest have defaults or are
     /// checked when the part that needs them (the loader's stage and warehouse) is built.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the variable that is missing or has a value it cannot take.
     pub fn from_env() -> Result<Config> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -416,6 +424,11 @@ impl ConfigBuilder {
     }
 
     /// Checks the settings and returns the [`Config`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the cluster or database name is missing or holds a character a
+    /// Kinesis stream name cannot (they are part of every stream's name).
     pub fn build(self) -> Result<Config> {
         let c = self.config;
         for (what, v) in [("cluster", &c.cluster), ("database", &c.database)] {

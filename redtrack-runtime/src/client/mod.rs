@@ -160,6 +160,11 @@ impl<B> Drop for Inner<B> {
 
 impl Client {
     /// Connects to the configured broker and starts the batcher task (needs a tokio runtime).
+    ///
+    /// # Errors
+    ///
+    /// The file broker's directory cannot be made ([`Error::Broker`] with code `io`). Kinesis is
+    /// not called until the first write.
     pub async fn new(config: Config) -> Result<Client> {
         let broker = AnyBroker::from_config(&config).await?;
         Ok(Client::with_broker(config, broker))
@@ -296,6 +301,11 @@ impl<B: Broker + 'static> Client<B> {
 
     /// Returns once every record accepted before this call was acknowledged or failed (their
     /// writers have their answers). Records that linger are sent at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ClientClosed`] if the batcher task is gone (its runtime stopped). The records'
+    /// own failures go to their writers, not here.
     pub async fn flush(&self) -> Result<()> {
         let (done, wait) = oneshot::channel();
         self.inner

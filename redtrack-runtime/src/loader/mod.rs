@@ -70,6 +70,12 @@ pub struct Loader<B: Broker = AnyBroker, S: Stage = AnyStage, W: Warehouse = Any
 impl Loader<AnyBroker> {
     /// Connects to the broker, the stage and the warehouse named by `config`. The three share
     /// one AWS SDK configuration (loaded once, credentials cached).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) without a stage or a warehouse URL, or with a
+    /// stage the warehouse cannot COPY from; the warehouse itself is first reached by the first
+    /// call that needs it.
     pub async fn new(config: Config) -> Result<Loader> {
         let aws = Aws::default();
         let broker = AnyBroker::with_aws(&config, &aws).await?;
@@ -137,6 +143,11 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
 
     /// Creates `kinesis_loads`, `redtrack_load_rejects` and `E`'s table unless they exist;
     /// idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Warehouse`](crate::Error::Warehouse) naming the table it was creating, with the
+    /// server's message.
     pub async fn setup<E: RedTrackEvent>(&self) -> Result<()> {
         let client = self.warehouse.connect().await?;
         let dialect = self.warehouse.dialect();
