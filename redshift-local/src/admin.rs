@@ -274,7 +274,7 @@ impl Admin {
                 "INSERT INTO load_errors (userid, slice, tbl, starttime, session, query, \
                  transaction_id, database_name, filename, line_number, colname, type, col_length, \
                  position, raw_line, raw_field_value, err_code, err_reason, is_partial, start_offset) \
-                 VALUES ($1, $2, $3, CAST($4 AS timestamp), $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                 VALUES ($1, $2, $3, CAST(CAST($4 AS text) AS timestamp), $5, $6, $7, $8, $9, $10, $11, $12, $13, \
                  $14, $15, $16, $17, $18, 0, 0)",
             )
             .await?;

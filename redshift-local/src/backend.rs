@@ -141,11 +141,13 @@ impl Backend {
                                 BackendAuth::Password(p) => {
                                     md5_answer_from_hash(&md5_hash(p, user), &salt)
                                 }
-                                BackendAuth::Trust => return Err(Error::Backend(format!(
+                                BackendAuth::Trust => {
+                                    return Err(Error::Backend(format!(
                                     "PostgreSQL asks for a password for role \"{user}\", and the \
                                          stand-in has none; run PostgreSQL with trust or md5 \
                                          authentication for loopback connections"
-                                ))),
+                                )))
+                                }
                             };
                             backend
                                 .io
@@ -169,10 +171,12 @@ impl Backend {
                                 ))
                                 .await?;
                         }
-                        other => return Err(Error::Backend(format!(
+                        other => {
+                            return Err(Error::Backend(format!(
                             "PostgreSQL asks for an authentication method the stand-in does not \
                                  speak ({other:?}); use trust or md5 for loopback connections"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 PgWireBackendMessage::ParameterStatus(p) => backend.params.push((p.name, p.value)),

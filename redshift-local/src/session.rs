@@ -1479,6 +1479,9 @@ impl StartupHandler for Conn {
                 params.extend([
                     ("TimeZone".to_owned(), "UTC".to_owned()),
                     ("DateStyle".to_owned(), "ISO, MDY".to_owned()),
+                    // a password set through the stand-in is stored as an MD5 hash, as Redshift
+                    // stores it (r_CREATE_USER), so that MD5 logins can check it
+                    ("password_encryption".to_owned(), "md5".to_owned()),
                     (
                         "default_transaction_isolation".to_owned(),
                         isolation.pg_level().to_owned(),

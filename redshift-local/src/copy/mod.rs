@@ -701,7 +701,17 @@ pub async fn run(
         })
         .collect();
     if let Err(e) = shared.admin.log_load_errors(&rows).await {
+        // the rejected rows must not vanish: the COPY fails instead
         tracing::error!("writing {} load errors to the log: {e}", rows.len());
+        session.last_copy_count = 0;
+        return Err(Fail::Local(err_detail(
+            "XX000",
+            format!(
+                "Load into table '{}' failed: redshift-local could not record its load errors",
+                cmd.table_name
+            ),
+            e.to_string(),
+        )));
     }
     match outcome {
         Ok(n) => {
@@ -764,4 +774,23 @@ fn load_failed(
         ),
         detail,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// r_STL_LOAD_ERRORS / SYS_LOAD_ERROR_DETAIL: file names are character(256), cut at 256
+    /// bytes (on a character boundary here); raw_line shows multibyte characters as '.'.
+    #[test]
+    fn error_columns_are_cut_to_their_widths() {
+        let url = format!("s3://bucket/{}é{}", "k".repeat(243), "z".repeat(20));
+        let c = cut(&url, 256);
+        assert_eq!(c.len(), 255, "the 2-byte 'é' would pass byte 256");
+        assert!(url.starts_with(&c));
+        assert_eq!(cut("short", 256), "short");
+        assert_eq!(raw_line("{\"a\": \"ünï\"}".as_bytes()), "{\"a\": \".n.\"}");
+        assert_eq!(raw_line(b"a\xffb"), "a.b");
+        assert_eq!(raw_line("x".repeat(2000).as_bytes()).len(), 1024);
+    }
 }

@@ -694,14 +694,9 @@ pub fn create_table(stmt: &Statement) -> Result<Option<CreateTable>, ErrorInfo> 
             ));
         }
     }
-    let any_encoding = columns.iter().any(|c| c.encoding.is_some());
-    let encode_auto = attrs.encode_auto || !any_encoding;
-    if attrs.encode_auto && any_encoding {
-        return Err(err(
-            "42601",
-            "ENCODE AUTO can't be combined with column encodings",
-        ));
-    }
+    // a column encoding turns ENCODE AUTO off (c_Compression_encodings)
+    let any_encoding = columns.iter().any(|c| c.encoding.is_some() && !temporary);
+    let encode_auto = !any_encoding;
 
     let head = if temporary {
         "CREATE TEMPORARY TABLE"
@@ -1233,8 +1228,10 @@ pub fn alter_table(stmt: &Statement) -> Result<AlterTable, ErrorInfo> {
                 catalog_sql: vec![
                     ensure_columns,
                     upsert("sortkey_style = 'compound'"),
+                    // a column that becomes part of the sort key becomes RAW (r_ALTER_TABLE)
                     format!(
-                        "UPDATE redshift_local.columns rc SET sortkey = COALESCE(v.pos, 0) \
+                        "UPDATE redshift_local.columns rc SET sortkey = COALESCE(v.pos, 0), \
+                         encoding = CASE WHEN v.pos IS NULL THEN rc.encoding ELSE 'none' END \
                          FROM pg_catalog.pg_attribute a LEFT JOIN (VALUES {list}) AS v(name, pos) ON v.name = a.attname \
                          WHERE rc.attrelid = {reg} AND a.attrelid = rc.attrelid AND a.attnum = rc.attnum"
                     ),
@@ -1334,7 +1331,7 @@ mod tests {
     fn types_map_to_postgresql() {
         let t = create(
             "create table t (a text, b nvarchar, c decimal, d float, e char, f varchar(max), \
-             g timestamptz, h bpchar, i int2 identity(1,1))",
+             g timestamptz, h bpchar, i int identity(1,1))",
         )
         .unwrap();
         assert!(t.pg_sql.contains("\"a\" character varying(256)"));
