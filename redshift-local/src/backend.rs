@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use futures::{SinkExt, StreamExt};
-use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::error::PgWireError;
 use pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Flush, Parse, Sync};
 use pgwire::messages::response::TransactionStatus;
 use pgwire::messages::startup::{Password, PasswordMessageFamily, SecretKey, Startup};
@@ -64,8 +64,6 @@ pub enum BackendAuth {
     /// Answer an MD5 challenge from the role's stored hash (`md5` + hex), which is all PostgreSQL's
     /// MD5 exchange needs; the client's plain password is never known to the stand-in.
     Md5Hash(String),
-    /// A plain password (the admin connection's, from the environment).
-    Password(String),
 }
 
 impl std::fmt::Debug for BackendAuth {
@@ -73,7 +71,6 @@ impl std::fmt::Debug for BackendAuth {
         f.write_str(match self {
             BackendAuth::Trust => "Trust",
             BackendAuth::Md5Hash(_) => "Md5Hash(<redacted>)",
-            BackendAuth::Password(_) => "Password(<redacted>)",
         })
     }
 }
@@ -138,9 +135,6 @@ impl Backend {
                         A::MD5Password(salt) => {
                             let answer = match auth {
                                 BackendAuth::Md5Hash(h) => md5_answer_from_hash(h, &salt),
-                                BackendAuth::Password(p) => {
-                                    md5_answer_from_hash(&md5_hash(p, user), &salt)
-                                }
                                 BackendAuth::Trust => {
                                     return Err(Error::Backend(format!(
                                     "PostgreSQL asks for a password for role \"{user}\", and the \
@@ -153,21 +147,6 @@ impl Backend {
                                 .io
                                 .send(PgWireFrontendMessage::PasswordMessageFamily(
                                     PasswordMessageFamily::Password(Password::new(answer)),
-                                ))
-                                .await?;
-                        }
-                        A::CleartextPassword => {
-                            let BackendAuth::Password(p) = auth else {
-                                return Err(Error::Backend(format!(
-                                    "PostgreSQL asks for a clear-text password for role \"{user}\"; \
-                                     run PostgreSQL with trust or md5 authentication for loopback \
-                                     connections"
-                                )));
-                            };
-                            backend
-                                .io
-                                .send(PgWireFrontendMessage::PasswordMessageFamily(
-                                    PasswordMessageFamily::Password(Password::new(p.clone())),
                                 ))
                                 .await?;
                         }
@@ -305,6 +284,7 @@ impl Backend {
 }
 
 /// PostgreSQL's stored MD5 hash of a password: `md5` + hex(md5(password + user)).
+#[cfg(test)]
 pub fn md5_hash(password: &str, user: &str) -> String {
     use md5::{Digest, Md5};
     let mut h = Md5::new();
@@ -331,11 +311,6 @@ fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
-}
-
-/// An ErrorInfo from a backend ErrorResponse.
-pub fn error_info(e: pgwire::messages::response::ErrorResponse) -> ErrorInfo {
-    e.into()
 }
 
 #[cfg(test)]

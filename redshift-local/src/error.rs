@@ -25,6 +25,9 @@ pub enum Error {
 /// The stand-in's result.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// An error for the client, boxed: pgwire's ErrorInfo is large and errors are the rare path.
+pub type SqlError = Box<ErrorInfo>;
+
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
@@ -38,35 +41,20 @@ impl From<tokio_postgres::Error> for Error {
     }
 }
 
-impl Error {
-    /// The ErrorInfo a client sees for this error.
-    pub fn into_info(self) -> ErrorInfo {
-        match self {
-            Error::Db(info) => *info,
-            Error::Wire(PgWireError::UserError(info)) => *info,
-            other => ErrorInfo::new(
-                "ERROR".into(),
-                "XX000".into(),
-                format!("redshift-local: {other}"),
-            ),
-        }
-    }
-}
-
 /// An ERROR with `code` and `message`.
-pub fn err(code: &str, message: impl Into<String>) -> ErrorInfo {
-    ErrorInfo::new("ERROR".into(), code.into(), message.into())
+pub fn err(code: &str, message: impl Into<String>) -> SqlError {
+    Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into()))
 }
 
 /// An ERROR with a DETAIL.
-pub fn err_detail(code: &str, message: impl Into<String>, detail: impl Into<String>) -> ErrorInfo {
+pub fn err_detail(code: &str, message: impl Into<String>, detail: impl Into<String>) -> SqlError {
     let mut e = err(code, message);
     e.detail = Some(detail.into());
     e
 }
 
 /// An ERROR with a HINT.
-pub fn err_hint(code: &str, message: impl Into<String>, hint: impl Into<String>) -> ErrorInfo {
+pub fn err_hint(code: &str, message: impl Into<String>, hint: impl Into<String>) -> SqlError {
     let mut e = err(code, message);
     e.hint = Some(hint.into());
     e
@@ -74,14 +62,14 @@ pub fn err_hint(code: &str, message: impl Into<String>, hint: impl Into<String>)
 
 /// `syntax error at or near "TOKEN"` with the 1-based character position, as PostgreSQL and
 /// Redshift word it.
-pub fn syntax_error(sql: &str, byte_pos: usize, token: &str) -> ErrorInfo {
+pub fn syntax_error(sql: &str, byte_pos: usize, token: &str) -> SqlError {
     let mut e = err("42601", format!("syntax error at or near \"{token}\""));
     e.position = Some((sql[..byte_pos.min(sql.len())].chars().count() + 1).to_string());
     e
 }
 
 /// A feature Redshift has that the stand-in does not emulate: says so, and what to do.
-pub fn not_emulated(what: &str) -> ErrorInfo {
+pub fn not_emulated(what: &str) -> SqlError {
     err_hint(
         "0A000",
         format!("redshift-local does not emulate {what}"),
@@ -93,7 +81,7 @@ pub fn not_emulated(what: &str) -> ErrorInfo {
 /// (npgsql/npgsql#1339; c_serial_isolation "ERROR:1023 DETAIL: Serializable isolation
 /// violation on table").
 pub fn serializable_violation(pg: &ErrorInfo) -> ErrorInfo {
-    let mut e = err("XX000", "1023");
+    let mut e = *err("XX000", "1023");
     let table = pg.table.as_deref().unwrap_or("0");
     e.detail = Some(format!(
         "Serializable isolation violation on table - {table}, transactions forming the cycle are: \

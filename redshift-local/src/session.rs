@@ -7,6 +7,7 @@
 //! only `server_version` in ParameterStatus and serialization failures (reported as Redshift's
 //! error 1023) are changed on the way back.
 
+use crate::error::SqlError;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -85,9 +86,9 @@ impl Shared {
 #[derive(Debug)]
 pub enum Fail {
     /// PostgreSQL raised it: its transaction is aborted and it skips messages until Sync.
-    Db(ErrorInfo),
+    Db(SqlError),
     /// The stand-in raised it; PostgreSQL does not know yet.
-    Local(ErrorInfo),
+    Local(SqlError),
     /// The connection can't go on.
     Fatal(Error),
 }
@@ -141,8 +142,6 @@ enum PortalEntry {
 pub struct Session {
     /// The client's PostgreSQL session.
     pub backend: Backend,
-    /// The user.
-    pub user: String,
     /// The database.
     pub database: String,
     /// The listener's mode.
@@ -218,10 +217,7 @@ fn row_values(row: &DataRow) -> Vec<Option<String>> {
 /// `numeric_in_binary`; npgsql#3843): NUMERIC, DATE, TIME.
 const REDSHIFT_BINARY_TYPES: &[(u32, &str)] = &[(1700, "numeric"), (1082, "date"), (1083, "time")];
 
-fn binary_check(
-    row: &Option<Arc<Vec<FieldDescription>>>,
-    formats: &[i16],
-) -> Result<(), ErrorInfo> {
+fn binary_check(row: &Option<Arc<Vec<FieldDescription>>>, formats: &[i16]) -> Result<(), SqlError> {
     let Some(fields) = row else { return Ok(()) };
     for (i, f) in fields.iter().enumerate() {
         let format = match formats.len() {
@@ -278,10 +274,9 @@ fn is_async(m: &PgWireBackendMessage) -> bool {
 }
 
 impl Session {
-    fn new(backend: Backend, user: String, database: String, mode: Mode) -> Session {
+    fn new(backend: Backend, database: String, mode: Mode) -> Session {
         Session {
             backend,
-            user,
             database,
             mode,
             statements: HashMap::new(),
@@ -309,7 +304,7 @@ impl Session {
                 continue;
             }
             if let PgWireBackendMessage::ErrorResponse(e) = m {
-                return Err(Fail::Db(redshift_error(e.into())));
+                return Err(Fail::Db(Box::new(redshift_error(e.into()))));
             }
             return Ok(m);
         }
@@ -344,7 +339,7 @@ impl Session {
                 PgWireBackendMessage::ParameterStatus(_)
                 | PgWireBackendMessage::NotificationResponse(_) => {}
                 PgWireBackendMessage::ErrorResponse(e) => {
-                    return Err(Fail::Db(redshift_error(e.into())))
+                    return Err(Fail::Db(Box::new(redshift_error(e.into()))))
                 }
                 other => {
                     return Err(Fail::Fatal(Error::Backend(format!(
@@ -387,7 +382,7 @@ impl Session {
             match self.backend.recv().await? {
                 PgWireBackendMessage::CopyInResponse(_) => return Ok(()),
                 PgWireBackendMessage::ErrorResponse(e) => {
-                    return Err(Fail::Db(redshift_error(e.into())))
+                    return Err(Fail::Db(Box::new(redshift_error(e.into()))))
                 }
                 _ => {}
             }
@@ -479,7 +474,7 @@ impl Session {
                         self.sync_quietly().await?;
                     }
                     client
-                        .feed(PgWireBackendMessage::ErrorResponse(e.into()))
+                        .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                         .await
                         .map_err(PgWireError::from)?;
                     Ok(false)
@@ -494,7 +489,7 @@ impl Session {
             if ok {
                 if let Some(e) = self.hidden_query("COMMIT").await? {
                     client
-                        .feed(PgWireBackendMessage::ErrorResponse(e.into()))
+                        .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                         .await
                         .map_err(PgWireError::from)?;
                 }
@@ -527,7 +522,7 @@ impl Session {
     }
 
     /// A simple query the client does not see; its error, if any.
-    async fn hidden_query(&mut self, sql: &str) -> Result<Option<ErrorInfo>, Fail> {
+    async fn hidden_query(&mut self, sql: &str) -> Result<Option<SqlError>, Fail> {
         self.backend
             .send(PgWireFrontendMessage::Query(Query::new(sql.to_owned())))
             .await?;
@@ -535,7 +530,9 @@ impl Session {
         loop {
             match self.backend.recv().await? {
                 PgWireBackendMessage::ReadyForQuery(_) => return Ok(error),
-                PgWireBackendMessage::ErrorResponse(e) => error = Some(redshift_error(e.into())),
+                PgWireBackendMessage::ErrorResponse(e) => {
+                    error = Some(Box::new(redshift_error(e.into())))
+                }
                 _ => {}
             }
         }
@@ -574,7 +571,7 @@ impl Session {
             let sql = self.copy_state_sql();
             if let Some(e) = self.hidden_query(&sql).await? {
                 client
-                    .feed(PgWireBackendMessage::ErrorResponse(e.into()))
+                    .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                     .await
                     .map_err(PgWireError::from)?;
                 return Ok(false);
@@ -623,7 +620,7 @@ impl Session {
             Err(Fail::Db(e)) => {
                 self.sync_quietly().await?;
                 client
-                    .feed(PgWireBackendMessage::ErrorResponse(e.into()))
+                    .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                     .await
                     .map_err(PgWireError::from)?;
                 Ok(false)
@@ -634,7 +631,7 @@ impl Session {
                 }
                 self.sync_quietly().await?;
                 client
-                    .feed(PgWireBackendMessage::ErrorResponse(e.into()))
+                    .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
                     .await
                     .map_err(PgWireError::from)?;
                 Ok(false)
@@ -1363,7 +1360,7 @@ fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
 /// A statement-level failure as pgwire reports it (fatal failures end the connection).
 fn to_pgwire(f: Fail) -> PgWireError {
     match f {
-        Fail::Db(e) | Fail::Local(e) => PgWireError::UserError(Box::new(e)),
+        Fail::Db(e) | Fail::Local(e) => PgWireError::UserError(e),
         Fail::Fatal(e) => {
             tracing::warn!("closing a client connection: {e}");
             fatal("08006", format!("redshift-local: {e}"))
@@ -1543,8 +1540,7 @@ impl StartupHandler for Conn {
                     )))
                     .await?;
                 client.set_state(PgWireConnectionState::ReadyForQuery);
-                *self.session.lock().await =
-                    Some(Session::new(backend, p.user, p.database, self.mode));
+                *self.session.lock().await = Some(Session::new(backend, p.database, self.mode));
                 Ok(())
             }
             _ => Ok(()),
@@ -1625,7 +1621,7 @@ macro_rules! extended {
             Ok(()) => Ok(()),
             Err(Fail::Local(e)) => {
                 $s.local_error = true;
-                Err(PgWireError::UserError(Box::new(e)))
+                Err(PgWireError::UserError(e))
             }
             Err(other) => Err(to_pgwire(other)),
         }

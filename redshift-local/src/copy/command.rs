@@ -2,7 +2,7 @@
 //! Redshift does (COPY FROM STDIN), and what it does not emulate (formats other than JSON,
 //! sources other than S3).
 
-use pgwire::error::ErrorInfo;
+use crate::error::SqlError;
 
 use crate::error::{err, err_hint, not_emulated, syntax_error};
 use crate::sql::cursor::{quote_name, Cursor};
@@ -14,7 +14,7 @@ pub enum Auth {
     /// `IAM_ROLE 'arn'` or `IAM_ROLE default`: the stand-in's own credentials, standing in for
     /// the cluster's role.
     Role(Option<String>),
-    /// `ACCESS_KEY_ID`/`SECRET_ACCESS_KEY` [`SESSION_TOKEN`], or a CREDENTIALS string with keys.
+    /// `ACCESS_KEY_ID`/`SECRET_ACCESS_KEY` (and `SESSION_TOKEN`), or a CREDENTIALS string with keys.
     Keys {
         /// The access key id.
         id: String,
@@ -104,7 +104,7 @@ pub const MAX_MAXERROR: i64 = 100_000;
 
 /// Parses a COPY statement. `Ok(None)` is never returned for a COPY; errors are what the client
 /// sees (Redshift's syntax error for FROM STDIN, the stand-in's for what it does not emulate).
-pub fn parse(stmt: &Statement) -> Result<CopyCommand, ErrorInfo> {
+pub fn parse(stmt: &Statement) -> Result<CopyCommand, SqlError> {
     let mut c = Cursor::new(stmt);
     c.expect("copy")?;
     let parts = c.qualified_name()?;
@@ -327,7 +327,7 @@ pub fn parse(stmt: &Statement) -> Result<CopyCommand, ErrorInfo> {
     Ok(cmd)
 }
 
-fn json_option(c: &mut Cursor, cmd: &mut CopyCommand) -> Result<(), ErrorInfo> {
+fn json_option(c: &mut Cursor, cmd: &mut CopyCommand) -> Result<(), SqlError> {
     c.eat("as");
     if c.peek().is_some_and(|t| t.kind == Kind::Str) {
         let opt = c.string()?;
@@ -348,7 +348,7 @@ fn json_option(c: &mut Cursor, cmd: &mut CopyCommand) -> Result<(), ErrorInfo> {
     Ok(())
 }
 
-fn time_format(s: &str, time: bool) -> Result<TimeFormat, ErrorInfo> {
+fn time_format(s: &str, time: bool) -> Result<TimeFormat, SqlError> {
     match s {
         "auto" => Ok(TimeFormat::Auto),
         "epochsecs" if time => Ok(TimeFormat::EpochSecs),
@@ -369,7 +369,7 @@ fn time_format(s: &str, time: bool) -> Result<TimeFormat, ErrorInfo> {
 
 /// `CREDENTIALS 'aws_access_key_id=...;aws_secret_access_key=...[;token=...]'` or
 /// `'aws_iam_role=arn'`.
-fn parse_credentials(s: &str) -> Result<Auth, ErrorInfo> {
+fn parse_credentials(s: &str) -> Result<Auth, SqlError> {
     let mut id = None;
     let mut secret = None;
     let mut token = None;
@@ -409,7 +409,7 @@ mod tests {
     use super::*;
     use crate::sql::lexer::split;
 
-    fn p(sql: &str) -> Result<CopyCommand, ErrorInfo> {
+    fn p(sql: &str) -> Result<CopyCommand, SqlError> {
         parse(&split(sql).remove(0))
     }
 

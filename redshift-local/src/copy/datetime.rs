@@ -19,8 +19,10 @@ pub trait Fallback {
 }
 
 /// A fallback that accepts nothing (conversions that never need PostgreSQL).
+#[cfg(test)]
 pub struct NoFallback;
 
+#[cfg(test)]
 impl Fallback for NoFallback {
     fn datetime(&self, _: &str, _: Kind) -> Option<String> {
         None
@@ -319,7 +321,7 @@ fn epoch(text: &str, millis: bool, tz: bool, out: &mut Vec<u8>) -> Option<Out> {
             f.push('0');
         }
         let add: i64 = f.parse().ok()?;
-        micros += if millis { add } else { add };
+        micros += add;
         if v < 0 {
             return None;
         }

@@ -289,9 +289,9 @@ impl RowWriter {
                         Err(e) => {
                             let bad = i + e.valid_up_to();
                             let len = e.error_len().unwrap_or(v.len() - bad);
-                            for k in bad..bad + len {
+                            for (k, byte) in v.iter_mut().enumerate().skip(bad).take(len) {
                                 invalid.push(k);
-                                v[k] = self.accept_inv_chars.unwrap_or(b'?');
+                                *byte = self.accept_inv_chars.unwrap_or(b'?');
                             }
                             i = bad + len;
                         }

@@ -22,6 +22,7 @@ pub mod datetime;
 pub mod json;
 pub mod s3;
 
+use crate::error::SqlError;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,7 +69,7 @@ enum Msg {
     Rows(Vec<u8>, u64),
     Reject(Box<Rejected>),
     /// The load can't go on; the row that caused it, if one did.
-    Fatal(ErrorInfo, Option<Box<Rejected>>),
+    Fatal(SqlError, Option<Box<Rejected>>),
 }
 
 /// What the conversion threads share.
@@ -359,7 +360,7 @@ fn too_big(r: Box<Rejected>) -> Msg {
     Msg::Fatal(load_failed_info(&r), Some(r))
 }
 
-fn load_failed_info(r: &Rejected) -> ErrorInfo {
+fn load_failed_info(r: &Rejected) -> SqlError {
     err(
         "XX000",
         format!(
@@ -579,7 +580,7 @@ pub async fn run(
     let threshold = cmd.max_error.max(1) as usize;
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut loaded: u64 = 0;
-    let mut failure: Option<ErrorInfo> = None;
+    let mut failure: Option<SqlError> = None;
     let mut unflushed = 0usize;
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -626,7 +627,7 @@ pub async fn run(
         let _ = t.await;
     }
     // 6. finish PostgreSQL's COPY
-    let mut outcome: Result<u64, ErrorInfo> = match failure {
+    let mut outcome: Result<u64, SqlError> = match failure {
         Some(e) => Err(e),
         None => Ok(loaded),
     };
@@ -658,7 +659,7 @@ pub async fn run(
                 }
                 PgWireBackendMessage::ErrorResponse(e) => {
                     if outcome.is_ok() {
-                        let info: ErrorInfo = e.into();
+                        let info: pgwire::error::ErrorInfo = e.into();
                         outcome = Err(err_detail(
                             "XX000",
                             format!("Load into table '{}' failed: PostgreSQL refused a converted row", cmd.table_name),
@@ -676,7 +677,7 @@ pub async fn run(
         }
     }
     // 7. the load-error log, whatever happened
-    rejected.sort_by(|a, b| (a.file, a.line).cmp(&(b.file, b.line)));
+    rejected.sort_by_key(|r| (r.file, r.line));
     let rows: Vec<LoadErrorRow> = rejected
         .iter()
         .map(|r| LoadErrorRow {
@@ -754,7 +755,7 @@ fn load_failed(
     rejected: &[Rejected],
     query_id: i64,
     pid: &str,
-) -> ErrorInfo {
+) -> SqlError {
     let first = rejected.iter().min_by_key(|r| (r.file, r.line));
     let detail = match first {
         Some(r) => format!(

@@ -3,17 +3,17 @@
 //!
 //! - `IAM_ROLE`: the stand-in's own credentials (from the standard AWS environment), standing in
 //!   for the role the cluster assumes (copy-parameters-authorization).
-//! - `ACCESS_KEY_ID`/`SECRET_ACCESS_KEY` [`SESSION_TOKEN`]: exactly those keys.
+//! - `ACCESS_KEY_ID`/`SECRET_ACCESS_KEY` (and `SESSION_TOKEN`): exactly those keys.
 //! - A manifest (copy-parameters-data-source-s3, loading-data-files-using-manifest): an
 //!   uncompressed JSON object `{"entries": [{"url": "s3://...", "mandatory": bool}]}`; a
 //!   missing mandatory file fails the COPY, a missing optional one is skipped, a file listed
 //!   twice is loaded twice.
 //! - Without MANIFEST: every object whose key starts with the given prefix.
 
+use crate::error::SqlError;
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
-use pgwire::error::ErrorInfo;
 
 use super::command::Auth;
 use crate::error::{err, err_detail};
@@ -76,7 +76,7 @@ impl S3 {
 }
 
 /// Splits `s3://bucket/key`.
-pub fn split_url(url: &str) -> Result<(String, String), ErrorInfo> {
+pub fn split_url(url: &str) -> Result<(String, String), SqlError> {
     let rest = url
         .strip_prefix("s3://")
         .ok_or_else(|| err("22023", format!("'{url}' is not an s3:// URL")))?;
@@ -91,7 +91,7 @@ pub fn split_url(url: &str) -> Result<(String, String), ErrorInfo> {
 pub fn s3_error<E>(
     e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
     context: &str,
-) -> ErrorInfo
+) -> SqlError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -131,7 +131,7 @@ pub async fn files(
     client: &aws_sdk_s3::Client,
     source: &str,
     manifest: bool,
-) -> Result<Vec<SourceFile>, ErrorInfo> {
+) -> Result<Vec<SourceFile>, SqlError> {
     let (bucket, key) = split_url(source)?;
     if manifest {
         let out = client

@@ -2,7 +2,7 @@
 //! rewritten), run it itself (COPY from S3, Redshift DDL, SHOW server_version, ...), or refuse
 //! it as Redshift would.
 
-use pgwire::error::ErrorInfo;
+use crate::error::SqlError;
 
 use super::cursor::{quote_ident, Cursor};
 use super::ddl::{self, AlterTable, CreateTable};
@@ -67,7 +67,7 @@ pub enum Plan {
     /// Run in the stand-in.
     Local(Local),
     /// Refuse with this error (it is what Redshift says, or what the stand-in cannot do).
-    Refuse(ErrorInfo),
+    Refuse(SqlError),
 }
 
 impl Plan {
@@ -105,7 +105,7 @@ pub fn classify(stmt: &Statement, mode: Mode, server_version: &str) -> Plan {
     }
 }
 
-fn classify_inner(stmt: &Statement, mode: Mode, server_version: &str) -> Result<Plan, ErrorInfo> {
+fn classify_inner(stmt: &Statement, mode: Mode, server_version: &str) -> Result<Plan, SqlError> {
     let sql = stmt.sql.as_str();
     let t = &stmt.tokens;
     let Some(first) = t.first() else {
@@ -260,7 +260,7 @@ fn forward(stmt: &Statement) -> Plan {
 }
 
 /// `LOCK [TABLE] name [, ...]` (r_LOCK): no lock modes, always ACCESS EXCLUSIVE.
-fn lock(stmt: &Statement) -> Result<Forward, ErrorInfo> {
+fn lock(stmt: &Statement) -> Result<Forward, SqlError> {
     let mut c = Cursor::new(stmt);
     c.expect("lock")?;
     c.eat("table");
@@ -325,7 +325,7 @@ fn strip_isolation(stmt: &Statement) -> Plan {
     })
 }
 
-fn isolation_level(c: &mut Cursor) -> Result<Isolation, ErrorInfo> {
+fn isolation_level(c: &mut Cursor) -> Result<Isolation, SqlError> {
     if c.eat("serializable") {
         Ok(Isolation::Serializable)
     } else if c.eat("snapshot") {
@@ -337,7 +337,7 @@ fn isolation_level(c: &mut Cursor) -> Result<Isolation, ErrorInfo> {
 
 /// `CREATE DATABASE name [WITH] [OWNER [=] o] [CONNECTION LIMIT n|UNLIMITED] [COLLATE ...]
 /// [ISOLATION LEVEL SERIALIZABLE|SNAPSHOT]` (r_CREATE_DATABASE).
-fn create_database(stmt: &Statement) -> Result<Local, ErrorInfo> {
+fn create_database(stmt: &Statement) -> Result<Local, SqlError> {
     let mut c = Cursor::new(stmt);
     c.expect("create")?;
     c.expect("database")?;
@@ -388,7 +388,7 @@ fn version_num(v: &str) -> String {
 }
 
 /// The error for a statement Redshift refuses inside a transaction block.
-pub fn in_transaction_block(what: &str, page: &str) -> ErrorInfo {
+pub fn in_transaction_block(what: &str, page: &str) -> SqlError {
     err_hint(
         "25001",
         format!("{what} cannot run inside a transaction block"),

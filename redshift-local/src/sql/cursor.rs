@@ -1,6 +1,6 @@
 //! A cursor over a statement's tokens, for the few statements the stand-in parses itself.
 
-use pgwire::error::ErrorInfo;
+use crate::error::SqlError;
 
 use super::lexer::{Kind, Statement, Token};
 use crate::error::syntax_error;
@@ -97,7 +97,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A syntax error at the next token (or at the end).
-    pub fn error(&self) -> ErrorInfo {
+    pub fn error(&self) -> SqlError {
         match self.peek() {
             Some(t) => syntax_error(self.sql, t.span.start, t.text(self.sql)),
             None => {
@@ -109,7 +109,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Requires the keyword `kw`.
-    pub fn expect(&mut self, kw: &str) -> Result<(), ErrorInfo> {
+    pub fn expect(&mut self, kw: &str) -> Result<(), SqlError> {
         if self.eat(kw) {
             Ok(())
         } else {
@@ -118,7 +118,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Requires the punctuation `p`.
-    pub fn expect_punct(&mut self, p: &str) -> Result<(), ErrorInfo> {
+    pub fn expect_punct(&mut self, p: &str) -> Result<(), SqlError> {
         if self.eat_punct(p) {
             Ok(())
         } else {
@@ -127,7 +127,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An identifier (unquoted folded to lowercase, quoted as written).
-    pub fn ident(&mut self) -> Result<String, ErrorInfo> {
+    pub fn ident(&mut self) -> Result<String, SqlError> {
         match self.peek() {
             Some(t) if matches!(t.kind, Kind::Word | Kind::Quoted) => {
                 self.pos += 1;
@@ -138,7 +138,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A possibly schema-qualified name, as its parts.
-    pub fn qualified_name(&mut self) -> Result<Vec<String>, ErrorInfo> {
+    pub fn qualified_name(&mut self) -> Result<Vec<String>, SqlError> {
         let mut parts = vec![self.ident()?];
         while self.eat_punct(".") {
             parts.push(self.ident()?);
@@ -147,7 +147,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string constant's value.
-    pub fn string(&mut self) -> Result<String, ErrorInfo> {
+    pub fn string(&mut self) -> Result<String, SqlError> {
         match self.peek() {
             Some(t) if t.kind == Kind::Str => {
                 self.pos += 1;
@@ -158,7 +158,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An unsigned integer constant.
-    pub fn integer(&mut self) -> Result<i64, ErrorInfo> {
+    pub fn integer(&mut self) -> Result<i64, SqlError> {
         match self.peek() {
             Some(t) if t.kind == Kind::Number => {
                 let v = t.text(self.sql).parse::<i64>().map_err(|_| self.error())?;
@@ -170,7 +170,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A parenthesized, comma-separated list of identifiers.
-    pub fn ident_list(&mut self) -> Result<Vec<String>, ErrorInfo> {
+    pub fn ident_list(&mut self) -> Result<Vec<String>, SqlError> {
         self.expect_punct("(")?;
         let mut out = vec![self.ident()?];
         while self.eat_punct(",") {
@@ -183,24 +183,6 @@ impl<'a> Cursor<'a> {
     /// The byte offset of the next token (or the end of the text).
     pub fn offset(&self) -> usize {
         self.peek().map_or(self.sql.len(), |t| t.span.start)
-    }
-
-    /// Skips a balanced parenthesized group starting at the next `(`; returns its text.
-    pub fn skip_group(&mut self) -> Result<&'a str, ErrorInfo> {
-        let start = self.offset();
-        self.expect_punct("(")?;
-        let mut depth = 1;
-        while let Some(t) = self.next_token() {
-            if t.is_punct(self.sql, "(") {
-                depth += 1;
-            } else if t.is_punct(self.sql, ")") {
-                depth -= 1;
-                if depth == 0 {
-                    return Ok(&self.sql[start..t.span.end]);
-                }
-            }
-        }
-        Err(self.error())
     }
 }
 

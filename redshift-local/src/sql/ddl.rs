@@ -2,7 +2,7 @@
 //! checked against Redshift's rules and rewritten into PostgreSQL DDL plus rows of the
 //! stand-in's catalog (`redshift_local.tables` / `.columns`).
 
-use pgwire::error::ErrorInfo;
+use crate::error::SqlError;
 
 use super::cursor::{quote_ident, quote_literal, quote_name, Cursor};
 use super::lexer::{Kind, Statement};
@@ -68,10 +68,10 @@ pub const MAX_CHAR: u32 = 4096;
 pub const MAX_PRECISION: u32 = 38;
 
 /// Parses a Redshift type at the cursor (r_CREATE_TABLE_NEW data types; c_Supported_data_types).
-pub fn parse_type(c: &mut Cursor) -> Result<ColumnType, ErrorInfo> {
+pub fn parse_type(c: &mut Cursor) -> Result<ColumnType, SqlError> {
     let start = c.offset();
     let word = c.ident()?;
-    let args = |c: &mut Cursor| -> Result<Vec<String>, ErrorInfo> {
+    let args = |c: &mut Cursor| -> Result<Vec<String>, SqlError> {
         let mut out = Vec::new();
         if c.eat_punct("(") {
             loop {
@@ -241,7 +241,7 @@ pub fn parse_type(c: &mut Cursor) -> Result<ColumnType, ErrorInfo> {
     Ok(t)
 }
 
-fn varchar(arg: Option<&str>, default: u32, c: &Cursor) -> Result<ColumnType, ErrorInfo> {
+fn varchar(arg: Option<&str>, default: u32, c: &Cursor) -> Result<ColumnType, SqlError> {
     let n = match arg {
         None => default,
         Some("max") => MAX_VARCHAR,
@@ -261,7 +261,7 @@ fn varchar(arg: Option<&str>, default: u32, c: &Cursor) -> Result<ColumnType, Er
     })
 }
 
-fn varbyte(arg: Option<&str>, c: &Cursor) -> Result<ColumnType, ErrorInfo> {
+fn varbyte(arg: Option<&str>, c: &Cursor) -> Result<ColumnType, SqlError> {
     let n = match arg {
         None => 64000,
         Some("max") => 1_024_000,
@@ -445,7 +445,7 @@ pub fn kind_of_pg(oid: u32) -> TypeKind {
 }
 
 /// Checks an ENCODE keyword for a column.
-pub fn check_encoding(column: &str, enc: &str, kind: TypeKind) -> Result<String, ErrorInfo> {
+pub fn check_encoding(column: &str, enc: &str, kind: TypeKind) -> Result<String, SqlError> {
     let e = enc.to_ascii_lowercase();
     if !ENCODINGS.contains(&e.as_str()) {
         return Err(err_hint(
@@ -494,19 +494,15 @@ pub struct ColumnDef {
 /// What a CREATE TABLE becomes.
 #[derive(Debug, Clone)]
 pub struct CreateTable {
-    /// The table's name as written (quoted).
-    pub name: String,
     /// PostgreSQL's CREATE TABLE.
     pub pg_sql: String,
-    /// IF NOT EXISTS was given.
-    pub if_not_exists: bool,
     /// The catalog statements to run after the table was created.
     pub catalog_sql: Vec<String>,
 }
 
 /// Parses and rewrites a Redshift CREATE TABLE (r_CREATE_TABLE_NEW). `None` when the statement
 /// is not one the stand-in needs to rewrite (CREATE TABLE AS is rewritten too).
-pub fn create_table(stmt: &Statement) -> Result<Option<CreateTable>, ErrorInfo> {
+pub fn create_table(stmt: &Statement) -> Result<Option<CreateTable>, SqlError> {
     let mut c = Cursor::new(stmt);
     c.expect("create")?;
     let mut temporary = false;
@@ -546,9 +542,7 @@ pub fn create_table(stmt: &Statement) -> Result<Option<CreateTable>, ErrorInfo> 
         let ine = if if_not_exists { " IF NOT EXISTS" } else { "" };
         let _ = attrs;
         return Ok(Some(CreateTable {
-            name: name.clone(),
             pg_sql: format!("{head}{ine} {name} {query}"),
-            if_not_exists,
             catalog_sql: vec![],
         }));
     }
@@ -750,9 +744,7 @@ pub fn create_table(stmt: &Statement) -> Result<Option<CreateTable>, ErrorInfo> 
         ));
     }
     Ok(Some(CreateTable {
-        name,
         pg_sql,
-        if_not_exists,
         catalog_sql,
     }))
 }
@@ -767,7 +759,7 @@ struct TableAttrs {
     backup: bool,
 }
 
-fn table_attributes(c: &mut Cursor) -> Result<TableAttrs, ErrorInfo> {
+fn table_attributes(c: &mut Cursor) -> Result<TableAttrs, SqlError> {
     let mut a = TableAttrs {
         backup: true,
         ..TableAttrs::default()
@@ -820,7 +812,7 @@ fn table_attributes(c: &mut Cursor) -> Result<TableAttrs, ErrorInfo> {
 }
 
 /// A table constraint; returns the columns it names (informational on Redshift: not created).
-fn table_constraint(c: &mut Cursor) -> Result<Vec<String>, ErrorInfo> {
+fn table_constraint(c: &mut Cursor) -> Result<Vec<String>, SqlError> {
     if c.eat("constraint") {
         c.ident()?;
     }
@@ -856,7 +848,7 @@ const COLUMN_ATTR: &[&str] = &[
     "default",
 ];
 
-fn column_def(c: &mut Cursor, temporary: bool) -> Result<ColumnDef, ErrorInfo> {
+fn column_def(c: &mut Cursor, temporary: bool) -> Result<ColumnDef, SqlError> {
     let name = c.ident()?;
     if name.len() > 127 {
         return Err(err(
@@ -914,12 +906,11 @@ fn column_def(c: &mut Cursor, temporary: bool) -> Result<ColumnDef, ErrorInfo> {
                         break;
                     }
                     depth -= 1;
-                } else if depth == 0 && t.is_punct(c.sql, ",") {
-                    break;
                 } else if depth == 0
-                    && !first
-                    && t.kind == Kind::Word
-                    && COLUMN_ATTR.iter().any(|k| t.is(c.sql, k))
+                    && (t.is_punct(c.sql, ",")
+                        || (!first
+                            && t.kind == Kind::Word
+                            && COLUMN_ATTR.iter().any(|k| t.is(c.sql, k))))
                 {
                     break;
                 }
@@ -955,7 +946,7 @@ fn column_def(c: &mut Cursor, temporary: bool) -> Result<ColumnDef, ErrorInfo> {
     Ok(col)
 }
 
-fn identity_args(c: &mut Cursor) -> Result<(i64, i64), ErrorInfo> {
+fn identity_args(c: &mut Cursor) -> Result<(i64, i64), SqlError> {
     c.expect_punct("(")?;
     let neg = |c: &mut Cursor| c.eat_punct("-");
     let s_neg = neg(c);
@@ -970,7 +961,7 @@ fn identity_args(c: &mut Cursor) -> Result<(i64, i64), ErrorInfo> {
     Ok((seed, step))
 }
 
-fn check_identity_type(column: &str, kind: TypeKind) -> Result<(), ErrorInfo> {
+fn check_identity_type(column: &str, kind: TypeKind) -> Result<(), SqlError> {
     if matches!(kind, TypeKind::Integer | TypeKind::BigInt) {
         Ok(())
     } else {
@@ -1022,7 +1013,7 @@ pub enum AlterTable {
 }
 
 /// Parses an ALTER TABLE (r_ALTER_TABLE) into what the stand-in does with it.
-pub fn alter_table(stmt: &Statement) -> Result<AlterTable, ErrorInfo> {
+pub fn alter_table(stmt: &Statement) -> Result<AlterTable, SqlError> {
     let mut c = Cursor::new(stmt);
     c.expect("alter")?;
     c.expect("table")?;
@@ -1270,7 +1261,7 @@ mod tests {
     use super::*;
     use crate::sql::lexer::split;
 
-    fn create(sql: &str) -> Result<CreateTable, ErrorInfo> {
+    fn create(sql: &str) -> Result<CreateTable, SqlError> {
         create_table(&split(sql).remove(0)).map(|o| o.expect("a CREATE TABLE"))
     }
 

@@ -64,8 +64,8 @@ impl Token {
             return None;
         }
         let t = self.text(sql);
-        if t.starts_with('$') {
-            let tag_end = t[1..].find('$')? + 2;
+        if let Some(rest) = t.strip_prefix('$') {
+            let tag_end = rest.find('$')? + 2;
             return Some(t[tag_end..t.len() - tag_end].to_owned());
         }
         let (escapes, body) = if t.starts_with(['e', 'E']) {

@@ -106,7 +106,7 @@ async fn svv_redshift_columns_has_what_a_migrator_needs() {
         ]
     );
     assert_eq!(
-        one(&c, &format!("SELECT DISTINCT database_name FROM svv_redshift_columns WHERE table_name = 'all_shapes'"))
+        one(&c, "SELECT DISTINCT database_name FROM svv_redshift_columns WHERE table_name = 'all_shapes'")
             .await,
         Some(db.name.clone())
     );
