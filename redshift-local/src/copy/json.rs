@@ -29,9 +29,11 @@ pub enum Item<'a> {
 }
 
 /// Splits a byte stream into root-level JSON values, keeping the scan state between chunks.
+/// Input is read straight into its buffer ([`Framer::fill`]).
 #[derive(Default)]
 pub struct Framer {
     buf: Vec<u8>,
+    len: usize,
     pos: usize,
     line: u64,
     // the value being scanned
@@ -43,6 +45,9 @@ pub struct Framer {
     skip_lines: u64,
 }
 
+/// How much the framer reads at a time.
+const READ_SIZE: usize = 256 * 1024;
+
 impl Framer {
     /// A framer that first skips `ignore_header` lines (IGNOREHEADER).
     pub fn new(ignore_header: u64) -> Framer {
@@ -53,29 +58,50 @@ impl Framer {
         }
     }
 
-    /// Appends decompressed bytes.
-    pub fn push(&mut self, data: &[u8]) {
-        // drop what was consumed before growing
+    /// Drops consumed bytes and makes room for at least `want` more.
+    fn make_room(&mut self, want: usize) {
         let keep_from = self.start.unwrap_or(self.pos);
-        if keep_from > 0 && keep_from >= self.buf.len() / 2 {
-            self.buf.drain(..keep_from);
+        if keep_from > 0 {
+            self.buf.copy_within(keep_from..self.len, 0);
+            self.len -= keep_from;
             self.pos -= keep_from;
             if let Some(s) = self.start.as_mut() {
                 *s -= keep_from;
             }
         }
-        self.buf.extend_from_slice(data);
+        if self.buf.len() < self.len + want {
+            self.buf.resize(self.len + want, 0);
+        }
+    }
+
+    /// Reads the next piece of input straight into the buffer; 0 at the end of the input.
+    pub fn fill(&mut self, r: &mut dyn std::io::Read) -> std::io::Result<usize> {
+        if self.buf.len() - self.len < READ_SIZE / 4 {
+            self.make_room(READ_SIZE);
+        }
+        let n = r.read(&mut self.buf[self.len..])?;
+        self.len += n;
+        Ok(n)
+    }
+
+    /// Appends bytes (for tests).
+    #[cfg(test)]
+    pub fn push(&mut self, data: &[u8]) {
+        self.make_room(data.len());
+        self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
     }
 
     /// The size of the value being scanned, if one is open.
     pub fn open_value_len(&self) -> usize {
-        self.start.map_or(0, |s| self.buf.len() - s)
+        self.start.map_or(0, |s| self.len - s)
     }
 
     /// The next item, or `None` when more input is needed (`eof` false) or there is none left.
     pub fn next_item(&mut self, eof: bool) -> Option<Item<'_>> {
-        let b = &self.buf;
-        while self.skip_lines > 0 && self.pos < b.len() {
+        let len = self.len;
+        let b = &self.buf[..len];
+        while self.skip_lines > 0 && self.pos < len {
             if b[self.pos] == b'\n' {
                 self.skip_lines -= 1;
                 self.line += 1;
@@ -87,26 +113,26 @@ impl Framer {
         }
         if self.start.is_none() {
             // white space, then a value or junk
-            while self.pos < b.len() && b[self.pos].is_ascii_whitespace() {
+            while self.pos < len && b[self.pos].is_ascii_whitespace() {
                 if b[self.pos] == b'\n' {
                     self.line += 1;
                 }
                 self.pos += 1;
             }
-            if self.pos >= b.len() {
+            if self.pos >= len {
                 return None;
             }
             let c = b[self.pos];
             if c != b'{' && c != b'[' {
                 let start = self.pos;
-                while self.pos < b.len()
+                while self.pos < len
                     && !b[self.pos].is_ascii_whitespace()
                     && b[self.pos] != b'{'
                     && b[self.pos] != b'['
                 {
                     self.pos += 1;
                 }
-                if self.pos >= b.len() && !eof {
+                if self.pos >= len && !eof {
                     // the run may go on in the next chunk
                     self.pos = start;
                     return None;
@@ -120,22 +146,36 @@ impl Framer {
             self.lines_in_value = 0;
         }
         let start = self.start.unwrap_or(self.pos);
-        while self.pos < b.len() {
-            let c = b[self.pos];
-            self.pos += 1;
-            if c == b'\n' {
-                self.lines_in_value += 1;
-            }
+        while self.pos < len {
             if self.in_string {
                 if self.escape {
                     self.escape = false;
-                } else if c == b'\\' {
-                    self.escape = true;
-                } else if c == b'"' {
-                    self.in_string = false;
+                    self.pos += 1;
+                    continue;
                 }
+                // to the string's next quote or backslash (a plain loop: this crate is
+                // optimized in debug builds, its dependencies are not)
+                let rest = &b[self.pos..];
+                let mut k = 0;
+                while k < rest.len() && rest[k] != b'"' && rest[k] != b'\\' {
+                    if rest[k] == b'\n' {
+                        self.lines_in_value += 1;
+                    }
+                    k += 1;
+                }
+                if k < rest.len() {
+                    if rest[k] == b'\\' {
+                        self.escape = true;
+                    } else {
+                        self.in_string = false;
+                    }
+                    k += 1;
+                }
+                self.pos += k;
                 continue;
             }
+            let c = b[self.pos];
+            self.pos += 1;
             match c {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => self.depth += 1,
@@ -152,13 +192,14 @@ impl Framer {
                         });
                     }
                 }
+                b'\n' => self.lines_in_value += 1,
                 _ => {}
             }
         }
         if eof {
             self.start = None;
             self.line += self.lines_in_value;
-            return Some(Item::Unterminated(&self.buf[start..], self.line));
+            return Some(Item::Unterminated(&self.buf[start..len], self.line));
         }
         None
     }

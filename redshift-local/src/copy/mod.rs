@@ -210,7 +210,6 @@ fn convert_file(
         Box::new(reader)
     };
     let mut framer = Framer::new(plan.ignore_header);
-    let mut buf = vec![0u8; 256 * 1024];
     let mut out = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
     let mut rows = 0u64;
     let reject = |line: u64,
@@ -243,7 +242,7 @@ fn convert_file(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let n = match reader.read(&mut buf) {
+        let n = match framer.fill(&mut reader) {
             Ok(n) => n,
             Err(e) => {
                 let what = if plan.gzip { "gzip" } else { "read" };
@@ -259,7 +258,6 @@ fn convert_file(
             }
         };
         let eof = n == 0;
-        framer.push(&buf[..n]);
         while let Some(item) = framer.next_item(eof) {
             let msg = match item {
                 Item::Object(obj, line) if obj.len() > MAX_OBJECT => Some(too_big(reject(
