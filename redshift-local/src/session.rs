@@ -694,6 +694,14 @@ impl Session {
                 Ok(out)
             }
             Local::AlterTable(a) => self.alter_table(a, in_block).await.map(|t| vec![tag(&t)]),
+            Local::Truncate { pg_sql } => {
+                // "TRUNCATE commits the transaction in which it is run" (r_TRUNCATE)
+                if in_block || self.backend.status == TransactionStatus::Transaction {
+                    self.internal("COMMIT", &[]).await?;
+                }
+                let r = self.internal(pg_sql, &[]).await?;
+                Ok(vec![tag(&r.tag)])
+            }
             Local::CreateDatabase {
                 pg_sql,
                 name,

@@ -50,6 +50,11 @@ pub enum Local {
         /// Its isolation level, if given.
         isolation: Option<Isolation>,
     },
+    /// `TRUNCATE [TABLE] name`: commits the transaction it runs in (r_TRUNCATE).
+    Truncate {
+        /// PostgreSQL's TRUNCATE.
+        pg_sql: String,
+    },
     /// `ALTER DATABASE name ISOLATION LEVEL ...`.
     AlterDatabaseIsolation {
         /// The database.
@@ -191,6 +196,47 @@ fn classify_inner(stmt: &Statement, mode: Mode, server_version: &str) -> Result<
     }
     if first.is(sql, "lock") {
         return lock(stmt).map(Plan::Forward);
+    }
+    if first.is(sql, "truncate") {
+        let mut c = Cursor::new(stmt);
+        c.pos = 1;
+        c.eat("table");
+        let name = super::cursor::quote_name(&c.qualified_name()?);
+        if !c.done() {
+            return Err(c.error());
+        }
+        return Ok(Plan::Local(Local::Truncate {
+            pg_sql: format!("TRUNCATE TABLE {name}"),
+        }));
+    }
+    // PostgreSQL features Redshift does not have (c_unsupported-postgresql-features)
+    if first.is(sql, "create") {
+        let what = if kw(1, "index") || (kw(1, "unique") && kw(2, "index")) {
+            Some("indexes")
+        } else if kw(1, "trigger") || (kw(1, "constraint") && kw(2, "trigger")) {
+            Some("triggers")
+        } else if kw(1, "sequence") || (kw(1, "temp") || kw(1, "temporary")) && kw(2, "sequence") {
+            Some("sequences")
+        } else if kw(1, "tablespace") {
+            Some("tablespaces")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(unsupported(what, "c_unsupported-postgresql-features"));
+        }
+    }
+    if first.is(sql, "insert") || first.is(sql, "update") || first.is(sql, "delete") {
+        // neither INSERT ... ON CONFLICT nor RETURNING is in Redshift's grammar (r_INSERT_30,
+        // r_UPDATE, r_DELETE)
+        for (i, tok) in t.iter().enumerate() {
+            if tok.is(sql, "returning") {
+                return Err(syntax_error(sql, tok.span.start, tok.text(sql)));
+            }
+            if tok.is(sql, "on") && t.get(i + 1).is_some_and(|n| n.is(sql, "conflict")) {
+                return Err(syntax_error(sql, t[i + 1].span.start, t[i + 1].text(sql)));
+            }
+        }
     }
     if first.is(sql, "begin") || first.is(sql, "start") {
         return Ok(strip_isolation(stmt));
@@ -385,6 +431,15 @@ fn version_num(v: &str) -> String {
         parts.next().unwrap_or(0),
     );
     format!("{}", a * 10000 + b * 100 + c)
+}
+
+/// A PostgreSQL feature Redshift lacks.
+fn unsupported(what: &str, page: &str) -> SqlError {
+    err_hint(
+        "0A000",
+        format!("Amazon Redshift does not support {what}"),
+        format!("See https://docs.aws.amazon.com/redshift/latest/dg/{page}.html"),
+    )
 }
 
 /// The error for a statement Redshift refuses inside a transaction block.

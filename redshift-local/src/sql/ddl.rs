@@ -521,12 +521,7 @@ pub fn create_table(stmt: &Statement) -> Result<Option<CreateTable>, SqlError> {
     let name_parts = c.qualified_name()?;
     let name = quote_name(&name_parts);
     let table = name_parts.last().cloned().unwrap_or_default();
-    if table.len() > 127 {
-        return Err(err(
-            "42622",
-            format!("identifier \"{table}\" is longer than Redshift's 127 bytes"),
-        ));
-    }
+    check_name_length(&table)?;
     if !c.at_punct("(") {
         // CREATE TABLE ... AS: strip the Redshift table attributes, keep the query
         let attrs = table_attributes(&mut c)?;
@@ -848,14 +843,31 @@ const COLUMN_ATTR: &[&str] = &[
     "default",
 ];
 
-fn column_def(c: &mut Cursor, temporary: bool) -> Result<ColumnDef, SqlError> {
-    let name = c.ident()?;
+/// Redshift takes names up to 127 bytes (r_names); PostgreSQL keeps 63 and would cut longer
+/// ones silently, so the stand-in refuses those it can't hold.
+fn check_name_length(name: &str) -> Result<(), SqlError> {
     if name.len() > 127 {
         return Err(err(
             "42622",
-            format!("identifier \"{name}\" is longer than Redshift's 127 bytes"),
+            format!("identifier \"{name}\" is longer than Redshift's 127 bytes (r_names)"),
         ));
     }
+    if name.len() > 63 {
+        return Err(err_hint(
+            "42622",
+            format!(
+                "redshift-local can't hold identifier \"{name}\" of {} bytes: its PostgreSQL keeps 63",
+                name.len()
+            ),
+            "Redshift allows 127 bytes (r_names); test names this long against a real cluster.",
+        ));
+    }
+    Ok(())
+}
+
+fn column_def(c: &mut Cursor, temporary: bool) -> Result<ColumnDef, SqlError> {
+    let name = c.ident()?;
+    check_name_length(&name)?;
     let ty = parse_type(c)?;
     let mut col = ColumnDef {
         name: name.clone(),

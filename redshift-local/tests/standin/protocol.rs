@@ -96,3 +96,47 @@ async fn binary_numeric_date_time_are_refused() {
     assert_eq!(row.get::<_, i64>(2), 7);
     assert_eq!(one(&c, "SELECT d FROM t").await.as_deref(), Some("1.25"));
 }
+
+/// c_unsupported-postgresql-features, r_INSERT_30: PostgreSQL features Redshift lacks are
+/// refused rather than quietly working.
+#[tokio::test]
+async fn postgresql_only_features_are_refused() {
+    let db = Db::new("proto_unsupported", None).await;
+    let c = db.connect(Mode::Provisioned).await;
+    c.batch_execute("CREATE TABLE t (id INT)").await.unwrap();
+    for (sql, code) in [
+        ("CREATE INDEX t_id ON t (id)", "0A000"),
+        ("CREATE UNIQUE INDEX t_id ON t (id)", "0A000"),
+        ("CREATE SEQUENCE s", "0A000"),
+        ("INSERT INTO t VALUES (1) RETURNING id", "42601"),
+        ("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", "42601"),
+        ("CREATE TABLE u (id SERIAL)", "42704"),
+        ("CREATE TABLE u (id INT CHECK (id > 0))", "42601"),
+    ] {
+        let e = c
+            .batch_execute(sql)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} was accepted"));
+        assert_eq!(db_err(&e).0, code, "{sql}: {e}");
+    }
+}
+
+/// A client's CancelRequest reaches the PostgreSQL session behind it.
+#[tokio::test]
+async fn cancel_requests_are_forwarded() {
+    let c = connect_url(&var("REDTRACK_REDSHIFT_URL")).await.unwrap();
+    let token = c.cancel_token();
+    let sleeper = tokio::spawn(async move {
+        let r = c.batch_execute("SELECT pg_sleep(30)").await;
+        (r, c)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let (r, c) = within(std::time::Duration::from_secs(10), sleeper)
+        .await
+        .expect("cancelled in time")
+        .unwrap();
+    assert_eq!(db_err(&r.unwrap_err()).0, "57014");
+    assert_eq!(one(&c, "SELECT 1").await.as_deref(), Some("1"));
+}

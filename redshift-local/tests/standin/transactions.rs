@@ -180,3 +180,66 @@ async fn alter_database_isolation_level() {
         Some("serializable")
     );
 }
+
+/// r_TRUNCATE: TRUNCATE commits the transaction it runs in, so what came before it in the
+/// transaction stays even if the transaction is then rolled back.
+#[tokio::test]
+async fn truncate_commits_its_transaction() {
+    let db = Db::new("tx_truncate", None).await;
+    let c = db.connect(Mode::Provisioned).await;
+    c.batch_execute("CREATE TABLE a (id INT); CREATE TABLE b (id INT); INSERT INTO b VALUES (1)")
+        .await
+        .unwrap();
+    c.batch_execute("BEGIN; INSERT INTO a VALUES (1); TRUNCATE b")
+        .await
+        .unwrap();
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        one(&c, "SELECT COUNT(*) FROM a").await.as_deref(),
+        Some("1"),
+        "the INSERT was committed"
+    );
+    assert_eq!(
+        one(&c, "SELECT COUNT(*) FROM b").await.as_deref(),
+        Some("0")
+    );
+}
+
+/// An error inside a transaction block aborts it, whether PostgreSQL or the stand-in raised
+/// it, in the simple and the extended protocol: later statements fail until ROLLBACK.
+#[tokio::test]
+async fn a_refused_statement_aborts_the_transaction() {
+    let db = Db::new("tx_abort", None).await;
+    let c = db.connect(Mode::Provisioned).await;
+    c.batch_execute("CREATE TABLE t (id INT, a VARCHAR(8))")
+        .await
+        .unwrap();
+    for extended in [false, true] {
+        c.batch_execute("BEGIN; INSERT INTO t VALUES (1, 'x')")
+            .await
+            .unwrap();
+        let sql = "ALTER TABLE t ALTER COLUMN a TYPE VARCHAR(20)";
+        let e = if extended {
+            c.execute(sql, &[]).await.unwrap_err()
+        } else {
+            c.batch_execute(sql).await.unwrap_err()
+        };
+        assert_eq!(db_err(&e).0, "25001");
+        let e = c.query("SELECT 1", &[]).await.unwrap_err();
+        assert_eq!(db_err(&e).0, "25P02", "extended: {extended}");
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(
+            one(&c, "SELECT COUNT(*) FROM t").await.as_deref(),
+            Some("0")
+        );
+    }
+    // a failed COPY inside a multi-statement query rolls back what came before it
+    let s3 = s3().await;
+    let m = manifest(&s3, &prefix("tx_abort"), &["{\"id\": \"x\"}\n"]).await;
+    let batch = format!("INSERT INTO t VALUES (2, 'y'); {}", copy_sql("t", &m, ""));
+    assert!(c.batch_execute(&batch).await.is_err());
+    assert_eq!(
+        one(&c, "SELECT COUNT(*) FROM t").await.as_deref(),
+        Some("0")
+    );
+}
