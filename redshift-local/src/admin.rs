@@ -269,37 +269,46 @@ impl Admin {
             return Err(Error::Admin("no log connection".into()));
         };
         let tx = client.transaction().await?;
+        // a thousand rows per statement, as arrays (MAXERROR allows up to 100000 rejects)
         let stmt = tx
             .prepare(
                 "INSERT INTO load_errors (userid, slice, tbl, starttime, session, query, \
                  transaction_id, database_name, filename, line_number, colname, type, col_length, \
                  position, raw_line, raw_field_value, err_code, err_reason, is_partial, start_offset) \
-                 VALUES ($1, $2, $3, CAST(CAST($4 AS text) AS timestamp), $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, 0, 0)",
+                 SELECT u, sl, t, CAST(st AS timestamp), se, q, tx, db, f, l, c, ty, cl, p, rl, rf, ec, er, 0, 0 \
+                 FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::int[], $6::bigint[], \
+                 $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], \
+                 $13::text[], $14::int[], $15::text[], $16::text[], $17::int[], $18::text[]) \
+                 AS r(u, sl, t, st, se, q, tx, db, f, l, c, ty, cl, p, rl, rf, ec, er)",
             )
             .await?;
-        for r in rows {
+        for chunk in rows.chunks(1000) {
+            macro_rules! col {
+                ($f:ident) => {
+                    chunk.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+                };
+            }
             tx.execute(
                 &stmt,
                 &[
-                    &r.userid,
-                    &r.slice,
-                    &r.tbl,
-                    &r.starttime,
-                    &r.session,
-                    &r.query,
-                    &r.transaction_id,
-                    &r.database_name,
-                    &r.filename,
-                    &r.line_number,
-                    &r.colname,
-                    &r.col_type,
-                    &r.col_length,
-                    &r.position,
-                    &r.raw_line,
-                    &r.raw_field_value,
-                    &r.err_code,
-                    &r.err_reason,
+                    &col!(userid),
+                    &col!(slice),
+                    &col!(tbl),
+                    &col!(starttime),
+                    &col!(session),
+                    &col!(query),
+                    &col!(transaction_id),
+                    &col!(database_name),
+                    &col!(filename),
+                    &col!(line_number),
+                    &col!(colname),
+                    &col!(col_type),
+                    &col!(col_length),
+                    &col!(position),
+                    &col!(raw_line),
+                    &col!(raw_field_value),
+                    &col!(err_code),
+                    &col!(err_reason),
                 ],
             )
             .await?;
