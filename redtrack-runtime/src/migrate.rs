@@ -4,8 +4,17 @@
 //! What is planned: `ADD COLUMN` for a new nullable field, and widening a `VARCHAR`. What is
 //! refused, with what to do instead: a changed type, a narrowed column, a column that became
 //! NOT NULL (or a new NOT NULL field, which existing rows cannot satisfy), a NOT NULL column the
-//! struct no longer has (COPY would load NULL into it and fail), and a column that lost NOT NULL
-//! (Redshift cannot drop a NOT NULL constraint).
+//! struct no longer has (COPY would load NULL into it and fail), a column that lost NOT NULL
+//! (Redshift cannot drop a NOT NULL constraint), and a VARCHAR that Redshift cannot widen in
+//! place: one encoded BYTEDICT, RUNLENGTH, TEXT255 or TEXT32K, or one with a DEFAULT
+//! (`https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html`, ALTER COLUMN ... TYPE).
+//!
+//! On Redshift the columns are read from `svv_redshift_columns` (type, nullability, encoding,
+//! default, distribution and sort key; `r_SVV_REDSHIFT_COLUMNS`), since `information_schema`
+//! carries no encoding; on PostgreSQL from `information_schema.columns`
+//! ([`read_columns_for`]). [`MigrationPlan::apply`] runs every `ADD COLUMN` in one transaction
+//! and each `ALTER COLUMN ... TYPE` on its own (Redshift refuses it inside a transaction block),
+//! and a failure names exactly what was applied and what was not.
 //!
 //! ```
 //! use redtrack_runtime::migrate::{plan, WarehouseColumn};
@@ -28,12 +37,18 @@
 
 use std::fmt;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::schema::{quote_ident, Column, Dialect, SqlType, TableSchema};
 use crate::warehouse::{column, db_error};
 
-/// A column as the warehouse's `information_schema.columns` describes it.
+/// Encodings whose VARCHAR columns Redshift cannot widen with `ALTER COLUMN ... TYPE`
+/// (`r_ALTER_TABLE`).
+const NOT_WIDENABLE_ENCODINGS: &[&str] = &["bytedict", "runlength", "text255", "text32k"];
+
+/// A column as the warehouse's catalog describes it (`information_schema.columns`, or
+/// Redshift's `svv_redshift_columns`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WarehouseColumn {
     /// The column name.
     pub name: String,
@@ -47,6 +62,15 @@ pub struct WarehouseColumn {
     pub scale: Option<i32>,
     /// Whether the column accepts NULL.
     pub nullable: bool,
+    /// Its compression encoding, lowercase (`lzo`, `text32k`, `none` for RAW), where the
+    /// catalog says (Redshift).
+    pub encoding: Option<String>,
+    /// Its DEFAULT expression, if it has one (read on Redshift).
+    pub default: Option<String>,
+    /// Whether it is the table's distribution key (Redshift).
+    pub distkey: bool,
+    /// Its place in the sort key (0: not in it; negative for an interleaved one), Redshift.
+    pub sortkey: i32,
 }
 
 impl WarehouseColumn {
@@ -59,7 +83,37 @@ impl WarehouseColumn {
             precision: None,
             scale: None,
             nullable,
+            encoding: None,
+            default: None,
+            distkey: false,
+            sortkey: 0,
         }
+    }
+
+    /// This column with its encoding as the catalog names it (`text32k`, ...).
+    pub fn with_encoding(mut self, encoding: &str) -> WarehouseColumn {
+        self.encoding = Some(encoding.trim().to_ascii_lowercase());
+        self
+    }
+
+    /// This column with a DEFAULT expression.
+    pub fn with_default(mut self, default: &str) -> WarehouseColumn {
+        self.default = Some(default.to_owned());
+        self
+    }
+
+    /// Why Redshift cannot widen this VARCHAR in place, if it cannot (`r_ALTER_TABLE`).
+    fn widen_blocker(&self) -> Option<String> {
+        if let Some(enc) = self
+            .encoding
+            .as_deref()
+            .filter(|e| NOT_WIDENABLE_ENCODINGS.contains(e))
+        {
+            return Some(format!("it is encoded {}", enc.to_ascii_uppercase()));
+        }
+        self.default
+            .as_ref()
+            .map(|d| format!("it has a DEFAULT ({d})"))
     }
 
     /// The column's type as a [`SqlType`], if redtrack knows it
@@ -161,6 +215,100 @@ impl MigrationPlan {
     }
 }
 
+/// What [`MigrationPlan::apply`] ran.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Applied {
+    /// The statements that took effect, in order.
+    pub statements: Vec<String>,
+}
+
+impl MigrationPlan {
+    /// Runs the plan on `client` in `dialect`: a missing table is created; every `ADD COLUMN`
+    /// runs in one transaction (all or none); then each `ALTER COLUMN ... TYPE` on its own,
+    /// outside a transaction block, as Redshift requires (`r_ALTER_TABLE`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the plan has refusals (nothing is run); [`Error::Warehouse`] when a
+    /// statement fails, saying which statements were applied before it (they stay applied),
+    /// which one failed, and which were not run.
+    pub async fn apply(
+        &self,
+        client: &mut tokio_postgres::Client,
+        dialect: Dialect,
+    ) -> Result<Applied> {
+        if !self.refusals.is_empty() {
+            return Err(Error::Config(format!(
+                "the migration of `{}` has refusals; nothing was applied",
+                self.table.name
+            )));
+        }
+        let statements = self.statements(dialect);
+        // A new table is one statement; ADD COLUMNs go together, ALTER COLUMN ... TYPEs alone.
+        let (mut together, mut alone): (Vec<&String>, Vec<&String>) = (Vec::new(), Vec::new());
+        if self.create {
+            together.extend(&statements);
+        } else {
+            for (change, sql) in self.changes.iter().zip(&statements) {
+                match change {
+                    Change::AddColumn(_) => together.push(sql),
+                    Change::WidenVarchar { .. } => alone.push(sql),
+                }
+            }
+        }
+        let mut applied = Applied::default();
+        let failed = |applied: &Applied, sql: &str, rest: &[&String], e| {
+            let done = if applied.statements.is_empty() {
+                "nothing".to_owned()
+            } else {
+                applied.statements.join("; ")
+            };
+            let not_run: Vec<&str> = rest.iter().map(|s| s.as_str()).collect();
+            db_error(
+                &format!(
+                    "migrating `{}`: applied: {done}; failed: `{sql}`; not run: {}",
+                    self.table.name,
+                    if not_run.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        not_run.join("; ")
+                    }
+                ),
+                e,
+            )
+        };
+        if !together.is_empty() {
+            let all: Vec<&String> = together.iter().chain(&alone).copied().collect();
+            let txn = client
+                .transaction()
+                .await
+                .map_err(|e| failed(&applied, together[0], &all, e))?;
+            for (i, sql) in together.iter().enumerate() {
+                if let Err(e) = txn.batch_execute(sql).await {
+                    // The transaction rolls back: none of its statements took effect.
+                    return Err(failed(&applied, sql, &all[i + 1..], e));
+                }
+            }
+            let first = together[0];
+            txn.commit()
+                .await
+                .map_err(|e| failed(&applied, first, &all, e))?;
+            applied
+                .statements
+                .extend(together.iter().map(|s| (*s).clone()));
+        }
+        for (i, sql) in alone.iter().enumerate() {
+            client
+                .batch_execute(sql)
+                .await
+                .map_err(|e| failed(&applied, sql, &alone[i + 1..], e))?;
+            applied.statements.push((*sql).clone());
+        }
+        Ok(applied)
+    }
+}
+
 /// Compares `schema` with the warehouse's columns of its table (`existing`, empty when the table
 /// does not exist).
 pub fn plan(schema: &'static TableSchema, existing: &[WarehouseColumn]) -> MigrationPlan {
@@ -200,11 +348,30 @@ pub fn plan(schema: &'static TableSchema, existing: &[WarehouseColumn]) -> Migra
         };
         match (have.sql_type(), column.sql_type) {
             (Some(SqlType::Varchar { len: from }), SqlType::Varchar { len: to }) if from < to => {
-                plan.changes.push(Change::WidenVarchar {
-                    column: column.name,
-                    from,
-                    to,
-                })
+                match have.widen_blocker() {
+                    None => plan.changes.push(Change::WidenVarchar {
+                        column: column.name,
+                        from,
+                        to,
+                    }),
+                    Some(why) => refuse(
+                        &mut plan,
+                        column.name,
+                        format!(
+                            "the struct widens VARCHAR({from}) to VARCHAR({to}), but Redshift \
+                             cannot alter the type of this column: {why} (r_ALTER_TABLE allows \
+                             ALTER COLUMN ... TYPE only for VARCHAR columns that are not encoded \
+                             BYTEDICT, RUNLENGTH, TEXT255 or TEXT32K and have no DEFAULT); \
+                             either keep VARCHAR({from}) in the struct (the encoder truncates to \
+                             it), or deep-copy the table: CREATE TABLE {table}_new with the \
+                             struct's DDL (`ddl --table {table}`, renamed), INSERT INTO \
+                             {table}_new SELECT * FROM {table}, then DROP TABLE {table} and ALTER \
+                             TABLE {table}_new RENAME TO {table}, with loads stopped \
+                             (https://docs.aws.amazon.com/redshift/latest/dg/performing-a-deep-copy.html)",
+                            table = schema.name
+                        ),
+                    ),
+                }
             }
             (Some(SqlType::Varchar { len: from }), SqlType::Varchar { len: to }) if from > to => {
                 refuse(
@@ -275,8 +442,50 @@ pub fn plan(schema: &'static TableSchema, existing: &[WarehouseColumn]) -> Migra
     plan
 }
 
-/// The columns of `table` in the connection's current schema, in order; empty if the table does
-/// not exist.
+/// The columns of `table` in the connection's current schema as `dialect`'s catalog describes
+/// them, in order; empty if the table does not exist. On Redshift from `svv_redshift_columns`
+/// (with encodings, defaults and keys, `r_SVV_REDSHIFT_COLUMNS`), on PostgreSQL from
+/// `information_schema.columns` ([`read_columns`]). Values cross as VARCHAR or INTEGER.
+pub async fn read_columns_for(
+    client: &tokio_postgres::Client,
+    table: &str,
+    dialect: Dialect,
+) -> Result<Vec<WarehouseColumn>> {
+    const SQL: &str = "SELECT CAST(column_name AS VARCHAR(128)), CAST(data_type AS VARCHAR(128)), \
+         CAST(is_nullable AS VARCHAR(3)), CAST(TRIM(encoding) AS VARCHAR(128)), \
+         CAST(column_default AS VARCHAR(4000)), \
+         CAST(CASE WHEN distkey THEN 'true' ELSE 'false' END AS VARCHAR(5)), \
+         CAST(sortkey AS INTEGER) \
+         FROM svv_redshift_columns \
+         WHERE schema_name = current_schema() AND table_name = $1 ORDER BY ordinal_position";
+    if dialect == Dialect::Postgres {
+        return read_columns(client, table).await;
+    }
+    let what = format!("reading the columns of `{table}` from svv_redshift_columns");
+    let rows = client
+        .query(SQL, &[&table])
+        .await
+        .map_err(|e| db_error(&what, e))?;
+    rows.iter()
+        .map(|r| {
+            let mut c = WarehouseColumn::new(
+                &column::<String>(r, 0, &what)?,
+                &column::<String>(r, 1, &what)?,
+                column::<String>(r, 2, &what)?.eq_ignore_ascii_case("YES"),
+            );
+            c.encoding =
+                column::<Option<String>>(r, 3, &what)?.map(|e| e.trim().to_ascii_lowercase());
+            c.default = column(r, 4, &what)?;
+            c.distkey = column::<String>(r, 5, &what)? == "true";
+            c.sortkey = column(r, 6, &what)?;
+            Ok(c)
+        })
+        .collect()
+}
+
+/// The columns of `table` in the connection's current schema, from
+/// `information_schema.columns` (no encodings: on Redshift use [`read_columns_for`]), in
+/// order; empty if the table does not exist.
 pub async fn read_columns(
     client: &tokio_postgres::Client,
     table: &str,
@@ -293,14 +502,15 @@ pub async fn read_columns(
         .map_err(|e| db_error(&what, e))?;
     rows.iter()
         .map(|r| {
-            Ok(WarehouseColumn {
-                name: column(r, 0, &what)?,
-                data_type: column(r, 1, &what)?,
-                char_len: column(r, 2, &what)?,
-                precision: column(r, 3, &what)?,
-                scale: column(r, 4, &what)?,
-                nullable: column::<String>(r, 5, &what)?.eq_ignore_ascii_case("YES"),
-            })
+            let mut c = WarehouseColumn::new(
+                &column::<String>(r, 0, &what)?,
+                &column::<String>(r, 1, &what)?,
+                column::<String>(r, 5, &what)?.eq_ignore_ascii_case("YES"),
+            );
+            c.char_len = column(r, 2, &what)?;
+            c.precision = column(r, 3, &what)?;
+            c.scale = column(r, 4, &what)?;
+            Ok(c)
         })
         .collect()
 }
@@ -398,6 +608,42 @@ mod tests {
         assert!(p.refusals[0]
             .reason
             .contains("narrows VARCHAR(256) to VARCHAR(128)"));
+    }
+
+    /// r_ALTER_TABLE: no ALTER COLUMN ... TYPE for BYTEDICT, RUNLENGTH, TEXT255 or TEXT32K
+    /// columns, nor for columns with a DEFAULT: refused, with the deep copy to do instead.
+    #[test]
+    fn a_varchar_redshift_cannot_widen_is_refused_with_a_deep_copy() {
+        for (have, why) in [
+            (
+                varchar("message", 32, true).with_encoding("TEXT32K "),
+                "encoded TEXT32K",
+            ),
+            (
+                varchar("message", 32, true).with_encoding("bytedict"),
+                "encoded BYTEDICT",
+            ),
+            (
+                varchar("message", 32, true).with_default("'x'"),
+                "has a DEFAULT",
+            ),
+        ] {
+            let p = plan(
+                &SCHEMA,
+                &[WarehouseColumn::new("id", "bigint", false), have],
+            );
+            assert!(p.changes.is_empty(), "{p:?}");
+            assert_eq!(p.refusals.len(), 1, "{p:?}");
+            assert!(p.refusals[0].reason.contains(why), "{}", p.refusals[0]);
+            assert!(
+                p.refusals[0].reason.contains("deep-copy"),
+                "{}",
+                p.refusals[0]
+            );
+        }
+        let lzo = varchar("message", 32, true).with_encoding("lzo");
+        let p = plan(&SCHEMA, &[WarehouseColumn::new("id", "bigint", false), lzo]);
+        assert_eq!(p.changes.len(), 1, "{p:?}");
     }
 
     #[test]

@@ -80,105 +80,105 @@ async fn usage_errors_have_their_own_exit_code_and_name_the_known_tables() {
     assert!(r.out.contains("migrate"), "{}", r.out);
 }
 
-#[tokio::test]
-async fn cli_end_to_end() {
-    let env = common::TestEnv::new().await;
+crate::each_backend! {
+    async fn cli_end_to_end(env: TestEnv) {
 
-    let first = ok(run(&env, &["setup", "--shards", "2"]).await, "setup");
-    let stream = env.stream_name("test_events");
-    for line in [
-        "table kinesis_loads: created".to_owned(),
-        "table test_events: created".to_owned(),
-        format!("stream {stream}: created"),
-    ] {
-        assert!(first.contains(&line), "missing `{line}` in:\n{first}");
-    }
-    let again = ok(run(&env, &["setup", "--shards", "2"]).await, "setup again");
-    assert!(
-        !again.contains("created"),
-        "setup is not idempotent:\n{again}"
-    );
-    assert!(
-        again.contains(&format!("stream {stream}: already there")),
-        "{again}"
-    );
-
-    let client = Client::new(env.config()).await.expect("client");
-    for i in 0..40 {
-        let event = TestEvent {
-            client_ip: format!("10.0.0.{i}"),
-            timestamp: i,
-            message: Some(format!("m{i}")),
-        };
-        client.write(&event).await.expect("write");
-    }
-    client.close().await.expect("close");
-
-    let out = ok(
-        run(&env, &["load", "--table", "test_events", "--json"]).await,
-        "load",
-    );
-    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("load --json is JSON");
-    assert_eq!(report["records"], 40, "{report}");
-    assert_eq!(report["table"], "test_events");
-    let count: i64 = env
-        .pg()
-        .await
-        .query_one("SELECT COUNT(*) FROM test_events", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(count, 40);
-
-    // A second load finds nothing new.
-    let out = ok(
-        run(&env, &["load", "--table", "test_events"]).await,
-        "load again",
-    );
-    assert!(out.starts_with("test_events: 0 events loaded"), "{out}");
-
-    let out = ok(
-        run(&env, &["status", "--json", "--table", "test_events"]).await,
-        "status",
-    );
-    let shards: Vec<serde_json::Value> = serde_json::from_str(out.trim()).expect("status --json");
-    assert_eq!(shards.len(), 2, "{out}");
-    for s in &shards {
-        assert_eq!(s["open"], true, "{s}");
+        let first = ok(run(&env, &["setup", "--shards", "2"]).await, "setup");
+        let stream = env.stream_name("test_events");
+        for line in [
+            "table kinesis_loads: created".to_owned(),
+            "table test_events: created".to_owned(),
+            format!("stream {stream}: created"),
+        ] {
+            assert!(first.contains(&line), "missing `{line}` in:\n{first}");
+        }
+        let again = ok(run(&env, &["setup", "--shards", "2"]).await, "setup again");
         assert!(
-            s["last_sequence_number"].is_string(),
-            "every shard got records: {s}"
+            !again.contains("created"),
+            "setup is not idempotent:\n{again}"
         );
-        assert!(s["last_load"].is_string(), "{s}");
+        assert!(
+            again.contains(&format!("stream {stream}: already there")),
+            "{again}"
+        );
+
+        let client = Client::new(env.config()).await.expect("client");
+        for i in 0..40 {
+            let event = TestEvent {
+                client_ip: format!("10.0.0.{i}"),
+                timestamp: i,
+                message: Some(format!("m{i}")),
+            };
+            client.write(&event).await.expect("write");
+        }
+        client.close().await.expect("close");
+
+        let out = ok(
+            run(&env, &["load", "--table", "test_events", "--json"]).await,
+            "load",
+        );
+        let report: serde_json::Value = serde_json::from_str(out.trim()).expect("load --json is JSON");
+        assert_eq!(report["records"], 40, "{report}");
+        assert_eq!(report["table"], "test_events");
+        let count: i64 = env
+            .pg()
+            .await
+            .query_one("SELECT COUNT(*) FROM test_events", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(count, 40);
+
+        // A second load finds nothing new.
+        let out = ok(
+            run(&env, &["load", "--table", "test_events"]).await,
+            "load again",
+        );
+        assert!(out.starts_with("test_events: 0 events loaded"), "{out}");
+
+        let out = ok(
+            run(&env, &["status", "--json", "--table", "test_events"]).await,
+            "status",
+        );
+        let shards: Vec<serde_json::Value> = serde_json::from_str(out.trim()).expect("status --json");
+        assert_eq!(shards.len(), 2, "{out}");
+        for s in &shards {
+            assert_eq!(s["open"], true, "{s}");
+            assert!(
+                s["last_sequence_number"].is_string(),
+                "every shard got records: {s}"
+            );
+            assert!(s["last_load"].is_string(), "{s}");
+        }
+        let table = ok(run(&env, &["status"]).await, "status (table)");
+        assert!(
+            table.contains("test_all_types") && table.contains("never"),
+            "{table}"
+        );
+
+        let out = ok(
+            run(&env, &["errors", "--table", "test_events"]).await,
+            "errors",
+        );
+        assert_eq!(out.trim(), "test_events: no rejected rows");
+
+        let out = ok(
+            run(&env, &["split-shards", "--table", "test_events"]).await,
+            "split",
+        );
+        assert_eq!(out.trim(), format!("stream {stream}: split 2 shards"));
+        let out = ok(
+            run(&env, &["status", "--json", "--table", "test_events"]).await,
+            "status",
+        );
+        let shards: Vec<serde_json::Value> = serde_json::from_str(out.trim()).expect("status --json");
+        assert_eq!(shards.len(), 6, "2 closed parents and 4 children: {out}");
+        assert_eq!(
+            shards.iter().filter(|s| s["open"] == false).count(),
+            2,
+            "{out}"
+        );
     }
-    let table = ok(run(&env, &["status"]).await, "status (table)");
-    assert!(
-        table.contains("test_all_types") && table.contains("never"),
-        "{table}"
-    );
-
-    let out = ok(
-        run(&env, &["errors", "--table", "test_events"]).await,
-        "errors",
-    );
-    assert_eq!(out.trim(), "test_events: no rejected rows");
-
-    let out = ok(
-        run(&env, &["split-shards", "--table", "test_events"]).await,
-        "split",
-    );
-    assert_eq!(out.trim(), format!("stream {stream}: split 2 shards"));
-    let out = ok(
-        run(&env, &["status", "--json", "--table", "test_events"]).await,
-        "status",
-    );
-    let shards: Vec<serde_json::Value> = serde_json::from_str(out.trim()).expect("status --json");
-    assert_eq!(shards.len(), 6, "2 closed parents and 4 children: {out}");
-    assert_eq!(
-        shards.iter().filter(|s| s["open"] == false).count(),
-        2,
-        "{out}"
-    );
 }
 
 #[tokio::test]
@@ -253,13 +253,13 @@ async fn migrate_widens_adds_and_refuses_with_reasons() {
     assert!(r.err.contains("column `legacy`"), "{}", r.err);
 }
 
-#[tokio::test]
-async fn a_load_that_fails_exits_with_the_failure_code() {
-    let env = common::TestEnv::new().await;
-    // No setup: kinesis_loads and the stream do not exist.
-    let r = run(&env, &["load", "--table", "test_events"]).await;
-    assert_eq!(r.code, EXIT_FAILED, "{}\n{}", r.out, r.err);
-    assert!(r.err.starts_with("redtrack: error: "), "{}", r.err);
+crate::each_backend! {
+    async fn a_load_that_fails_exits_with_the_failure_code(env: TestEnv) {
+        // No setup: kinesis_loads and the stream do not exist.
+        let r = run(&env, &["load", "--table", "test_events"]).await;
+        assert_eq!(r.code, EXIT_FAILED, "{}\n{}", r.out, r.err);
+        assert!(r.err.starts_with("redtrack: error: "), "{}", r.err);
+    }
 }
 
 #[tokio::test]
@@ -291,4 +291,105 @@ async fn a_postgres_server_with_the_redshift_dialect_is_a_configuration_error() 
         err.contains("set REDTRACK_WAREHOUSE_DIALECT=postgres"),
         "{err}"
     );
+}
+
+crate::each_backend! {
+    /// `migrate` on each backend: it reads the table from the warehouse's catalog
+    /// (`svv_redshift_columns` on Redshift), widens what Redshift can widen, refuses with a deep
+    /// copy what it cannot (a TEXT32K-encoded VARCHAR, a VARCHAR with a DEFAULT: r_ALTER_TABLE),
+    /// and a failure in the middle of `--apply` says exactly what was applied.
+    async fn migrate_follows_what_the_warehouse_accepts(env: TestEnv) {
+        ok(run(&env, &["setup", "--table", "test_events"]).await, "setup");
+        let warehouse = env.warehouse().await;
+        // One statement at a time: Redshift alters a column's type only outside a transaction.
+        warehouse
+            .batch_execute("ALTER TABLE test_events ALTER COLUMN message TYPE VARCHAR(64)")
+            .await
+            .expect("narrow message");
+        let out = ok(
+            run(&env, &["migrate", "--table", "test_events", "--apply"]).await,
+            "migrate --apply",
+        );
+        assert!(
+            out.contains("ALTER TABLE test_events ALTER COLUMN message TYPE VARCHAR(128);"),
+            "{out}"
+        );
+        assert!(out.contains("applied 1 statements"), "{out}");
+        let len: i32 = env
+            .pg()
+            .await
+            .query_one(
+                "SELECT CAST(character_maximum_length AS INTEGER) FROM information_schema.columns \
+                 WHERE table_name = 'test_events' AND column_name = 'message'",
+                &[],
+            )
+            .await
+            .expect("column")
+            .get(0);
+        assert_eq!(len, 128);
+
+        if env.backend().is_redshift() {
+            for (column, why) in [
+                ("message VARCHAR(64) ENCODE TEXT32K", "it is encoded TEXT32K"),
+                ("message VARCHAR(64) DEFAULT 'none'", "it has a DEFAULT"),
+            ] {
+                warehouse
+                    .batch_execute("ALTER TABLE test_events DROP COLUMN message")
+                    .await
+                    .expect("drop message");
+                warehouse
+                    .batch_execute(&format!("ALTER TABLE test_events ADD COLUMN {column}"))
+                    .await
+                    .expect("add message back");
+                let r = run(&env, &["migrate", "--table", "test_events", "--apply"]).await;
+                assert_eq!(r.code, EXIT_REFUSED, "{}\n{}", r.out, r.err);
+                assert!(r.err.contains(why), "{}", r.err);
+                assert!(r.err.contains("deep-copy"), "{}", r.err);
+                assert!(r.err.contains("nothing was changed"), "{}", r.err);
+            }
+        }
+
+        // A plan that fails half way says what took effect: the ADD COLUMN (its own
+        // transaction) did; the widening of a column dropped meanwhile did not.
+        warehouse
+            .batch_execute("ALTER TABLE test_events DROP COLUMN message")
+            .await
+            .expect("drop message");
+        warehouse
+            .batch_execute("ALTER TABLE test_events ALTER COLUMN client_ip TYPE VARCHAR(16)")
+            .await
+            .expect("narrow client_ip");
+        let dialect = env.config().dialect();
+        let mut client = env.warehouse().await;
+        let existing = redtrack::migrate::read_columns_for(&client, "test_events", dialect)
+            .await
+            .expect("columns");
+        let plan = redtrack::migrate::plan(TestEvent::schema(), &existing);
+        assert_eq!(plan.changes.len(), 2, "{plan:?}");
+        warehouse
+            .batch_execute("ALTER TABLE test_events RENAME COLUMN client_ip TO gone")
+            .await
+            .expect("rename client_ip");
+        let e = plan.apply(&mut client, dialect).await.unwrap_err().to_string();
+        assert!(
+            e.contains("applied: ALTER TABLE test_events ADD COLUMN message VARCHAR(128)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("failed: `ALTER TABLE test_events ALTER COLUMN client_ip TYPE VARCHAR(32)`"),
+            "{e}"
+        );
+        let added: i64 = env
+            .pg()
+            .await
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns \
+                 WHERE table_name = 'test_events' AND column_name = 'message'",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(added, 1, "the ADD COLUMN it reported applied is there");
+    }
 }

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::loader::{kinesis_loads_ddl, Loader, ShardStatus};
 use crate::migrate;
 use crate::schema::{Dialect, KINESIS_LOADS, LOAD_REJECTS};
-use crate::warehouse::{db_error, AnyWarehouse, Warehouse};
+use crate::warehouse::{AnyWarehouse, Warehouse};
 
 /// The result of a command: its exit code, or a failure with its own.
 pub(super) type Outcome = std::result::Result<u8, Failure>;
@@ -178,8 +178,8 @@ pub(super) async fn migrate(
     let schema = t.schema();
     let warehouse = AnyWarehouse::from_config(&config).await?;
     let dialect = warehouse.dialect();
-    let client = warehouse.connect().await?;
-    let existing = migrate::read_columns(&client, schema.name).await?;
+    let mut client = warehouse.connect().await?;
+    let existing = migrate::read_columns_for(&client, schema.name, dialect).await?;
     let plan = migrate::plan(schema, &existing);
     for note in &plan.notes {
         write_out(out, &format!("-- note: {note}\n"))?;
@@ -203,17 +203,10 @@ pub(super) async fn migrate(
         write_out(out, &format!("{sql};\n"))?;
     }
     if apply {
-        for sql in &statements {
-            client.batch_execute(sql).await.map_err(|e| {
-                Failure::from(db_error(
-                    &format!("migrating `{}` with `{sql}`", schema.name),
-                    e,
-                ))
-            })?;
-        }
+        let applied = plan.apply(&mut client, dialect).await?;
         write_out(
             out,
-            &format!("-- applied {} statements\n", statements.len()),
+            &format!("-- applied {} statements\n", applied.statements.len()),
         )?;
     } else {
         write_out(out, "-- not applied; run again with --apply\n")?;
