@@ -38,7 +38,7 @@ pub fn redshift_statements(table: &'static TableSchema) -> Vec<String> {
         rejects::load_rejects_ddl(Dialect::Redshift),
         redshift::SLICES_SQL.to_owned(),
         checkpoint::CHECKPOINTS_SQL.to_owned(),
-        redshift::LOCK_SQL.to_owned(),
+        redshift::lock_sql(table),
         checkpoint::OVERLAP_SQL.to_owned(),
         checkpoint::INSERT_RANGE_SQL.to_owned(),
         rejects::INSERT_REJECT_SQL.to_owned(),

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use redtrack::__test::{Phase, PAUSE_ENV, PAUSE_MARKER};
-use redtrack::{Client, Config, Loader};
+use redtrack::{Client, Config, Loader, RedTrackEvent};
 use seed::TestEvent;
 
 const CHILD_ENV: &str = "REDTRACK_LOADER_CHILD";
@@ -40,6 +40,13 @@ fn event(i: i32) -> TestEvent {
 
 /// Runs the child until it pauses at `phase`, then kills it with SIGKILL.
 fn kill_child_at(env: &common::TestEnv, phase: Phase) {
+    let mut child = pause_child_at(env, phase);
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+}
+
+/// Runs the child until it pauses at `phase`, and returns it, paused there.
+fn pause_child_at(env: &common::TestEnv, phase: Phase) -> std::process::Child {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
@@ -81,8 +88,7 @@ fn kill_child_at(env: &common::TestEnv, phase: Phase) {
             }
         }
     }
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    child
 }
 
 crate::each_backend! {
@@ -129,5 +135,64 @@ crate::each_backend! {
             assert_eq!(distinct, n, "duplicates after a kill at {}", phase.name());
         }
         assert_eq!(loader.load::<TestEvent>().await.unwrap().records, 0);
+    }
+}
+
+/// What a call answered within its time, or a failure saying it waited.
+fn within<T>(what: &str, r: Result<T, tokio::time::error::Elapsed>) -> T {
+    r.unwrap_or_else(|_| panic!("{what} waited for another table's COPY"))
+}
+
+/// A second table, loaded while `test_events`' load is in its COPY.
+#[derive(RedTrackEvent)]
+#[redtrack(table = "side_events")]
+struct SideEvent {
+    n: i32,
+}
+
+crate::each_backend! {
+    /// While a load of one table is in its COPY (holding its lock inside its transaction): a
+    /// load of another table commits, and `status`, `checkpoints`, `recent_loads` and `rejects`
+    /// of the locked table answer, under SNAPSHOT (provisioned) and SERIALIZABLE (Serverless)
+    /// alike; then the paused loader is killed and a rerun loads every event once.
+    async fn other_tables_and_readers_go_on_while_a_copy_runs(env: TestEnv) {
+        const WAIT: Duration = Duration::from_secs(30);
+        let client = Client::new(env.config()).await.unwrap();
+        client.create_stream::<TestEvent>(2).await.unwrap();
+        client.create_stream::<SideEvent>(1).await.unwrap();
+        let loader = env.loader::<TestEvent>().await;
+        loader.setup::<SideEvent>().await.unwrap();
+        for i in 0..200 {
+            drop(client.enqueue(&event(i)).await.unwrap());
+            drop(client.enqueue(&SideEvent { n: i }).await.unwrap());
+        }
+        client.flush().await.unwrap();
+
+        let mut child = pause_child_at(&env, Phase::Copy);
+        let side = tokio::time::timeout(WAIT, loader.load::<SideEvent>())
+            .await
+            .map(Result::unwrap);
+        assert_eq!(within("a load of another table", side).records, 200);
+        let status = tokio::time::timeout(WAIT, loader.status::<TestEvent>()).await;
+        assert_eq!(within("status", status).unwrap().len(), 2);
+        let cps = tokio::time::timeout(WAIT, loader.checkpoints::<TestEvent>()).await;
+        assert!(within("checkpoints", cps).unwrap().is_empty());
+        let recent = tokio::time::timeout(WAIT, loader.recent_loads::<TestEvent>(5)).await;
+        assert!(within("recent loads", recent).unwrap().is_empty());
+        let rejects = tokio::time::timeout(WAIT, loader.rejects::<TestEvent>(5)).await;
+        assert!(within("rejects", rejects).unwrap().is_empty());
+        // A second load of the locked table waits for it (loads of one table take turns).
+        let same = tokio::time::timeout(Duration::from_millis(500), loader.load::<TestEvent>()).await;
+        assert!(same.is_err(), "a second load of the same table did not wait: {same:?}");
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let report = tokio::time::timeout(Duration::from_secs(120), loader.load::<TestEvent>())
+            .await
+            .expect("the rerun waited on a lock too long")
+            .unwrap();
+        assert_eq!(report.records, 200, "{report:?}");
+        assert_eq!(env.count_distinct("test_events", "timestamp").await, (200, 200));
+        assert_eq!(env.count_distinct("side_events", "n").await, (200, 200));
     }
 }

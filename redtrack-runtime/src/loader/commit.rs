@@ -1,6 +1,13 @@
-//! The one transaction of a load: LOCK; checkpoints unchanged?; no overlap?; COPY; INSERT the
-//! ranges and the rejects; COMMIT. Any failure rolls everything back (the transaction is
-//! dropped), so a range is recorded exactly when its rows are loaded.
+//! The one transaction of a load: LOCK the table; checkpoints unchanged?; no overlap?; COPY;
+//! INSERT the ranges and the rejects; COMMIT. Any failure rolls everything back (the
+//! transaction is dropped), so a range is recorded exactly when its rows are loaded.
+//!
+//! The lock is the event table's, so loads of one table take turns and loads of different
+//! tables run side by side. With it held no other load of the table can commit, so the
+//! checkpoints are read on a connection of their own: the transaction only *writes*
+//! `kinesis_loads`, and two loads of different tables, both writing it, never form a
+//! read/write conflict (Redshift's error 1023 under SERIALIZABLE, page `c_serial_isolation`),
+//! nor make readers of `kinesis_loads` wait.
 
 use std::collections::HashMap;
 
@@ -50,12 +57,14 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
         .transaction()
         .await
         .map_err(|e| db_error("BEGIN", e))?;
-    txn.batch_execute(warehouse.lock_sql())
+    txn.batch_execute(&warehouse.lock_sql(commit.copy.table))
         .await
-        .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+        .map_err(|e| db_error(&format!("locking {}", commit.table), e))?;
 
-    // Another loader may have loaded these shards since this one read its checkpoints.
-    let now = read_checkpoints(&txn, commit.stream).await?;
+    // Another loader may have loaded these shards since this one read its checkpoints; under
+    // the table's lock every load of it that will ever commit before this one has committed.
+    let side = warehouse.connect().await?;
+    let now = read_checkpoints(&side, commit.stream).await?;
     for range in commit.ranges {
         let before = commit
             .expected
@@ -78,7 +87,7 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
         const OVERLAP: &str = "checking kinesis_loads for overlapping ranges";
         let first = range.first.trim_start_matches('0');
         let last = range.last.trim_start_matches('0');
-        let overlap = txn
+        let overlap = side
             .query(
                 OVERLAP_SQL,
                 &[&commit.stream, &range.shard_id.as_str(), &first, &last],
@@ -96,6 +105,8 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
             });
         }
     }
+
+    drop(side);
 
     // `with_max_errors(n)` is the load's budget, up to n rows rejected in all: rejects found
     // while staging use part of it, COPY may reject the rest, and one more fails the load.

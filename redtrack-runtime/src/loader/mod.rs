@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! list shards -> read each from its checkpoint (reader) -> gzip files (staging) -> stage + manifest
-//!   -> txn { LOCK kinesis_loads; checkpoints unchanged?; no overlap?; COPY; INSERT ranges; COMMIT }
+//!   -> txn { LOCK <table>; checkpoints unchanged?; no overlap?; COPY; INSERT ranges; COMMIT }
 //! ```
 //!
 //! A crash anywhere before COMMIT leaves the checkpoints where they were, so the next load reads

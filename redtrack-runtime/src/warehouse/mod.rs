@@ -86,9 +86,10 @@ pub trait Warehouse: Send + Sync {
     fn slices(&self, client: &tokio_postgres::Client)
         -> impl Future<Output = Result<usize>> + Send;
 
-    /// The statement a load runs first in its transaction, to serialize loads on
-    /// `kinesis_loads`.
-    fn lock_sql(&self) -> &'static str;
+    /// The statement a load of `table` runs first in its transaction: it makes loads of the
+    /// same table wait for each other and nothing else (loads of other tables, and readers of
+    /// `kinesis_loads` and `redtrack_load_rejects`, go on).
+    fn lock_sql(&self, table: &TableSchema) -> String;
 
     /// Refuses a stage this warehouse's COPY cannot read (with what to set). The default accepts
     /// any stage.
@@ -176,10 +177,10 @@ impl Warehouse for AnyWarehouse {
         }
     }
 
-    fn lock_sql(&self) -> &'static str {
+    fn lock_sql(&self, table: &TableSchema) -> String {
         match self {
-            AnyWarehouse::Redshift(w) => w.lock_sql(),
-            AnyWarehouse::Postgres(w) => w.lock_sql(),
+            AnyWarehouse::Redshift(w) => w.lock_sql(table),
+            AnyWarehouse::Postgres(w) => w.lock_sql(table),
         }
     }
 

@@ -12,12 +12,16 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hooks::{pause_at, Phase};
 use crate::schema::limits::MAX_MAXERROR;
-use crate::schema::Dialect;
+use crate::schema::{Dialect, TableSchema};
 use crate::stage::{GzipLines, Stage};
 use crate::text::truncate_string;
 
-/// Takes the lock that serializes loads of every table (Redshift: its only, exclusive, lock).
-pub(crate) const LOCK_SQL: &str = "LOCK kinesis_loads";
+/// Takes the lock that makes loads of one table take turns: Redshift has one, exclusive, lock
+/// (page `r_LOCK`), taken on the event table itself, so loads of other tables and readers of
+/// `kinesis_loads` never wait for it.
+pub(crate) fn lock_sql(table: &TableSchema) -> String {
+    format!("LOCK {}", quote_ident(table.name))
+}
 
 /// How many slices: one staged file per slice (or a multiple) keeps every slice busy.
 pub(crate) const SLICES_SQL: &str = "SELECT COUNT(*) FROM stv_slices";
@@ -273,10 +277,11 @@ impl Warehouse for RedshiftWarehouse {
         Ok(usize::try_from(n).unwrap_or(1).max(1))
     }
 
-    /// Redshift's lock is exclusive: it also makes readers of `kinesis_loads` wait (page
-    /// `r_LOCK`).
-    fn lock_sql(&self) -> &'static str {
-        LOCK_SQL
+    /// `LOCK <table>`: Redshift's lock is exclusive (page `r_LOCK`), so it is taken on the event
+    /// table, which only loads write: readers of that table wait for a load's COPY, loads of
+    /// other tables and readers of the bookkeeping do not.
+    fn lock_sql(&self, table: &TableSchema) -> String {
+        lock_sql(table)
     }
 
     /// Redshift's COPY reads only from S3: an `s3://` stage.

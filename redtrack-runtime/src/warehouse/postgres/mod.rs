@@ -293,10 +293,13 @@ impl Warehouse for PostgresWarehouse {
         Ok(1)
     }
 
-    /// Conflicts with itself and with writes, so loads still serialize, but lets readers (status
-    /// displays, other loaders' checkpoint reads) read `kinesis_loads` during a load.
-    fn lock_sql(&self) -> &'static str {
-        "LOCK TABLE kinesis_loads IN SHARE ROW EXCLUSIVE MODE"
+    /// The event table in SHARE ROW EXCLUSIVE mode: it conflicts with itself and with writes,
+    /// so loads of one table take turns, while readers of the table go on.
+    fn lock_sql(&self, table: &TableSchema) -> String {
+        format!(
+            "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
+            quote_ident(table.name)
+        )
     }
 
     async fn copy<'a, S: Stage>(
