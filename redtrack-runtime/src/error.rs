@@ -272,8 +272,8 @@ impl Error {
     }
 
     /// Whether the same operation may succeed if tried again: throttling, timeouts and
-    /// unavailability (by the service's error code), a lost or serialization-failed warehouse
-    /// connection (by SQLSTATE), a conflict with another loader.
+    /// unavailability (by the service's error code), a transient warehouse failure
+    /// ([`is_transient_warehouse_error`]), a conflict with another loader.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Broker { retryable, .. } | Error::Stage { retryable, .. } => *retryable,
@@ -282,17 +282,52 @@ impl Error {
                 ..
             } => source
                 .downcast_ref::<tokio_postgres::Error>()
-                .is_some_and(|e| {
-                    e.is_closed()
-                        || e.code().is_some_and(|c| {
-                            *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-                                || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-                        })
-                }),
+                .is_some_and(is_transient_warehouse_error),
             Error::LoadConflict { .. } => true,
             _ => false,
         }
     }
+}
+
+/// Whether a warehouse error is transient, as Redshift (and PostgreSQL) send them:
+///
+/// - Redshift's serialization conflict, error **1023**: SQLSTATE `XX000` with the message
+///   `1023` and a DETAIL `Serializable isolation violation on table ...`, never PostgreSQL's
+///   `40001` (`https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html`; AWS's
+///   first fix is to retry); `40001` itself too;
+/// - a deadlock between concurrent write transactions (`40P01`,
+///   `https://docs.aws.amazon.com/redshift/latest/dg/c_write_readwrite.html`);
+/// - the connection lost, or the server shutting down, restarting or not yet accepting
+///   connections, as during a cluster reboot, a maintenance window or a resize
+///   (`08000`, `08003`, `08006`, `57P01`, `57P02`, `57P03`;
+///   `https://docs.aws.amazon.com/redshift/latest/mgmt/working-with-clusters.html`).
+pub fn is_transient_warehouse_error(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    let Some(code) = e.code() else {
+        // An I/O failure of the connection, not an answer of the server.
+        return e.as_db_error().is_none()
+            && std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    };
+    if *code == SqlState::INTERNAL_ERROR {
+        // Redshift's own error codes travel in the message of an XX000.
+        return e
+            .as_db_error()
+            .is_some_and(|db| db.message().trim() == "1023");
+    }
+    [
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::CONNECTION_EXCEPTION,
+        SqlState::CONNECTION_DOES_NOT_EXIST,
+        SqlState::CONNECTION_FAILURE,
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+    ]
+    .contains(code)
 }
 
 /// A row the warehouse (or the stager, before it) rejected, with why.

@@ -40,13 +40,27 @@ fn event(i: i32) -> TestEvent {
 
 /// Runs the child until it pauses at `phase`, then kills it with SIGKILL.
 fn kill_child_at(env: &common::TestEnv, phase: Phase) {
-    let mut child = pause_child_at(env, phase);
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
+    pause_child_at(env, phase).kill().unwrap(); // SIGKILL on Unix
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, also when the test fails.
+struct Paused(std::process::Child);
+
+impl Paused {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()?;
+        self.0.wait().map(drop)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
 }
 
 /// Runs the child until it pauses at `phase`, and returns it, paused there.
-fn pause_child_at(env: &common::TestEnv, phase: Phase) -> std::process::Child {
+fn pause_child_at(env: &common::TestEnv, phase: Phase) -> Paused {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
@@ -88,7 +102,7 @@ fn pause_child_at(env: &common::TestEnv, phase: Phase) -> std::process::Child {
             }
         }
     }
-    child
+    Paused(child)
 }
 
 crate::each_backend! {
@@ -186,7 +200,6 @@ crate::each_backend! {
         assert!(same.is_err(), "a second load of the same table did not wait: {same:?}");
 
         child.kill().unwrap();
-        child.wait().unwrap();
         let report = tokio::time::timeout(Duration::from_secs(120), loader.load::<TestEvent>())
             .await
             .expect("the rerun waited on a lock too long")

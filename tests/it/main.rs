@@ -31,6 +31,7 @@ mod loader_follow;
 mod loader_split;
 mod public_api;
 mod services;
+mod warehouse_errors;
 mod write_client;
 mod write_file;
 mod write_kinesis;

@@ -22,11 +22,15 @@ use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
+use crate::retry::Backoff;
 use crate::stage::{load_folder, Manifest, Stage};
 use crate::warehouse::{CopyRequest, StagedFile, Warehouse};
 
 /// How many chunks of records may wait for the stager (bounds the loader's memory).
 const CHANNEL_CHUNKS: usize = 2;
+
+/// How many times the first reject of a failed load is written before it is given up on.
+const REJECT_ATTEMPTS: u32 = 5;
 
 /// How many staged files are uploaded at once.
 const UPLOAD_CONCURRENCY: usize = 4;
@@ -338,14 +342,27 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 "load failed, nothing loaded ({rejected} rows rejected, MAXERROR {max_errors}): {}",
                 row.reason
             );
-            let kept = keep_rejects(
-                &*client,
-                &plan.load_id,
-                plan.table,
-                std::slice::from_ref(&row),
-                &now_text(),
-            )
-            .await;
+            // One INSERT in autocommit, that reads nothing; still retried if the warehouse
+            // answers with a transient error (Redshift's 1023 under SERIALIZABLE included).
+            let mut backoff = Backoff::new(REJECT_ATTEMPTS);
+            let ts = now_text();
+            let kept = loop {
+                let kept = keep_rejects(
+                    &*client,
+                    &plan.load_id,
+                    plan.table,
+                    std::slice::from_ref(&row),
+                    &ts,
+                )
+                .await;
+                match (kept, backoff.next_delay()) {
+                    (Err(e), Some(delay)) if e.is_retryable() => {
+                        tracing::debug!(table = plan.table, error = %e, "retrying the failed load's reject");
+                        tokio::time::sleep(delay).await;
+                    }
+                    (kept, _) => break kept,
+                }
+            };
             if let Err(e) = kept {
                 tracing::warn!(table = plan.table, error = %e, "could not keep the failed load's reject");
             }
