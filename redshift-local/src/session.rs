@@ -948,8 +948,14 @@ impl Session {
                         )));
                     }
                     let kind = crate::sql::ddl::kind_of_pg(v(0).parse().unwrap_or(0));
-                    let new =
-                        crate::sql::ddl::check_encoding(col, enc, kind).map_err(Fail::Local)?;
+                    // NUMERIC's typmod is ((precision << 16) | scale) + 4
+                    let precision = v(1)
+                        .parse::<i32>()
+                        .ok()
+                        .filter(|m| *m >= 4)
+                        .and_then(|m| u32::try_from(((m - 4) >> 16) & 0xffff).ok());
+                    let new = crate::sql::ddl::check_encoding(col, enc, kind, precision)
+                        .map_err(Fail::Local)?;
                     if new == v(2) {
                         return Err(Fail::Local(err(
                             "42601",

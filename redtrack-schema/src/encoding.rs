@@ -1,6 +1,7 @@
 //! Redshift's column compression encodings (`ENCODE ...`) and the column types each one
-//! supports, as the table of page `c_Compression_encodings` lists them, with the 64-bit limit
-//! of the mostly encodings from page `c_MostlyN_encoding`.
+//! supports, as the table of page `c_Compression_encodings` lists them (its LZO row includes
+//! SUPER), with SUPER's own default ZSTD from page `r_SUPER_type` and the 64-bit limit of the
+//! mostly encodings from page `c_MostlyN_encoding`.
 
 use std::fmt;
 
@@ -97,14 +98,17 @@ impl Encoding {
 
     /// Whether a column of type `t` may use this encoding (page `c_Compression_encodings`).
     ///
-    /// The table lists no encoding but `RAW` for `TIME` and `SUPER`. The mostly encodings cover
-    /// `DECIMAL` up to precision 18 only, the precisions Redshift stores in 64 bits
-    /// (`c_MostlyN_encoding`: "DECIMAL/NUMERIC (64-bit)"); `DECIMAL(38)` takes 128.
+    /// The table lists no encoding but `RAW` for `TIME`. `SUPER` takes `RAW`, `LZO` (its row of
+    /// the table lists SUPER) and `ZSTD`, SUPER's default encoding
+    /// (`https://docs.aws.amazon.com/redshift/latest/dg/r_SUPER_type.html`). The mostly
+    /// encodings cover `DECIMAL` up to precision 18 only, the precisions Redshift stores in 64
+    /// bits (`c_MostlyN_encoding`: "DECIMAL/NUMERIC (64-bit)"); `DECIMAL(38)` takes 128.
     ///
     /// ```
     /// use redtrack_schema::{Encoding, SqlType};
     /// assert!(Encoding::Zstd.supports(SqlType::Varchar { len: 10 }));
-    /// assert!(!Encoding::Zstd.supports(SqlType::Super));
+    /// assert!(Encoding::Zstd.supports(SqlType::Super));
+    /// assert!(!Encoding::Bytedict.supports(SqlType::Super));
     /// assert!(Encoding::Mostly32.supports(SqlType::Decimal { precision: 18, scale: 2 }));
     /// assert!(!Encoding::Mostly32.supports(SqlType::Decimal { precision: 38, scale: 10 }));
     /// ```
@@ -150,11 +154,13 @@ impl Encoding {
                     | Date
                     | Timestamp
                     | TimestampTz
+                    | Super
             ),
             Encoding::Mostly8 => matches!(t, SmallInt | Integer | BigInt) || decimal64(t),
             Encoding::Mostly16 => matches!(t, Integer | BigInt) || decimal64(t),
             Encoding::Mostly32 => matches!(t, BigInt) || decimal64(t),
-            Encoding::Runlength | Encoding::Zstd => matches!(
+            Encoding::Zstd => Encoding::Runlength.supports(t) || t == Super,
+            Encoding::Runlength => matches!(
                 t,
                 SmallInt
                     | Integer
@@ -236,7 +242,14 @@ mod tests {
             "INTEGER, BIGINT, DECIMAL(18,0)"
         );
         assert_eq!(supported(Encoding::Text32k).join(", "), "VARCHAR(1)");
-        assert!(!Encoding::Zstd.supports(Super) && !Encoding::Lzo.supports(Time));
+        // The LZO row lists SUPER; ZSTD is SUPER's default (r_SUPER_type).
+        assert_eq!(
+            supported(Encoding::Lzo).join(", "),
+            "SMALLINT, INTEGER, BIGINT, DECIMAL(18,0), CHAR(1), VARCHAR(1), DATE, TIMESTAMP, \
+             TIMESTAMPTZ, SUPER"
+        );
+        assert!(Encoding::Zstd.supports(Super) && !Encoding::Runlength.supports(Super));
+        assert!(!Encoding::Lzo.supports(Time));
         assert!(!Encoding::Bytedict.supports(Boolean));
         assert!(!Encoding::Mostly8.supports(Decimal {
             precision: 19,

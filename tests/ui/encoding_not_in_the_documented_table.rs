@@ -1,11 +1,14 @@
 use redtrack::RedTrackEvent;
 
-// c_Compression_encodings lists no encoding but RAW for SUPER and TIME, and c_MostlyN_encoding
-// covers only the 64-bit DECIMALs (precision up to 18).
+// c_Compression_encodings lists no encoding but RAW for TIME, and SUPER only in LZO's row (ZSTD
+// is its default, r_SUPER_type); c_MostlyN_encoding covers only the 64-bit DECIMALs (precision
+// up to 18).
 #[derive(RedTrackEvent)]
 struct Event {
-    #[redtrack(encode = "zstd")]
+    #[redtrack(encode = "bytedict")]
     payload: serde_json::Value,
+    #[redtrack(encode = "zstd")]
+    fine: serde_json::Value,
     #[redtrack(encode = "az64")]
     at: chrono::NaiveTime,
     #[redtrack(type = "decimal(38,10)", encode = "mostly32")]

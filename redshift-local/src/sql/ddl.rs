@@ -66,6 +66,8 @@ pub const MAX_VARCHAR: u32 = 65535;
 pub const MAX_CHAR: u32 = 4096;
 /// Largest DECIMAL precision.
 pub const MAX_PRECISION: u32 = 38;
+/// The precision of a DECIMAL given none (r_Numeric_types201).
+pub const DEFAULT_PRECISION: u32 = 18;
 
 /// Parses a Redshift type at the cursor (r_CREATE_TABLE_NEW data types; c_Supported_data_types).
 pub fn parse_type(c: &mut Cursor) -> Result<ColumnType, SqlError> {
@@ -298,11 +300,14 @@ pub const ENCODINGS: &[&str] = &[
     "zstd",
 ];
 
-/// Whether encoding `enc` (lowercase) may be used on a column of type `kind`. The table of
-/// c_Compression_encodings, plus: SUPER takes ZSTD (its default, ingest-super), TIME/TIMETZ take
-/// AZ64 and VARBYTE takes LZO (their defaults, r_ALTER_TABLE ENCODE).
-pub fn encoding_allowed(enc: &str, kind: TypeKind) -> bool {
+/// Whether encoding `enc` (lowercase) may be used on a column of type `kind` whose DECIMAL
+/// precision is `precision`. The table of c_Compression_encodings (whose LZO row lists SUPER),
+/// plus: SUPER takes ZSTD (its default, r_SUPER_type), TIME/TIMETZ take AZ64 and VARBYTE takes
+/// LZO (their defaults, r_ALTER_TABLE ENCODE). The MOSTLY encodings take DECIMAL only when it
+/// is stored in 64 bits, precision up to 18 (c_MostlyN_encoding: "DECIMAL/NUMERIC (64-bit)").
+pub fn encoding_allowed(enc: &str, kind: TypeKind, precision: Option<u32>) -> bool {
     use TypeKind::*;
+    let decimal64 = kind == Decimal && precision.unwrap_or(DEFAULT_PRECISION) <= 18;
     match enc {
         "raw" => true,
         "az64" => matches!(
@@ -340,10 +345,11 @@ pub fn encoding_allowed(enc: &str, kind: TypeKind) -> bool {
                 | Timestamp
                 | Timestamptz
                 | Varbyte
+                | Super
         ),
-        "mostly8" => matches!(kind, SmallInt | Integer | BigInt | Decimal),
-        "mostly16" => matches!(kind, Integer | BigInt | Decimal),
-        "mostly32" => matches!(kind, BigInt | Decimal),
+        "mostly8" => matches!(kind, SmallInt | Integer | BigInt) || decimal64,
+        "mostly16" => matches!(kind, Integer | BigInt) || decimal64,
+        "mostly32" => kind == BigInt || decimal64,
         "runlength" => matches!(
             kind,
             SmallInt
@@ -445,7 +451,12 @@ pub fn kind_of_pg(oid: u32) -> TypeKind {
 }
 
 /// Checks an ENCODE keyword for a column.
-pub fn check_encoding(column: &str, enc: &str, kind: TypeKind) -> Result<String, SqlError> {
+pub fn check_encoding(
+    column: &str,
+    enc: &str,
+    kind: TypeKind,
+    precision: Option<u32>,
+) -> Result<String, SqlError> {
     let e = enc.to_ascii_lowercase();
     if !ENCODINGS.contains(&e.as_str()) {
         return Err(err_hint(
@@ -457,7 +468,7 @@ pub fn check_encoding(column: &str, enc: &str, kind: TypeKind) -> Result<String,
             ),
         ));
     }
-    if !encoding_allowed(&e, kind) {
+    if !encoding_allowed(&e, kind, precision) {
         return Err(err_hint(
             "0A000",
             format!(
@@ -882,7 +893,10 @@ fn column_def(c: &mut Cursor, temporary: bool) -> Result<ColumnDef, SqlError> {
     loop {
         if c.eat("encode") {
             let enc = c.ident()?;
-            col.encoding = Some(check_encoding(&name, &enc, ty.kind)?);
+            let precision = (ty.kind == TypeKind::Decimal)
+                .then_some(ty.length)
+                .flatten();
+            col.encoding = Some(check_encoding(&name, &enc, ty.kind, precision)?);
         } else if c.eat("distkey") {
             col.distkey = true;
         } else if c.eat("sortkey") {
@@ -1306,7 +1320,14 @@ mod tests {
     fn encodings_follow_the_type_table() {
         assert!(create("create table t (a boolean encode az64)").is_err());
         assert!(create("create table t (a super encode zstd)").is_ok());
-        assert!(create("create table t (a super encode lzo)").is_err());
+        // LZO's row of c_Compression_encodings lists SUPER
+        assert!(create("create table t (a super encode lzo)").is_ok());
+        assert!(create("create table t (a super encode bytedict)").is_err());
+        // c_MostlyN_encoding: DECIMAL (64-bit) only
+        assert!(create("create table t (a decimal(18,2) encode mostly32)").is_ok());
+        assert!(create("create table t (a decimal encode mostly16)").is_ok());
+        assert!(create("create table t (a decimal(38,10) encode mostly32)").is_err());
+        assert!(create("create table t (a integer encode mostly32)").is_err());
         assert!(create("create table t (a varchar(10) encode text32k)").is_ok());
         assert!(create("create table t (a char(10) encode text255)").is_err());
         assert!(create("create table t (a smallint encode mostly16)").is_err());

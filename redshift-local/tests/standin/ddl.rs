@@ -7,7 +7,7 @@ const SEED_DDL: &str = "CREATE TABLE IF NOT EXISTS all_shapes (
     body VARCHAR(2000) ENCODE text32k,
     note VARCHAR(64) ENCODE lzo,
     flag BOOLEAN ENCODE runlength,
-    amount DECIMAL(38,10) ENCODE mostly32,
+    amount DECIMAL(18,10) ENCODE mostly32,
     at TIMESTAMP NOT NULL,
     day DATE,
     payload SUPER ENCODE zstd,
@@ -34,7 +34,7 @@ async fn create_table_attributes_read_back_from_pg_table_def() {
     assert_eq!(
         got,
         vec![
-            s(&["amount", "numeric(38,10)", "mostly32", "f", "0", "f"]),
+            s(&["amount", "numeric(18,10)", "mostly32", "f", "0", "f"]),
             s(&["at", "timestamp without time zone", "none", "f", "1", "t"]),
             s(&["body", "character varying(2000)", "text32k", "f", "0", "f"]),
             s(&["code", "character(2)", "lzo", "f", "0", "f"]),
@@ -123,7 +123,15 @@ async fn create_table_refuses_what_redshift_refuses() {
         ("CREATE TABLE r1 (a BOOLEAN ENCODE az64)", "0A000"),
         ("CREATE TABLE r2 (a CHAR(4) ENCODE text255)", "0A000"),
         ("CREATE TABLE r3 (a SMALLINT ENCODE mostly16)", "0A000"),
-        ("CREATE TABLE r4 (a SUPER ENCODE lzo)", "0A000"),
+        ("CREATE TABLE r4 (a SUPER ENCODE bytedict)", "0A000"),
+        // c_MostlyN_encoding: DECIMAL only when stored in 64 bits (precision <= 18)
+        (
+            "CREATE TABLE r4b (a DECIMAL(38,10) ENCODE mostly32)",
+            "0A000",
+        ),
+        ("CREATE TABLE r4c (a DECIMAL(19,0) ENCODE mostly8)", "0A000"),
+        // a 32-bit column can't be MOSTLY32
+        ("CREATE TABLE r4d (a INT ENCODE mostly32)", "0A000"),
         ("CREATE TABLE r5 (a TIMESTAMPTZ ENCODE delta)", "0A000"),
         ("CREATE TABLE r6 (a INT ENCODE snappy)", "42704"),
         ("CREATE TABLE r7 (a SUPER DISTKEY)", "0A000"),
@@ -149,7 +157,14 @@ async fn create_table_refuses_what_redshift_refuses() {
             .unwrap_or_else(|| panic!("{ddl} was accepted"));
         assert_eq!(db_err(&e).0, code, "{ddl}: {e}");
     }
-    // and accepts these
+    // and accepts these: SUPER in LZO's row (c_Compression_encodings) and with ZSTD, its default
+    // (r_SUPER_type); MOSTLY on a 64-bit DECIMAL (c_MostlyN_encoding)
+    c.batch_execute(
+        "CREATE TABLE ok0 (a SUPER ENCODE lzo, b SUPER ENCODE zstd, c DECIMAL(18,4) ENCODE mostly32, \
+         d DECIMAL ENCODE mostly8)",
+    )
+    .await
+    .unwrap();
     c.batch_execute(
         "CREATE TABLE ok1 (a TEXT, b NVARCHAR, c DECIMAL, d FLOAT, e CHAR, f VARCHAR(MAX), \
          g TIMESTAMPTZ, h TIME, i INT IDENTITY(1, 1), j SUPER) \
