@@ -176,7 +176,7 @@ fn generate(model: &Model<'_>) -> TokenStream {
                     &self,
                     buf: &mut #p::Vec<u8>,
                 ) -> ::core::result::Result<(), #p::EncodeError> {
-                    #p::encode_or_rollback(buf, |buf| {
+                    #p::encode_or_rollback(buf, #table, |buf| {
                         buf.reserve(#estimate);
                         #(#writes)*
                         buf.push(b'}');

@@ -55,6 +55,11 @@ pub const MAX_JSON_OBJECT_BYTES: usize = 4 * 1024 * 1024;
 
 // ---------------------------------------------------------------- Redshift: tables and COPY
 
+/// The width of `sys_load_error_detail.file_name` (and `stl_load_errors.filename`), in bytes: a
+/// staged file's URL longer than this is cut there, and a rejected row could no longer be
+/// matched to its file. Page: `SYS_LOAD_ERROR_DETAIL`.
+pub const MAX_LOAD_ERROR_FILE_NAME_BYTES: usize = 256;
+
 /// The longest identifier (table or column name), in bytes of UTF-8. Page: `r_names`.
 pub const MAX_IDENTIFIER_BYTES: usize = 127;
 

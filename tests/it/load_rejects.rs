@@ -143,3 +143,36 @@ crate::each_backend! {
         assert_eq!(lenient.load::<TestEvent>().await.unwrap().records, 0);
     }
 }
+
+/// A stage whose file URLs would not fit in `sys_load_error_detail.file_name` (256 bytes) is
+/// refused before anything is read or staged, naming the table and the limit: a reject could no
+/// longer be matched to its file.
+#[tokio::test]
+async fn staged_file_names_must_fit_the_load_error_tables() {
+    let env = crate::common::TestEnv::on(crate::common::Backend::RedshiftServerless, "fname").await;
+    let config = env
+        .config()
+        .into_builder()
+        .stage(redtrack::StageLocation::S3 {
+            bucket: env.bucket(),
+            prefix: format!("{}/{}", env.prefix(), "p".repeat(150)),
+        })
+        .build()
+        .unwrap();
+    let client = Client::new(config.clone()).await.unwrap();
+    client.create_stream::<TestEvent>(1).await.unwrap();
+    client
+        .write(&TestEvent {
+            client_ip: "1.1.1.1".into(),
+            timestamp: 1,
+            message: None,
+        })
+        .await
+        .unwrap();
+    let loader = Loader::new(config).await.unwrap();
+    loader.setup::<TestEvent>().await.unwrap();
+    let e = loader.load::<TestEvent>().await.unwrap_err().to_string();
+    assert!(e.contains("`test_events`"), "{e}");
+    assert!(e.contains("at most 256 bytes"), "{e}");
+    assert!(e.contains("sys_load_error_detail.file_name"), "{e}");
+}

@@ -131,6 +131,38 @@ pub enum EncodeErrorKind {
         sql_type: &'static str,
     },
 
+    /// A string inside a SUPER value (a value or a key) is longer than Redshift stores in one
+    /// (`https://docs.aws.amazon.com/redshift/latest/dg/limitations-super.html`).
+    #[error("a string inside the SUPER value is {bytes} bytes ({value:?}); Redshift stores at most {limit} bytes in one string of a SUPER value (limitations-super); shorten it")]
+    SuperStringTooLong {
+        /// The string (shortened).
+        value: String,
+        /// Its length in bytes.
+        bytes: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
+    /// A SUPER value is larger than Redshift stores in one (16 MB, `limitations-super`).
+    #[error("the SUPER value is {bytes} bytes as JSON; Redshift stores at most {limit} bytes in one SUPER value (limitations-super)")]
+    SuperTooLarge {
+        /// Its size in bytes, as JSON.
+        bytes: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
+    /// The event's JSON object is larger than `COPY ... FORMAT AS JSON` reads as one row (4 MB,
+    /// `https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-format.html`); the
+    /// whole COPY would fail on it, whatever MAXERROR says.
+    #[error("the event is {bytes} bytes as JSON; COPY reads JSON objects of at most {limit} bytes (copy-parameters-data-format) and fails the whole load on a larger one")]
+    RecordTooLarge {
+        /// Its size in bytes.
+        bytes: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+
     /// A date or timestamp lies outside Redshift's range, 4713 BC to 294276 AD.
     #[error("{value} is outside Redshift's range for {sql_type} (4713 BC to 294276 AD)")]
     DateOutOfRange {

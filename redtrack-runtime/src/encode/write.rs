@@ -2,20 +2,39 @@
 //! on error it may have appended part of one (the generated code truncates `buf` back).
 
 use super::{EncodeError, EncodeErrorKind, TRUNCATIONS};
-use crate::schema::limits::{MAX_YEAR, MIN_YEAR};
+use crate::schema::limits::{
+    MAX_JSON_OBJECT_BYTES, MAX_SUPER_BYTES, MAX_SUPER_STRING_BYTES, MAX_YEAR, MIN_YEAR,
+};
 use crate::text::{shorten, truncate_to_bytes};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rust_decimal::Decimal;
 use std::sync::atomic::Ordering;
 
-/// Runs `encode` on `buf`; on error truncates `buf` back to its length before the call.
+/// Runs `encode` on `buf` for an event of `table`; on error truncates `buf` back to its length
+/// before the call. An event larger than COPY reads as one JSON object (4 MB,
+/// `copy-parameters-data-format`) is an error too.
 #[inline(always)]
-pub fn encode_or_rollback<F>(buf: &mut Vec<u8>, encode: F) -> Result<(), EncodeError>
+pub fn encode_or_rollback<F>(
+    buf: &mut Vec<u8>,
+    table: &'static str,
+    encode: F,
+) -> Result<(), EncodeError>
 where
     F: FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
 {
     let start = buf.len();
-    let result = encode(buf);
+    let mut result = encode(buf);
+    let bytes = buf.len() - start;
+    if result.is_ok() && bytes > MAX_JSON_OBJECT_BYTES {
+        result = Err(EncodeError::new(
+            table,
+            "",
+            EncodeErrorKind::RecordTooLarge {
+                bytes,
+                limit: MAX_JSON_OBJECT_BYTES,
+            },
+        ));
+    }
     if result.is_err() {
         buf.truncate(start);
     }
@@ -489,8 +508,53 @@ pub fn write_super_not_null(
     write_super(buf, value, table, column)
 }
 
-/// Writes a SUPER value as JSON; a NUL in any string or key is an error.
+/// Writes a SUPER value as JSON. A NUL in any string or key is an error, and so is what Redshift
+/// does not store in a SUPER value (`limitations-super`): a string or key over 65,535 bytes, or
+/// a value over 16 MB as JSON.
 pub fn write_super(
+    buf: &mut Vec<u8>,
+    value: &serde_json::Value,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    let start = buf.len();
+    write_super_value(buf, value, table, column)?;
+    let bytes = buf.len() - start;
+    if bytes > MAX_SUPER_BYTES {
+        return Err(EncodeError::new(
+            table,
+            column,
+            EncodeErrorKind::SuperTooLarge {
+                bytes,
+                limit: MAX_SUPER_BYTES,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// A string of a SUPER value (a value or a key), within its limit.
+fn write_super_str(
+    buf: &mut Vec<u8>,
+    s: &str,
+    table: &'static str,
+    column: &'static str,
+) -> Result<(), EncodeError> {
+    if s.len() > MAX_SUPER_STRING_BYTES {
+        return Err(EncodeError::new(
+            table,
+            column,
+            EncodeErrorKind::SuperStringTooLong {
+                value: shorten(s),
+                bytes: s.len(),
+                limit: MAX_SUPER_STRING_BYTES,
+            },
+        ));
+    }
+    write_str(buf, s, table, column)
+}
+
+fn write_super_value(
     buf: &mut Vec<u8>,
     value: &serde_json::Value,
     table: &'static str,
@@ -504,14 +568,14 @@ pub fn write_super(
         Value::Number(n) => {
             let _ = std::io::Write::write_fmt(buf, format_args!("{n}"));
         }
-        Value::String(s) => write_str(buf, s, table, column)?,
+        Value::String(s) => write_super_str(buf, s, table, column)?,
         Value::Array(items) => {
             buf.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     buf.push(b',');
                 }
-                write_super(buf, item, table, column)?;
+                write_super_value(buf, item, table, column)?;
             }
             buf.push(b']');
         }
@@ -521,9 +585,9 @@ pub fn write_super(
                 if i > 0 {
                     buf.push(b',');
                 }
-                write_str(buf, key, table, column)?;
+                write_super_str(buf, key, table, column)?;
                 buf.push(b':');
-                write_super(buf, item, table, column)?;
+                write_super_value(buf, item, table, column)?;
             }
             buf.push(b'}');
         }
@@ -534,6 +598,62 @@ pub fn write_super(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// limitations-super: a string in a SUPER value holds at most 65,535 bytes, a SUPER value
+    /// 16 MB; each broken limit names the table, the column and the limit.
+    #[test]
+    fn super_limits_are_checked_before_the_data_leaves() {
+        let mut buf = Vec::new();
+        let fits = serde_json::json!({"a": "x".repeat(MAX_SUPER_STRING_BYTES)});
+        write_super(&mut buf, &fits, "t", "doc").unwrap();
+        for too_long in [
+            serde_json::json!({"a": ["é".repeat(MAX_SUPER_STRING_BYTES / 2 + 1)]}),
+            serde_json::json!({ "k".repeat(MAX_SUPER_STRING_BYTES + 1): 1 }),
+        ] {
+            let e = write_super(&mut Vec::new(), &too_long, "t", "doc").unwrap_err();
+            assert_eq!((e.table, e.column), ("t", "doc"));
+            assert!(
+                matches!(
+                    e.kind,
+                    EncodeErrorKind::SuperStringTooLong { limit: 65535, .. }
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().contains("at most 65535 bytes"), "{e}");
+        }
+        // 300 strings of 60,000 bytes: each fits, the value (18 MB) does not.
+        let big =
+            serde_json::Value::Array(vec![serde_json::Value::String("y".repeat(60_000)); 300]);
+        let e = write_super(&mut Vec::new(), &big, "t", "doc").unwrap_err();
+        assert!(
+            matches!(e.kind, EncodeErrorKind::SuperTooLarge { limit, .. } if limit == MAX_SUPER_BYTES),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("table `t`, column `doc`"), "{e}");
+    }
+
+    /// copy-parameters-data-format: COPY reads a JSON object of at most 4 MB; a larger event is
+    /// refused at encoding, and the buffer is left as it was.
+    #[test]
+    fn an_event_over_4_mb_is_refused() {
+        let mut buf = b"before".to_vec();
+        let e = encode_or_rollback(&mut buf, "t", |buf| {
+            buf.resize(buf.len() + MAX_JSON_OBJECT_BYTES + 1, b' ');
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(buf, b"before");
+        assert_eq!(e.table, "t");
+        assert!(
+            matches!(e.kind, EncodeErrorKind::RecordTooLarge { limit, .. } if limit == MAX_JSON_OBJECT_BYTES),
+            "{e}"
+        );
+        encode_or_rollback(&mut buf, "t", |buf| {
+            buf.resize(buf.len() + MAX_JSON_OBJECT_BYTES, b' ');
+            Ok(())
+        })
+        .unwrap();
+    }
 
     #[test]
     fn escapes_like_serde_json() {

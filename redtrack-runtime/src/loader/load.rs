@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
 use crate::retry::Backoff;
+use crate::schema::limits::MAX_LOAD_ERROR_FILE_NAME_BYTES;
+use crate::schema::Dialect;
 use crate::stage::{load_folder, Manifest, Stage};
 use crate::warehouse::{CopyRequest, StagedFile, Warehouse};
 
@@ -174,10 +176,30 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             &now.format("%Y%m%d").to_string(),
             &load_id,
         );
+        let n_files = slices * self.config.loader.files_per_slice;
+        if self.warehouse.dialect() == Dialect::Redshift {
+            // Redshift keeps a rejected row's file in sys_load_error_detail.file_name, 256 bytes:
+            // a longer URL is cut, and the reject could no longer be matched to its file.
+            let longest = self.stage.url(&format!(
+                "{folder}/{}",
+                part_name(n_files.saturating_sub(1))
+            ));
+            if longest.len() > MAX_LOAD_ERROR_FILE_NAME_BYTES {
+                return Err(Error::Config(format!(
+                    "the staged files of `{table}` would have URLs of {} bytes ({longest}); \
+                     Redshift keeps at most {MAX_LOAD_ERROR_FILE_NAME_BYTES} bytes of a file's \
+                     name with a rejected row (sys_load_error_detail.file_name), so rejects could \
+                     not be matched to their files: shorten the stage prefix (REDTRACK_STAGE), the \
+                     cluster or the database name by {} bytes",
+                    longest.len(),
+                    longest.len() - MAX_LOAD_ERROR_FILE_NAME_BYTES
+                )));
+            }
+        }
         Ok(Plan {
             table,
             local_dir: self.local_dir(&load_id),
-            n_files: slices * self.config.loader.files_per_slice,
+            n_files,
             stream,
             expected,
             shards,
