@@ -176,3 +176,73 @@ async fn staged_file_names_must_fit_the_load_error_tables() {
     assert!(e.contains("at most 256 bytes"), "{e}");
     assert!(e.contains("sys_load_error_detail.file_name"), "{e}");
 }
+
+crate::each_backend! {
+    /// `with_max_errors(n)`: up to n rows rejected in all, staging rejects (not JSON) and COPY
+    /// rejects (a bad value) together; one more fails the load and loads nothing. At n+1, n and
+    /// n-1, on PostgreSQL and on Redshift, whose COPY fails once its errors reach MAXERROR
+    /// (copy-parameters-data-load) and is sent MAXERROR n+1 less the staging rejects.
+    async fn maxerror_boundaries_with_staging_and_copy_rejects(env: TestEnv) {
+        let client = Client::new(env.config()).await.unwrap();
+        client.create_stream::<TestEvent>(1).await.unwrap();
+        let broker = AnyBroker::from_config(&env.config()).await.unwrap();
+        let stream = env.stream_name("test_events");
+        let mut seq = 0;
+        let mut batch = |staging: usize, copy: usize| {
+            let mut records = Vec::new();
+            for _ in 0..staging {
+                records.push(PutRecord {
+                    partition_key: "k".into(),
+                    data: Bytes::from(format!("not json {seq}")),
+                });
+                seq += 1;
+            }
+            for _ in 0..copy {
+                records.push(PutRecord {
+                    partition_key: "k".into(),
+                    data: Bytes::from(format!(
+                        r#"{{"client_ip":"9.9.9.9","timestamp":"bad {seq}"}}"#
+                    )),
+                });
+                seq += 1;
+            }
+            for _ in 0..5 {
+                records.push(PutRecord {
+                    partition_key: "k".into(),
+                    data: Bytes::from(format!(r#"{{"client_ip":"1.1.1.1","timestamp":{seq}}}"#)),
+                });
+                seq += 1;
+            }
+            records
+        };
+        let loader = |n: u64| {
+            Loader::new(env.config().into_builder().with_max_errors(n).build().unwrap())
+        };
+        env.loader::<TestEvent>().await;
+
+        // n+1: 2 staging + 2 COPY rejects with n = 3 fail the load, nothing loaded.
+        broker.put_records(&stream, &batch(2, 2)).await.unwrap();
+        match loader(3).await.unwrap().load::<TestEvent>().await {
+            Err(Error::LoadRejected {
+                rejected,
+                max_errors,
+                ..
+            }) => {
+                assert_eq!(max_errors, 3);
+                assert!(rejected >= 4, "{rejected}");
+            }
+            other => panic!("4 rejects with MAXERROR 3 must fail: {other:?}"),
+        }
+        assert_eq!(env.count_distinct("test_events", "timestamp").await.0, 0);
+
+        // n: the same 4 rejects with n = 4 load the rest.
+        let r = loader(4).await.unwrap().load::<TestEvent>().await.unwrap();
+        assert_eq!((r.records, r.rejected), (5, 4), "{r:?}");
+
+        // n-1: 1 staging + 2 COPY rejects with n = 4.
+        broker.put_records(&stream, &batch(1, 2)).await.unwrap();
+        let r = loader(4).await.unwrap().load::<TestEvent>().await.unwrap();
+        assert_eq!((r.records, r.rejected), (5, 3), "{r:?}");
+        assert_eq!(env.count_distinct("test_events", "timestamp").await, (10, 10));
+    }
+}
