@@ -123,8 +123,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("first rows of test_all_types:");
     let rows = db
         .query(
-            "SELECT test_integer, CAST(test_decimal AS TEXT), test_varchar, \
-             CAST(test_timestamp AS TEXT) FROM test_all_types ORDER BY test_integer LIMIT 3",
+            "SELECT test_integer, CAST(test_decimal AS VARCHAR(64)), test_varchar, \
+             CAST(test_timestamp AS VARCHAR(64)) FROM test_all_types ORDER BY test_integer LIMIT 3",
             &[],
         )
         .await?;
