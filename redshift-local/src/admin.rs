@@ -168,6 +168,29 @@ impl Admin {
         Ok(())
     }
 
+    /// Creates the login role `user` unless it exists (the user of IAM credentials issued with
+    /// AutoCreate, GetClusterCredentials; of a Serverless IAM identity).
+    pub async fn create_user(&self, user: &str) -> Result<()> {
+        let mut guard = self.main.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(self.connect("postgres").await?);
+        }
+        let Some(client) = guard.as_ref() else {
+            return Err(Error::Admin("no admin connection".into()));
+        };
+        let quoted = format!("\"{}\"", user.replace('"', "\"\""));
+        let r = client
+            .batch_execute(&format!("CREATE ROLE {quoted} LOGIN"))
+            .await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Looks up `user` and `database` for a login.
     pub async fn login(&self, user: &str, database: &str) -> Result<Login> {
         const SQL: &str = "SELECT \

@@ -18,7 +18,7 @@
 //! PostgreSQL database is served in both modes at once.
 
 /// Bumped whenever the SQL below changes, so that databases are reinstalled.
-pub const CATALOG_VERSION: u32 = 3;
+pub const CATALOG_VERSION: u32 = 4;
 
 /// The central database that keeps the load-error log.
 pub const LOG_DATABASE: &str = "redshift_local";
@@ -92,6 +92,9 @@ DROP VIEW IF EXISTS pg_catalog.pg_table_def, pg_catalog.svv_redshift_columns,
 DROP FUNCTION IF EXISTS pg_catalog.pg_last_copy_count(), pg_catalog.pg_last_copy_id();
 CREATE SCHEMA IF NOT EXISTS redshift_local;
 GRANT USAGE ON SCHEMA redshift_local TO PUBLIC;
+-- "By default, all users have CREATE and USAGE privileges on the PUBLIC schema of a database"
+-- (r_Schemas_and_tables); PostgreSQL 15 grants PUBLIC only USAGE.
+GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC;
 DROP FUNCTION IF EXISTS redshift_local.load_errors();
 CREATE EXTENSION IF NOT EXISTS dblink SCHEMA redshift_local;
 DROP SERVER IF EXISTS redshift_local_log CASCADE;

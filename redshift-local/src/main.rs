@@ -14,6 +14,7 @@ mod catalog;
 mod config;
 mod copy;
 mod error;
+mod iam;
 mod session;
 mod sql;
 
@@ -82,6 +83,16 @@ struct Cli {
     /// Write `MODE PORT` lines here once listening (for port 0).
     #[arg(long)]
     port_file: Option<std::path::PathBuf>,
+    /// Where to answer the Redshift API (GetClusterCredentials, forwarded to --aws-endpoint,
+    /// and Redshift Serverless' GetCredentials), for IAM sign-in; `api PORT` in --port-file.
+    #[arg(long)]
+    api: Option<SocketAddr>,
+    /// The emulated AWS endpoint the API is forwarded to (moto's server).
+    #[arg(long, default_value = "http://127.0.0.1:24575")]
+    aws_endpoint: String,
+    /// A Redshift Serverless workgroup GetCredentials knows (repeatable).
+    #[arg(long = "workgroup")]
+    workgroups: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -154,12 +165,53 @@ async fn run(cli: Cli) -> Result<(), String> {
         lines.push_str(&format!("{} {}\n", l.mode.name(), local.port()));
         listeners.push((l.mode, listener));
     }
+    let api = match cli.api {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("listening on {addr}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!(%local, upstream = %cli.aws_endpoint, "answering the Redshift API");
+            lines.push_str(&format!("api {}\n", local.port()));
+            Some(listener)
+        }
+        None => None,
+    };
     if let Some(path) = &cli.port_file {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, &lines).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, path).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     let mut tasks = Vec::new();
+    if let Some(listener) = api {
+        let shared = shared.clone();
+        let settings = Arc::new(iam::Api {
+            upstream: cli.aws_endpoint.clone(),
+            workgroups: cli.workgroups.clone(),
+        });
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                };
+                let (shared, settings) = (shared.clone(), settings.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (shared, settings) = (shared.clone(), settings.clone());
+                        async move { iam::handle(&settings, &shared.iam, req).await }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(socket);
+                    if let Err(e) = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await
+                    {
+                        tracing::debug!("API connection ended: {e}");
+                    }
+                });
+            }
+        }));
+    }
     for (mode, listener) in listeners {
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {

@@ -62,6 +62,8 @@ pub struct Shared {
     pub admin: Admin,
     /// S3 access for COPY.
     pub s3: copy::s3::S3,
+    /// The IAM database credentials the API issued.
+    pub iam: crate::iam::Store,
     query_ids: AtomicI64,
 }
 
@@ -72,6 +74,7 @@ impl Shared {
             settings,
             admin,
             s3,
+            iam: crate::iam::Store::default(),
             query_ids: AtomicI64::new(last_query_id),
         }
     }
@@ -1447,14 +1450,53 @@ impl StartupHandler for Conn {
             }
             PgWireFrontendMessage::PasswordMessageFamily(pw) => {
                 let pw = pw.into_password()?;
-                let Some(p) = self.pending.lock().await.take() else {
+                let Some(mut p) = self.pending.lock().await.take() else {
                     return Err(fatal("08P01", "unexpected password message"));
                 };
-                let ok = p.login.can_login
-                    && p.login
-                        .md5
-                        .as_deref()
-                        .is_some_and(|h| md5_answer_from_hash(h, &p.salt) == pw.password);
+                let ok = if crate::iam::is_iam_login(&p.user) {
+                    // Temporary IAM credentials: only a password the API issued for this name
+                    // and database, unexpired; the session runs as the database user.
+                    match self
+                        .shared
+                        .iam
+                        .check(&p.user, &p.database, &pw.password, &p.salt)
+                    {
+                        None => false,
+                        Some(issued) => {
+                            if issued.auto_create {
+                                self.shared
+                                    .admin
+                                    .create_user(&issued.user)
+                                    .await
+                                    .map_err(|e| fatal("XX000", format!("redshift-local: {e}")))?;
+                            }
+                            p.login = self
+                                .shared
+                                .admin
+                                .login(&issued.user, &p.database)
+                                .await
+                                .map_err(|e| fatal("XX000", format!("redshift-local: {e}")))?;
+                            if !p.login.can_login {
+                                return Err(fatal(
+                                    "28000",
+                                    format!(
+                                        "user \"{}\" does not exist (the IAM credentials were issued \
+                                         without AutoCreate, GetClusterCredentials)",
+                                        issued.user
+                                    ),
+                                ));
+                            }
+                            p.user = issued.user;
+                            true
+                        }
+                    }
+                } else {
+                    p.login.can_login
+                        && p.login
+                            .md5
+                            .as_deref()
+                            .is_some_and(|h| md5_answer_from_hash(h, &p.salt) == pw.password)
+                };
                 if !ok {
                     // the same answer whether the role is missing, can't log in, has no MD5
                     // password or the password is wrong, as PostgreSQL and Redshift answer

@@ -45,6 +45,7 @@ pub fn redshift_statements(table: &'static TableSchema) -> Vec<String> {
         checkpoint::recent_loads_sql(20),
         rejects::recent_rejects_sql(20),
         redshift::LAST_COPY_COUNT_SQL.to_owned(),
+        crate::migrate::REDSHIFT_COLUMNS_SQL.to_owned(),
         redshift::LOAD_ERRORS_SQL.to_owned(),
     ];
     for auth in [

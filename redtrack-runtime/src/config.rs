@@ -68,6 +68,70 @@ impl StageLocation {
     }
 }
 
+/// How the loader signs in to Redshift with temporary IAM credentials instead of a password in
+/// `REDTRACK_WAREHOUSE_URL` (whose user and database it keeps). The credentials are asked for
+/// with the loader's AWS credentials, renewed 5 minutes before they expire, and never logged.
+/// `REDTRACK_REDSHIFT_IAM=cluster:<cluster identifier>` (with `:autocreate` to create the user
+/// at its first login) or `serverless:<workgroup>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedshiftIam {
+    /// A provisioned cluster: `GetClusterCredentials`
+    /// (`https://docs.aws.amazon.com/redshift/latest/APIReference/API_GetClusterCredentials.html`),
+    /// which needs the IAM action `redshift:GetClusterCredentials` on the `dbuser` and `dbname`
+    /// resources (and `redshift:CreateClusterUser` with `auto_create`). The session runs as
+    /// the URL's user.
+    Cluster {
+        /// The cluster's identifier.
+        cluster_identifier: String,
+        /// Create the user at its first login if it does not exist.
+        auto_create: bool,
+    },
+    /// Redshift Serverless: `GetCredentials`
+    /// (`https://docs.aws.amazon.com/redshift-serverless/latest/APIReference/API_GetCredentials.html`),
+    /// which needs `redshift-serverless:GetCredentials` on the workgroup. The session runs as
+    /// the caller's IAM identity (`IAM:<user>` or `IAMR:<role>`); the URL's user is ignored.
+    Serverless {
+        /// The workgroup's name.
+        workgroup: String,
+    },
+}
+
+impl RedshiftIam {
+    /// Parses `cluster:<id>`, `cluster:<id>:autocreate` or `serverless:<workgroup>`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the value and the forms it can take.
+    pub fn parse(s: &str) -> Result<RedshiftIam> {
+        let bad = || {
+            Error::Config(format!(
+                "REDTRACK_REDSHIFT_IAM `{s}` is neither cluster:<cluster identifier>[:autocreate] \
+                 nor serverless:<workgroup>"
+            ))
+        };
+        match s.split_once(':') {
+            Some(("cluster", rest)) => {
+                let (id, auto_create) = match rest.strip_suffix(":autocreate") {
+                    Some(id) => (id, true),
+                    None => (rest, false),
+                };
+                if id.is_empty() {
+                    return Err(bad());
+                }
+                Ok(RedshiftIam::Cluster {
+                    cluster_identifier: id.to_owned(),
+                    auto_create,
+                })
+            }
+            Some(("serverless", w)) if !w.is_empty() => Ok(RedshiftIam::Serverless {
+                workgroup: w.to_owned(),
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// All of redtrack's settings. Cheap to clone.
 ///
 /// Defaults are documented on each `ConfigBuilder::with_*` method.
@@ -80,6 +144,7 @@ pub struct Config {
     pub(crate) warehouse_url: Option<String>,
     pub(crate) dialect: Dialect,
     pub(crate) copy_iam_role: Option<String>,
+    pub(crate) redshift_iam: Option<RedshiftIam>,
     pub(crate) linger: Duration,
     pub(crate) max_buffered_records: usize,
     pub(crate) max_attempts: u32,
@@ -151,6 +216,7 @@ impl fmt::Debug for Config {
             )
             .field("dialect", &self.dialect)
             .field("copy_iam_role", &self.copy_iam_role)
+            .field("redshift_iam", &self.redshift_iam)
             .field("linger", &self.linger)
             .field("max_buffered_records", &self.max_buffered_records)
             .field("max_attempts", &self.max_attempts)
@@ -191,6 +257,7 @@ impl Config {
             warehouse_url: None,
             dialect: Dialect::Redshift,
             copy_iam_role: None,
+            redshift_iam: None,
             linger: Duration::from_millis(5),
             max_buffered_records: 50_000,
             max_attempts: 8,
@@ -251,6 +318,9 @@ impl Config {
         }
         if let Some(role) = get("REDTRACK_COPY_IAM_ROLE") {
             b = b.copy_iam_role(role);
+        }
+        if let Some(iam) = get("REDTRACK_REDSHIFT_IAM") {
+            b = b.redshift_iam(RedshiftIam::parse(&iam)?);
         }
         b.build()
     }
@@ -358,6 +428,13 @@ impl ConfigBuilder {
     /// The IAM role ARN for COPY. Default: none (the AWS credentials are passed to COPY).
     pub fn copy_iam_role(mut self, arn: impl Into<String>) -> Self {
         self.config.copy_iam_role = Some(arn.into());
+        self
+    }
+
+    /// Sign in to Redshift with temporary IAM credentials ([`RedshiftIam`]) instead of the
+    /// URL's password. Default: none (the URL's password).
+    pub fn redshift_iam(mut self, iam: RedshiftIam) -> Self {
+        self.config.redshift_iam = Some(iam);
         self
     }
 

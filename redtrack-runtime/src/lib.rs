@@ -44,7 +44,7 @@ pub mod __private;
 pub mod __test;
 
 pub use client::Client;
-pub use config::{BrokerKind, Config, ConfigBuilder, StageLocation};
+pub use config::{BrokerKind, Config, ConfigBuilder, RedshiftIam, StageLocation};
 pub use encode::{EncodeError, EncodeErrorKind};
 pub use error::{Error, RejectedRow, Result};
 pub use event::RedTrackEvent;

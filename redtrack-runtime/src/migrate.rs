@@ -442,6 +442,14 @@ pub fn plan(schema: &'static TableSchema, existing: &[WarehouseColumn]) -> Migra
     plan
 }
 
+/// A table's columns (`$1`) in Redshift's catalog, as VARCHAR and INTEGER values.
+pub(crate) const REDSHIFT_COLUMNS_SQL: &str = "SELECT CAST(column_name AS VARCHAR(128)), \
+     CAST(data_type AS VARCHAR(128)), CAST(is_nullable AS VARCHAR(3)), \
+     CAST(TRIM(encoding) AS VARCHAR(128)), CAST(column_default AS VARCHAR(4000)), \
+     CAST(CASE WHEN distkey THEN 'true' ELSE 'false' END AS VARCHAR(5)), \
+     CAST(sortkey AS INTEGER) FROM svv_redshift_columns \
+     WHERE schema_name = current_schema() AND table_name = $1 ORDER BY ordinal_position";
+
 /// The columns of `table` in the connection's current schema as `dialect`'s catalog describes
 /// them, in order; empty if the table does not exist. On Redshift from `svv_redshift_columns`
 /// (with encodings, defaults and keys, `r_SVV_REDSHIFT_COLUMNS`), on PostgreSQL from
@@ -451,19 +459,12 @@ pub async fn read_columns_for(
     table: &str,
     dialect: Dialect,
 ) -> Result<Vec<WarehouseColumn>> {
-    const SQL: &str = "SELECT CAST(column_name AS VARCHAR(128)), CAST(data_type AS VARCHAR(128)), \
-         CAST(is_nullable AS VARCHAR(3)), CAST(TRIM(encoding) AS VARCHAR(128)), \
-         CAST(column_default AS VARCHAR(4000)), \
-         CAST(CASE WHEN distkey THEN 'true' ELSE 'false' END AS VARCHAR(5)), \
-         CAST(sortkey AS INTEGER) \
-         FROM svv_redshift_columns \
-         WHERE schema_name = current_schema() AND table_name = $1 ORDER BY ordinal_position";
     if dialect == Dialect::Postgres {
         return read_columns(client, table).await;
     }
     let what = format!("reading the columns of `{table}` from svv_redshift_columns");
     let rows = client
-        .query(SQL, &[&table])
+        .query(REDSHIFT_COLUMNS_SQL, &[&table])
         .await
         .map_err(|e| db_error(&what, e))?;
     rows.iter()

@@ -30,6 +30,7 @@ mod loader_data_loss;
 mod loader_follow;
 mod loader_split;
 mod public_api;
+mod redshift_iam;
 mod services;
 mod warehouse_errors;
 mod write_client;

@@ -134,7 +134,10 @@ impl AnyWarehouse {
                     .into(),
             )
         })?;
-        let conn = Connector::new(&url)?;
+        let mut conn = Connector::new(&url)?;
+        if let Some(how) = &config.redshift_iam {
+            conn = conn.with_iam(how.clone(), config, aws);
+        }
         Ok(match config.dialect() {
             Dialect::Redshift => {
                 AnyWarehouse::Redshift(RedshiftWarehouse::with_aws(conn, config, aws))
