@@ -8,6 +8,7 @@
 //! cargo build --release --example bench_tables
 //! target/release/examples/bench_tables 300000 3            # REDTRACK_REDSHIFT_URL: SNAPSHOT
 //! REDTRACK_BENCH_ISOLATION=SERIALIZABLE target/release/examples/bench_tables 300000 3
+//! REDTRACK_BENCH_SERVERLESS_FILES=1 target/release/examples/bench_tables 300000 3
 //! ```
 //!
 //! Each load starts from an emptied table and forgotten checkpoints, so every round loads the
@@ -44,20 +45,24 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, Box<dyn std::error
     Ok(client)
 }
 
-/// Empties `table` and forgets its stream's checkpoints, then loads it: the load's time.
-async fn load_one<E: RedTrackEvent>(
+/// Empties `E`'s table and forgets its stream's checkpoints, so the next load loads it all.
+async fn reset<E: RedTrackEvent>(
     loader: &Loader,
     db: &tokio_postgres::Client,
-    n: u64,
-) -> Result<Duration, Box<dyn std::error::Error>> {
+) -> Result<(), Box<dyn std::error::Error>> {
     let stream = loader.config().stream_name(E::TABLE_NAME);
     db.batch_execute(&format!("TRUNCATE {}", E::TABLE_NAME))
         .await?;
-    db.execute(
-        "DELETE FROM kinesis_loads WHERE stream_name = $1",
-        &[&stream],
-    )
-    .await?;
+    db.execute("DELETE FROM kinesis_loads WHERE stream_name = $1", &[&stream])
+        .await?;
+    Ok(())
+}
+
+/// One load of `E`'s table: its time.
+async fn load_one<E: RedTrackEvent>(
+    loader: &Loader,
+    n: u64,
+) -> Result<Duration, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let report = loader.load::<E>().await?;
     assert_eq!(report.records, n, "{}", E::TABLE_NAME);
@@ -82,8 +87,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(3);
     let isolation = std::env::var("REDTRACK_BENCH_ISOLATION").unwrap_or_else(|_| "SNAPSHOT".into());
-    let rs_url = std::env::var("REDTRACK_REDSHIFT_URL")
-        .map_err(|_| "REDTRACK_REDSHIFT_URL is not set; run `eval \"$(scripts/services up)\"`")?;
+    // REDTRACK_BENCH_SERVERLESS_FILES=n: the stand-in as Serverless, n files per load (1: one
+    // converting thread per COPY, so two loads at once can use both of two cores).
+    let files: Option<usize> = std::env::var("REDTRACK_BENCH_SERVERLESS_FILES")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?;
+    let url_var = match files {
+        Some(_) => "REDTRACK_REDSHIFT_SERVERLESS_URL",
+        None => "REDTRACK_REDSHIFT_URL",
+    };
+    let rs_url = std::env::var(url_var)
+        .map_err(|_| format!("{url_var} is not set; run `eval \"$(scripts/services up)\"`"))?;
     let stage = std::env::var("REDTRACK_STAGE")?;
     let id = format!("bench_tables_{}", std::process::id());
     let dir = std::env::temp_dir().join(&id);
@@ -103,6 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .warehouse_url(&url)
         .dialect(Dialect::Redshift)
         .with_max_load_records(n)
+        .with_serverless_files(files.unwrap_or(16))
         .build()?;
 
     let client = Client::new(config.clone()).await?;
@@ -135,17 +151,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loader.setup::<TestEvent>().await?;
     loader.setup::<OtherEvent>().await?;
     let (db_a, db_b) = (connect(&url).await?, connect(&url).await?);
-    println!("{n} events in each of two tables, {isolation} isolation, {rounds} rounds:");
+    println!(
+        "{n} events in each of two tables, {isolation} isolation, {}, {rounds} rounds:",
+        match files {
+            Some(f) => format!("Serverless, {f} files per load"),
+            None => "provisioned, a file per slice".into(),
+        }
+    );
 
     let (mut sums, mut boths) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let a = load_one::<TestEvent>(&loader, &db_a, n).await?;
-        let b = load_one::<OtherEvent>(&loader, &db_b, n).await?;
+        reset::<TestEvent>(&loader, &db_a).await?;
+        let a = load_one::<TestEvent>(&loader, n).await?;
+        reset::<OtherEvent>(&loader, &db_b).await?;
+        let b = load_one::<OtherEvent>(&loader, n).await?;
         // Both at once: reset both first, then start both loads together.
+        reset::<TestEvent>(&loader, &db_a).await?;
+        reset::<OtherEvent>(&loader, &db_b).await?;
         let started = Instant::now();
         let (x, y) = tokio::join!(
-            load_one::<TestEvent>(&loader, &db_a, n),
-            load_one::<OtherEvent>(&loader, &db_b, n)
+            load_one::<TestEvent>(&loader, n),
+            load_one::<OtherEvent>(&loader, n)
         );
         let (x, y) = (x?, y?);
         let both = started.elapsed();
