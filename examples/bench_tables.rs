@@ -53,8 +53,11 @@ async fn reset<E: RedTrackEvent>(
     let stream = loader.config().stream_name(E::TABLE_NAME);
     db.batch_execute(&format!("TRUNCATE {}", E::TABLE_NAME))
         .await?;
-    db.execute("DELETE FROM kinesis_loads WHERE stream_name = $1", &[&stream])
-        .await?;
+    db.execute(
+        "DELETE FROM kinesis_loads WHERE stream_name = $1",
+        &[&stream],
+    )
+    .await?;
     Ok(())
 }
 
