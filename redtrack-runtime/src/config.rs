@@ -83,10 +83,18 @@ pub struct Config {
     pub(crate) linger: Duration,
     pub(crate) max_buffered_records: usize,
     pub(crate) max_attempts: u32,
+    pub(crate) attempt_timeout: Duration,
     pub(crate) aggregate: bool,
+    pub(crate) record_identity: bool,
+    pub(crate) dedupe_window: Duration,
     pub(crate) sdk_config: Option<aws_config::SdkConfig>,
     pub(crate) loader: LoaderSettings,
 }
+
+/// How much later than its writer's last attempt ended a record may still arrive in the stream
+/// (a request Kinesis takes in after the writer gave up on it), and how far arrival times in a
+/// shard may be out of order: the dedupe window must cover a writer's retry span plus this.
+pub const ARRIVAL_MARGIN: Duration = Duration::from_secs(60);
 
 /// The loader's knobs (see the `ConfigBuilder::with_*` methods for meanings and defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +140,10 @@ impl fmt::Debug for Config {
             .field("linger", &self.linger)
             .field("max_buffered_records", &self.max_buffered_records)
             .field("max_attempts", &self.max_attempts)
+            .field("attempt_timeout", &self.attempt_timeout)
             .field("aggregate", &self.aggregate)
+            .field("record_identity", &self.record_identity)
+            .field("dedupe_window", &self.dedupe_window)
             .field("loader", &self.loader)
             .finish_non_exhaustive()
     }
@@ -172,7 +183,10 @@ impl Config {
             linger: Duration::from_millis(5),
             max_buffered_records: 50_000,
             max_attempts: 8,
+            attempt_timeout: Duration::from_secs(30),
             aggregate: false,
+            record_identity: true,
+            dedupe_window: Duration::from_secs(600),
             sdk_config: None,
             loader: LoaderSettings::default(),
         }
@@ -267,6 +281,35 @@ impl Config {
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
+
+    /// The longest a writer may go on sending one record: `max_attempts` attempts of at most
+    /// `attempt_timeout` each, and the backoff between them at its longest (exponential from
+    /// 50 ms, each delay at most 5 s). A twin a retry stores arrives at most this long after the
+    /// record's first copy (plus [`ARRIVAL_MARGIN`]).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = redtrack_runtime::Config::builder().cluster("c").database("d").build()?;
+    /// // 8 attempts of at most 30 s, and 6.35 s of backoff between them.
+    /// assert_eq!(c.write_retry_span(), Duration::from_millis(246_350));
+    /// # Ok::<(), redtrack_runtime::Error>(())
+    /// ```
+    pub fn write_retry_span(&self) -> Duration {
+        self.attempt_timeout
+            .saturating_mul(self.max_attempts.max(1))
+            .saturating_add(crate::retry::max_total_delay(self.max_attempts))
+    }
+
+    /// The window within which the loader drops twins ([`ConfigBuilder::with_dedupe_window`]).
+    pub fn dedupe_window(&self) -> Duration {
+        self.dedupe_window
+    }
+
+    /// Whether the client gives each record an identity
+    /// ([`ConfigBuilder::with_record_identity`]).
+    pub fn record_identity(&self) -> bool {
+        self.record_identity
+    }
 }
 
 /// Builds a [`Config`]. Every setting has a documented default.
@@ -353,14 +396,51 @@ impl ConfigBuilder {
     }
 
     /// How many times a record is sent before its failure reaches the caller. Default: 8.
+    ///
+    /// With record identities on, `max_attempts` × [`with_attempt_timeout`](Self::with_attempt_timeout)
+    /// plus the backoff ([`Config::write_retry_span`]) and [`ARRIVAL_MARGIN`] must fit in the
+    /// [dedupe window](Self::with_dedupe_window), or [`build`](Self::build) fails.
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.config.max_attempts = n.max(1);
+        self
+    }
+
+    /// How long one PutRecords attempt may take before the writer gives up on it and sends its
+    /// records again (they may have been stored all the same: with record identities, the
+    /// loader drops such twins). Default: 30 s. Counts toward [`Config::write_retry_span`].
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.config.attempt_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
     /// Pack many events into one Kinesis record (the KPL aggregated format). Default: off.
     pub fn with_aggregation(mut self, on: bool) -> Self {
         self.config.aggregate = on;
+        self
+    }
+
+    /// Give every record the client writes an identity that its retries keep, so that the
+    /// loader loads an event once even when a retry stored it twice (see
+    /// [`crate::identity`] for where the identity travels). Default: on.
+    ///
+    /// Off, an event without a `partition_key` field gets a random 32-hex-digit key and an
+    /// event with one is sent as plain JSON (no KPL framing): rows are then at least once
+    /// where Kinesis gave no answer.
+    pub fn with_record_identity(mut self, on: bool) -> Self {
+        self.config.record_identity = on;
+        self
+    }
+
+    /// The window of arrival time within which the loader drops a record whose identity it
+    /// already loaded: it remembers, per shard, the identities of the records loaded in the
+    /// last `window` (in the warehouse, `redtrack_ids_<table>`). Default: 10 minutes.
+    ///
+    /// It must cover every writer's [`Config::write_retry_span`] plus [`ARRIVAL_MARGIN`]
+    /// ([`build`](Self::build) checks the writer's own settings), and writers and loaders must
+    /// agree on it. A longer window costs the loader memory and time in proportion (16 bytes
+    /// per remembered record in memory, about 22 in the warehouse).
+    pub fn with_dedupe_window(mut self, window: Duration) -> Self {
+        self.config.dedupe_window = window;
         self
     }
 
@@ -428,9 +508,22 @@ impl ConfigBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] if the cluster or database name is missing or holds a character a
-    /// Kinesis stream name cannot (they are part of every stream's name).
+    /// Kinesis stream name cannot (they are part of every stream's name), or if, with record
+    /// identities on, a writer could retry a record for longer than the dedupe window allows.
     pub fn build(self) -> Result<Config> {
         let c = self.config;
+        let span = c.write_retry_span();
+        if c.record_identity && span.saturating_add(ARRIVAL_MARGIN) > c.dedupe_window {
+            return Err(Error::Config(format!(
+                "a writer may send a record again up to {:.1} s after its first attempt                  (with_max_attempts {} x with_attempt_timeout {:.1} s, plus {:.2} s of backoff),                  and it may arrive {} s later still: that is longer than the dedupe window of                  {:.1} s within which the loader drops twins; lower with_max_attempts or                  with_attempt_timeout, or raise with_dedupe_window on every writer and loader                  alike",
+                span.as_secs_f64(),
+                c.max_attempts,
+                c.attempt_timeout.as_secs_f64(),
+                crate::retry::max_total_delay(c.max_attempts).as_secs_f64(),
+                ARRIVAL_MARGIN.as_secs(),
+                c.dedupe_window.as_secs_f64(),
+            )));
+        }
         for (what, v) in [("cluster", &c.cluster), ("database", &c.database)] {
             if v.is_empty() {
                 return Err(Error::Config(format!(
@@ -448,5 +541,54 @@ impl ConfigBuilder {
             }
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> ConfigBuilder {
+        Config::builder().cluster("c").database("d")
+    }
+
+    #[test]
+    fn a_writer_retrying_longer_than_the_dedupe_window_is_refused() {
+        let c = builder().build().unwrap();
+        assert!(c.write_retry_span() + ARRIVAL_MARGIN <= c.dedupe_window());
+        let e = builder()
+            .with_max_attempts(40)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("with_max_attempts 40") && e.contains("raise with_dedupe_window"),
+            "{e}"
+        );
+        let e = builder()
+            .with_attempt_timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("with_attempt_timeout 120.0 s"), "{e}");
+        // A longer window, or no identities (nothing to drop), takes the same writer.
+        builder()
+            .with_max_attempts(40)
+            .with_dedupe_window(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        builder()
+            .with_max_attempts(40)
+            .with_record_identity(false)
+            .build()
+            .unwrap();
+        // A short window with a writer that gives up early.
+        let c = builder()
+            .with_max_attempts(3)
+            .with_attempt_timeout(Duration::from_secs(2))
+            .with_dedupe_window(Duration::from_secs(70))
+            .build()
+            .unwrap();
+        assert_eq!(c.write_retry_span(), Duration::from_millis(6_150));
     }
 }

@@ -16,11 +16,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("threads", &[]),
     ("hooks", &[]),
     ("retry", &[]),
+    ("identity", &[]),
     ("error", &["encode", "sequence"]),
     // What the derive's output calls.
     ("encode", &["schema", "text"]),
     ("event", &["encode", "schema"]),
-    ("config", &["error", "schema"]),
+    ("config", &["error", "retry", "schema"]),
     ("aws", &["config", "error", "retry", "text"]),
     // The backends: below the loader and the client, beside each other only where a trait
     // says so (the warehouse copies from a stage).
@@ -60,7 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "broker", "config", "encode", "error", "event", "retry", "schema", "text",
+            "broker", "config", "encode", "error", "event", "identity", "retry", "schema", "text",
         ],
     ),
     (
@@ -73,6 +74,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "error",
             "event",
             "hooks",
+            "identity",
             "json_scan",
             "schema",
             "sequence",

@@ -159,15 +159,53 @@ async fn the_partition_key_field_is_the_partition_key() {
     let records = read_stream(client.broker(), &client.stream_name::<KeyedEvent>()).await;
     assert_eq!(records.len(), 10);
     let mut shard_of_user = BTreeMap::new();
+    let mut ids = BTreeSet::new();
     for r in &records {
-        let v: serde_json::Value = serde_json::from_slice(&r.data).unwrap();
+        // The Kinesis record's key is the user's; inside is the one user record a KCL consumer
+        // sees: the event's JSON and its key, with the record's identity in a tag.
+        let users = deaggregate(&r.partition_key, &r.data).unwrap();
+        assert_eq!(users.len(), 1);
+        let user = &users[0];
+        let v: serde_json::Value = serde_json::from_slice(&user.data).unwrap();
         assert_eq!(v["user"].as_str().unwrap(), r.partition_key);
+        assert_eq!(user.partition_key, r.partition_key);
+        let [(tag, Some(id))] = &user.tags[..] else {
+            panic!("{:?}", user.tags)
+        };
+        assert_eq!(tag, redtrack::identity::TAG_KEY);
+        ids.insert(redtrack::identity::RecordId::parse(id).expect("an id"));
         shard_of_user
             .entry(r.partition_key.clone())
             .or_insert_with(BTreeSet::new)
             .insert(r.sequence_number.len());
     }
     assert_eq!(shard_of_user.len(), 3);
+    assert_eq!(ids.len(), 10, "every event its own identity");
+}
+
+#[tokio::test]
+async fn without_identities_a_keyed_event_is_plain_json() {
+    let env = common::TestEnv::new().await;
+    let config = env
+        .config()
+        .into_builder()
+        .with_record_identity(false)
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    client.create_stream::<KeyedEvent>(1).await.unwrap();
+    client
+        .write(&KeyedEvent {
+            user: "user-1".into(),
+            n: 1,
+        })
+        .await
+        .unwrap();
+    let records = read_stream(client.broker(), &client.stream_name::<KeyedEvent>()).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].partition_key, "user-1");
+    let v: serde_json::Value = serde_json::from_slice(&records[0].data).unwrap();
+    assert_eq!(v, serde_json::json!({"user": "user-1", "n": 1}));
 }
 
 #[tokio::test]

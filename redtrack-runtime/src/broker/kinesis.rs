@@ -484,6 +484,9 @@ impl ShardReader for KinesisReader {
                 .records
                 .into_iter()
                 .map(|r| StoredRecord {
+                    approximate_arrival_timestamp: r
+                        .approximate_arrival_timestamp
+                        .and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_millis().ok()?)),
                     sequence_number: r.sequence_number.into(),
                     partition_key: r.partition_key.unwrap_or_default(),
                     data: Bytes::from(r.data.into_inner()),

@@ -99,6 +99,12 @@ pub struct StoredRecord {
     pub partition_key: String,
     /// The record's bytes, as written (may be a KPL aggregate: see `broker::aggregate`).
     pub data: Bytes,
+    /// When the broker stored it (Kinesis' `ApproximateArrivalTimestamp`; the file broker's
+    /// clock when it appended the line), if the broker says. The loader drops the twins a
+    /// writer's retries stored within a window of this time (`ConfigBuilder::with_dedupe_window`);
+    /// a record without it is still compared with the ids the loader knows, but not remembered
+    /// for later loads.
+    pub approximate_arrival_timestamp: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One GetRecords-sized batch from a shard.

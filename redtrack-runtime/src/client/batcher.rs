@@ -24,6 +24,7 @@ use crate::broker::{
     Broker, PutOutcome, PutRecord, MAX_BYTES_PER_PUT, MAX_RECORDS_PER_PUT, MAX_RECORD_BYTES,
 };
 use crate::error::{code, Error, Result, Source};
+use crate::identity::{RecordId, TAG_KEY};
 use crate::retry::{is_retryable_code, Backoff};
 
 /// At most this many PutRecords calls (with their retries) are under way at once per client.
@@ -34,6 +35,9 @@ pub(crate) const MAX_IN_FLIGHT_CALLS: usize = 16;
 pub(crate) struct Pending {
     pub(crate) stream: Arc<str>,
     pub(crate) record: PutRecord,
+    /// The record's identity, for the KPL tag of its user record when it is aggregated (its
+    /// partition key is the user's; see `client::identity`).
+    pub(crate) id_tag: Option<RecordId>,
     pub(crate) reply: oneshot::Sender<Result<()>>,
     /// Its slot in the client's bounded buffer, freed when the record is answered.
     pub(crate) permit: OwnedSemaphorePermit,
@@ -42,6 +46,14 @@ pub(crate) struct Pending {
 impl Pending {
     fn size(&self) -> usize {
         self.record.data.len() + self.record.partition_key.len()
+    }
+
+    /// The record's tags inside an aggregate (its identity, if it has one there), written
+    /// into `text`.
+    fn tags<'a>(&self, text: &'a mut String) -> Option<[(&'static str, Option<&'a str>); 1]> {
+        let id = self.id_tag?;
+        *text = id.to_text();
+        Some([(TAG_KEY, Some(text.as_str()))])
     }
 
     fn into_parts(self) -> (PutRecord, Waiter) {
@@ -78,6 +90,8 @@ pub(crate) struct Counters {
 pub(crate) struct Settings {
     pub(crate) linger: Duration,
     pub(crate) max_attempts: u32,
+    /// How long one PutRecords call may take before it counts as failed (and ambiguous).
+    pub(crate) attempt_timeout: Duration,
     pub(crate) aggregate: bool,
     pub(crate) counters: Arc<Counters>,
 }
@@ -161,7 +175,7 @@ pub(crate) async fn run<B: Broker + 'static>(
                     broker.clone(),
                     stream.clone(),
                     units,
-                    s.max_attempts,
+                    (s.max_attempts, s.attempt_timeout),
                     min,
                     s.counters.clone(),
                 ));
@@ -263,13 +277,21 @@ impl Queue {
         if aggregate {
             let mut agg = Aggregator::new(DEFAULT_AGGREGATE_MAX_BYTES);
             let mut waiters = Vec::new();
+            let mut tag_text = String::new();
             while let Some((_, p)) = self.items.front() {
+                let tags = p.tags(&mut tag_text);
+                let tags: &[(&str, Option<&str>)] = tags.as_ref().map_or(&[], |t| &t[..]);
                 if agg.is_empty() {
                     // A new aggregate: its first record always goes in, so the call must have
                     // room for the aggregate at its largest. A record that fits Kinesis only
                     // without the aggregate's framing (checked at write time) goes alone, as a
-                    // plain record, which the loader reads as well.
-                    let single = Aggregator::single_size(&p.record.partition_key, &p.record.data);
+                    // plain record, which the loader reads as well (never one whose identity
+                    // is a tag: it was checked with its framing).
+                    let single = Aggregator::single_size_with_tags(
+                        &p.record.partition_key,
+                        &p.record.data,
+                        tags,
+                    );
                     let plain = single > MAX_RECORD_BYTES;
                     let room = if plain {
                         p.size()
@@ -288,7 +310,7 @@ impl Queue {
                         continue;
                     }
                 }
-                if agg.try_push(&p.record.partition_key, &p.record.data) {
+                if agg.try_push_with_tags(&p.record.partition_key, &p.record.data, tags) {
                     let Some(p) = self.pop() else { break };
                     waiters.push(p.into_parts().1);
                     continue;
@@ -331,7 +353,7 @@ async fn send_call<B: Broker>(
     broker: Arc<B>,
     stream: Arc<str>,
     mut units: Vec<Unit>,
-    max_attempts: u32,
+    (max_attempts, attempt_timeout): (u32, Duration),
     tag: u64,
     counters: Arc<Counters>,
 ) -> (u64, Arc<str>, usize) {
@@ -347,7 +369,21 @@ async fn send_call<B: Broker>(
             .records_sent
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         let started = Instant::now();
-        let result = broker.put_records(&stream, &records).await;
+        // A call that takes too long is abandoned and its records sent again: what bounds the
+        // writer's retry span (`Config::write_retry_span`), whatever the broker's own timeouts.
+        let result = tokio::time::timeout(attempt_timeout, broker.put_records(&stream, &records))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::broker(
+                    "PutRecords",
+                    &*stream,
+                    code::TIMEOUT,
+                    &format!(
+                        "no answer within {attempt_timeout:?} (the records may have been stored)"
+                    ),
+                    true,
+                ))
+            });
         tracing::trace!(
             stream = %stream,
             records = records.len(),
@@ -514,6 +550,7 @@ mod tests {
                     partition_key: key.to_owned(),
                     data: Bytes::from(vec![b'x'; len]),
                 },
+                id_tag: None,
                 reply,
                 permit: permits
                     .clone()

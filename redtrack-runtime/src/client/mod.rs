@@ -55,6 +55,7 @@
 //! [`Error::BufferFull`].
 
 mod batcher;
+mod identity;
 
 use std::fmt;
 use std::future::Future;
@@ -63,16 +64,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::broker::{
-    AnyBroker, Broker, PutRecord, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD_BYTES,
-};
+use crate::broker::{AnyBroker, Broker, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD_BYTES};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use batcher::{Command, Counters, Pending, Settings};
+use identity::Outgoing;
 
 /// Writes events to their tables' streams. Cheap to clone; clones share one batcher.
 ///
@@ -181,6 +180,7 @@ impl<B: Broker + 'static> Client<B> {
         let settings = Settings {
             linger: config.linger,
             max_attempts: config.max_attempts,
+            attempt_timeout: config.attempt_timeout,
             aggregate: config.aggregate,
             counters: counters.clone(),
         };
@@ -321,13 +321,13 @@ impl<B: Broker + 'static> Client<B> {
         self.flush().await
     }
 
-    fn encode<E: RedTrackEvent>(&self, event: &E) -> Result<(Arc<str>, PutRecord)> {
+    fn encode<E: RedTrackEvent>(&self, event: &E) -> Result<(Arc<str>, Outgoing)> {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::ClientClosed);
         }
         let mut buf = Vec::with_capacity(256);
         event.encode_json(&mut buf)?;
-        let partition_key = match event.partition_key() {
+        let user_key = match event.partition_key() {
             Some(key) => {
                 // Kinesis counts UTF-16 code units: an emoji is two.
                 let units = key.encode_utf16().count();
@@ -340,26 +340,22 @@ impl<B: Broker + 'static> Client<B> {
                         ),
                     });
                 }
-                key
+                Some(key)
             }
-            None => random_partition_key(),
+            None => None,
         };
-        // With aggregation on, a record too large for the aggregate's framing is sent plain.
-        let bytes = buf.len() + partition_key.len();
-        if bytes > MAX_RECORD_BYTES {
+        let config = &self.inner.config;
+        let out = identity::outgoing(buf, user_key, config.record_identity, config.aggregate);
+        // With aggregation on, a record too large for the aggregate's framing is sent plain;
+        // one whose identity is in a tag must have room for the framing.
+        if out.bytes > MAX_RECORD_BYTES {
             return Err(Error::RecordTooLarge {
                 table: E::TABLE_NAME,
-                bytes,
+                bytes: out.bytes,
                 limit: MAX_RECORD_BYTES,
             });
         }
-        Ok((
-            self.stream_of(E::TABLE_NAME),
-            PutRecord {
-                partition_key,
-                data: Bytes::from(buf),
-            },
-        ))
+        Ok((self.stream_of(E::TABLE_NAME), out))
     }
 
     /// The stream of `table`, built once per table and shared by its records.
@@ -385,7 +381,7 @@ impl<B: Broker + 'static> Client<B> {
     fn send(
         &self,
         stream: Arc<str>,
-        record: PutRecord,
+        record: Outgoing,
         permit: OwnedSemaphorePermit,
     ) -> Result<Ack> {
         let (reply, rx) = oneshot::channel();
@@ -393,23 +389,14 @@ impl<B: Broker + 'static> Client<B> {
             .tx
             .send(Command::Record(Pending {
                 stream,
-                record,
+                record: record.record,
+                id_tag: record.id_tag,
                 reply,
                 permit,
             }))
             .map_err(|_| Error::ClientClosed)?;
         Ok(Ack { rx })
     }
-}
-
-/// A random partition key (32 hex digits), spreading events evenly over the shards.
-fn random_partition_key() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n = rand::random::<u128>();
-    (0..32)
-        .rev()
-        .map(|i| HEX[((n >> (i * 4)) & 0xf) as usize] as char)
-        .collect()
 }
 
 /// The acknowledgement of one accepted record: resolves to `Ok(())` once the broker stored it,
@@ -427,20 +414,5 @@ impl Future for Ack {
         Pin::new(&mut self.rx)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(Error::ClientClosed)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_partition_keys_are_32_hex_digits() {
-        let a = random_partition_key();
-        assert_eq!(a.len(), 32);
-        assert!(a
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_ne!(a, random_partition_key());
     }
 }

@@ -1,10 +1,11 @@
-//! The one transaction of a load: LOCK; checkpoints unchanged?; no overlap?; COPY; INSERT the
-//! ranges and the rejects; COMMIT. Any failure rolls everything back (the transaction is
+//! The one transaction of a load: LOCK; checkpoints unchanged?; no overlap?; the record
+//! identities (`dedupe`); COPY; INSERT the ranges and the rejects; COMMIT. Any failure rolls everything back (the transaction is
 //! dropped), so a range is recorded exactly when its rows are loaded.
 
 use std::collections::HashMap;
 
 use super::checkpoint::{read_checkpoints, Checkpoint, ShardRange, INSERT_RANGE_SQL, OVERLAP_SQL};
+use super::dedupe::{self, DedupeCommit};
 use super::rejects::keep_rejects;
 use crate::error::{Error, RejectedRow, Result};
 use crate::hooks::{pause_at, Phase};
@@ -32,6 +33,8 @@ pub(crate) struct Commit<'a> {
     pub(crate) staging_rejects: Vec<RejectedRow>,
     /// The COPY, with MAXERROR the load's whole budget.
     pub(crate) copy: CopyRequest,
+    /// The dedupe step's part of the transaction.
+    pub(crate) dedupe: DedupeCommit<'a>,
 }
 
 /// Runs the transaction of `commit` with `warehouse`'s COPY of files in `stage`; the outcome of
@@ -96,6 +99,10 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
             });
         }
     }
+
+    // The identities of this load: none loaded by a loader that committed meanwhile; kept
+    // with the rows, the old ones forgotten.
+    dedupe::record(&txn, commit.dedupe).await?;
 
     // MAXERROR is the load's budget: rejects found while staging use part of it.
     let staging_rejects = commit.staging_rejects.len() as u64;

@@ -66,6 +66,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     report.loads += 1;
                     report.records += r.records;
                     report.rejected += r.rejected;
+                    report.twins += r.twins;
                     if r.more {
                         Duration::ZERO
                     } else {

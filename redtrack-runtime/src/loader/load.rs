@@ -1,7 +1,7 @@
-//! One load pass, in four steps: **plan** (checkpoints, shards, the load's id and folder),
-//! **read and stage** (every shard from its checkpoint into gzip files, at once), **upload**
-//! (the files and their manifest to the stage), **commit** (COPY and the ranges in one
-//! transaction).
+//! One load pass, in four steps: **plan** (checkpoints, shards, the remembered record
+//! identities, the load's id and folder), **read and stage** (every shard from its checkpoint
+//! into gzip files, at once, twins dropped), **upload** (the files and their manifest to the
+//! stage), **commit** (the identities, COPY and the ranges in one transaction).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::checkpoint::{read_checkpoints, Checkpoint, ShardRange};
 use super::commit::{commit_load, now_text, Commit};
+use super::dedupe::{remembered, Dedupe, DedupeCommit, IdSet, Remembered};
 use super::reader::{read_shard, shard_done, Budget, ShardPlan};
 use super::rejects::keep_rejects;
 use super::staging::{part_name, run_stager, staging_failed, Source, Staged};
@@ -45,6 +46,8 @@ struct Plan {
     /// Where the files are written before they are uploaded.
     local_dir: PathBuf,
     n_files: usize,
+    /// The record identities the warehouse remembered for the stream when the load began.
+    remembered: Remembered,
 }
 
 impl Plan {
@@ -77,8 +80,9 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
     pub async fn load<E: RedTrackEvent>(&self) -> Result<LoadReport> {
         let started = Instant::now();
         let mut client = self.warehouse.connect().await?;
-        let plan = self.plan::<E>(&client).await?;
-        let read = match self.read_and_stage::<E>(&plan).await {
+        let mut plan = self.plan::<E>(&client).await?;
+        let remembered_ids = std::mem::take(&mut plan.remembered.ids);
+        let read = match self.read_and_stage::<E>(&plan, remembered_ids).await {
             Ok(read) => read,
             Err(e) => {
                 plan.clean_up();
@@ -89,6 +93,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             read_elapsed: started.elapsed(),
             more: read.more,
             kinesis_records: read.ranges.iter().map(|r| r.records).sum(),
+            twins: read.staged.dedupe.twins,
             ranges: read.ranges,
             data_loss: read.data_loss,
             ..LoadReport::default()
@@ -113,6 +118,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 &plan,
                 &report.ranges,
                 read.staged.rejects,
+                &read.staged.dedupe,
                 files,
                 manifest_url.clone(),
             )
@@ -131,6 +137,13 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 "rows rejected under MAXERROR; kept in redtrack_load_rejects"
             );
         }
+        if report.twins > 0 {
+            tracing::info!(
+                table = plan.table,
+                twins = report.twins,
+                "dropped twins of events already loaded (stored again by writers' retries)"
+            );
+        }
         tracing::info!(
             table = plan.table,
             records = report.records,
@@ -147,6 +160,9 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let stream = self.config.stream_name(table);
         let slices = self.slices(client).await?;
         let expected = read_checkpoints(client, &stream).await?;
+        // After the checkpoints: what is remembered is at least as new as they are (and the
+        // commit checks what was added since).
+        let remembered = remembered(client, table, &stream).await?;
         let mut shards = Vec::new();
         for shard in self.broker.list_shards(&stream).await? {
             let checkpoint = expected
@@ -179,17 +195,27 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             shards,
             load_id,
             folder,
+            remembered,
         })
     }
 
     /// Step 2: reads every shard of the plan (several at once, within the load's budget) into
     /// the stager, which writes the gzip files on threads of its own as the records come.
-    async fn read_and_stage<E: RedTrackEvent>(&self, plan: &Plan) -> Result<Read> {
+    async fn read_and_stage<E: RedTrackEvent>(
+        &self,
+        plan: &Plan,
+        remembered_ids: IdSet,
+    ) -> Result<Read> {
         let settings = &self.config.loader;
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let stager = {
             let dir = plan.local_dir.clone();
             let n_files = plan.n_files;
+            let dedupe = Dedupe::new(
+                remembered_ids,
+                plan.shards.len(),
+                self.config.dedupe_window(),
+            );
             let source = Source {
                 stream: plan.stream.clone(),
                 shard_ids: plan
@@ -201,7 +227,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 // is `data` could be mistaken for the gem's `{"data": "<json>"}` envelope.
                 envelopes: !matches!(E::schema().columns, [only] if only.name == "data"),
             };
-            tokio::task::spawn_blocking(move || run_stager(rx, &dir, n_files, &source))
+            tokio::task::spawn_blocking(move || run_stager(rx, &dir, n_files, &source, dedupe))
         };
         self.progress.store(0, Ordering::Relaxed);
         let budget = Arc::new(Mutex::new(Budget {
@@ -301,9 +327,27 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         plan: &Plan,
         ranges: &[ShardRange],
         staging_rejects: Vec<crate::error::RejectedRow>,
+        dedupe: &Dedupe,
         files: Vec<StagedFile>,
         manifest_url: Option<String>,
     ) -> Result<crate::warehouse::CopyOutcome> {
+        let shard_ids: Vec<String> = plan
+            .shards
+            .iter()
+            .map(|p| p.shard.shard_id.clone())
+            .collect();
+        // Open shards, and closed ones this load did not read to their end.
+        let not_done: Vec<String> = plan
+            .shards
+            .iter()
+            .filter(|p| match &p.shard.ending_sequence_number {
+                None => true,
+                Some(end) => !ranges
+                    .iter()
+                    .any(|r| r.shard_id == p.shard.shard_id && r.last >= *end),
+            })
+            .map(|p| p.shard.shard_id.clone())
+            .collect();
         let committed = commit_load(
             client,
             &self.warehouse,
@@ -321,6 +365,15 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     manifest_url: manifest_url.unwrap_or_default(),
                     files,
                     max_errors: self.config.loader.max_errors,
+                },
+                dedupe: DedupeCommit {
+                    table: plan.table,
+                    stream: &plan.stream,
+                    load_id: &plan.load_id,
+                    remembered: &plan.remembered,
+                    dedupe,
+                    shard_ids: &shard_ids,
+                    not_done: &not_done,
                 },
             },
         )

@@ -3,8 +3,9 @@
 //! transaction.
 //!
 //! ```text
-//! list shards -> read each from its checkpoint (reader) -> gzip files (staging) -> stage + manifest
-//!   -> txn { LOCK kinesis_loads; checkpoints unchanged?; no overlap?; COPY; INSERT ranges; COMMIT }
+//! list shards -> read each from its checkpoint (reader) -> drop twins (dedupe) -> gzip files
+//!   (staging) -> stage + manifest -> txn { LOCK kinesis_loads; checkpoints unchanged?; no
+//!   overlap?; identities; COPY; INSERT ranges; COMMIT }
 //! ```
 //!
 //! A crash anywhere before COMMIT leaves the checkpoints where they were, so the next load reads
@@ -12,12 +13,14 @@
 //! a load that never committed are left in the stage, unreferenced.
 //!
 //! Rooms: `load` (one pass: plan, read and stage, upload, commit), `reader` (one shard),
-//! `staging` (gzip files), `commit` (the transaction), `checkpoint` (`kinesis_loads`), `rejects`
+//! `staging` (gzip files), `dedupe` (twins of records already loaded, and the identities the
+//! loader remembers), `commit` (the transaction), `checkpoint` (`kinesis_loads`), `rejects`
 //! (`redtrack_load_rejects`), `follow` (loading continuously), `inspect` (status queries),
 //! `report` (what the loader returns).
 
 pub(crate) mod checkpoint;
 mod commit;
+pub(crate) mod dedupe;
 mod follow;
 mod inspect;
 mod load;
@@ -30,9 +33,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use checkpoint::{Checkpoint, LoadedRange, ShardRange};
+pub use dedupe::dedupe_table;
 pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, ShardStatus};
 
 pub(crate) use checkpoint::kinesis_loads_ddl;
+use dedupe::dedupe_ddl;
 use rejects::load_rejects_ddl;
 
 use crate::aws::Aws;
@@ -141,8 +146,8 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         &self.warehouse
     }
 
-    /// Creates `kinesis_loads`, `redtrack_load_rejects` and `E`'s table unless they exist;
-    /// idempotent.
+    /// Creates `kinesis_loads`, `redtrack_load_rejects`, `E`'s table and the table of the
+    /// record identities loaded into it ([`dedupe_table`]) unless they exist; idempotent.
     ///
     /// # Errors
     ///
@@ -151,10 +156,12 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
     pub async fn setup<E: RedTrackEvent>(&self) -> Result<()> {
         let client = self.warehouse.connect().await?;
         let dialect = self.warehouse.dialect();
+        let ids = dedupe_table(E::TABLE_NAME);
         for (what, sql) in [
             (KINESIS_LOADS, kinesis_loads_ddl(dialect)),
             (LOAD_REJECTS, load_rejects_ddl(dialect)),
             (E::TABLE_NAME, E::schema().create_table_sql(dialect)),
+            (ids.as_str(), dedupe_ddl(E::TABLE_NAME, dialect)),
         ] {
             client
                 .batch_execute(&sql)

@@ -255,6 +255,7 @@ mod tests {
                 sequence_number: (i as u64).into(),
                 partition_key: "k".into(),
                 data: Bytes::from(vec![b'x'; size]),
+                approximate_arrival_timestamp: None,
             })
             .collect()
     }

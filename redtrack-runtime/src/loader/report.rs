@@ -45,6 +45,9 @@ pub struct LoadReport {
     pub rejects: Vec<RejectedRow>,
     /// Kinesis records read (a KPL aggregate counts once).
     pub kinesis_records: u64,
+    /// Events dropped because they were twins of events already loaded (the same record
+    /// identity, stored again by a writer's retry; see `redtrack::identity`).
+    pub twins: u64,
     /// Uncompressed bytes of event JSON staged.
     pub bytes: u64,
     /// The range loaded from each shard that had records.
@@ -78,6 +81,8 @@ pub struct FollowReport {
     pub records: u64,
     /// Events rejected over all passes.
     pub rejected: u64,
+    /// Twins dropped over all passes.
+    pub twins: u64,
     /// Passes that failed with a retryable error (conflicts with other loaders, lost
     /// connections) and were tried again.
     pub retried: u64,

@@ -15,6 +15,7 @@ use flate2::Compression;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::dedupe::{plain_record_id, user_record_id, Dedupe};
 use crate::broker::aggregate::{deaggregate, is_aggregated};
 use crate::broker::StoredRecord;
 use crate::error::{Error, RejectedRow, Result};
@@ -51,7 +52,7 @@ pub(crate) struct LocalFile {
 }
 
 /// What the stager wrote.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Staged {
     pub(crate) files: Vec<LocalFile>,
     /// Records that were not JSON objects (or corrupt aggregates), kept with their reasons.
@@ -60,6 +61,8 @@ pub(crate) struct Staged {
     pub(crate) lines: u64,
     /// Uncompressed bytes written.
     pub(crate) bytes: u64,
+    /// The dedupe filter every user record went through, with what it kept for the commit.
+    pub(crate) dedupe: Dedupe,
 }
 
 /// Lines are gathered per file into blocks of about this many bytes before they are
@@ -136,6 +139,7 @@ pub(crate) fn run_stager(
     dir: &Path,
     n_files: usize,
     source: &Source,
+    dedupe: Dedupe,
 ) -> Result<Staged> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let n_files = n_files.max(1);
@@ -163,7 +167,7 @@ pub(crate) fn run_stager(
             );
         }
         drop(spent_tx);
-        let staged = stage_records(rx, &senders, &spent_rx, dir, n_files, source);
+        let staged = stage_records(rx, &senders, &spent_rx, dir, n_files, source, dedupe);
         drop(senders);
         let mut compressed = Ok(());
         for h in handles {
@@ -198,6 +202,7 @@ fn stage_records(
     dir: &Path,
     n_files: usize,
     source: &Source,
+    dedupe: Dedupe,
 ) -> Result<(Staged, Vec<u64>)> {
     let Source {
         stream,
@@ -212,7 +217,13 @@ fn stage_records(
             lines: 0,
         })
         .collect();
-    let mut staged = Staged::default();
+    let mut staged = Staged {
+        files: Vec::new(),
+        rejects: Vec::new(),
+        lines: 0,
+        bytes: 0,
+        dedupe,
+    };
     let mut next = 0usize;
     let mut write_line = |parts: &mut Vec<Part>, line: &[u8]| -> Result<()> {
         let i = next;
@@ -238,7 +249,15 @@ fn stage_records(
             .map(String::as_str)
             .unwrap_or("?");
         for record in chunk.records {
+            let arrival = record
+                .approximate_arrival_timestamp
+                .map(|t| t.timestamp_millis());
             if !is_aggregated(&record.data) {
+                // A twin of a record already loaded (its writer's retry) is dropped.
+                let id = plain_record_id(&record.partition_key);
+                if !staged.dedupe.admit(chunk.shard, id, arrival) {
+                    continue;
+                }
                 // The common case, without de-aggregation's allocations.
                 match event_json(&record.data, envelopes) {
                     Ok(line) => {
@@ -269,6 +288,12 @@ fn stage_records(
                 }
             };
             for user in users {
+                if !staged
+                    .dedupe
+                    .admit(chunk.shard, user_record_id(&user), arrival)
+                {
+                    continue;
+                }
                 match event_json(&user.data, envelopes) {
                     Ok(line) => {
                         write_line(&mut parts, &line)?;
@@ -397,6 +422,14 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    fn no_dedupe(shards: usize) -> Dedupe {
+        Dedupe::new(
+            Default::default(),
+            shards,
+            std::time::Duration::from_secs(600),
+        )
+    }
+
     fn line(s: &str) -> String {
         String::from_utf8(event_json(s.as_bytes(), true).unwrap().into_owned()).unwrap()
     }
@@ -435,7 +468,7 @@ mod tests {
             shard_ids: Vec::new(),
             envelopes: true,
         };
-        let e = run_stager(rx, &dir, 1, &source).unwrap_err();
+        let e = run_stager(rx, &dir, 1, &source, no_dedupe(0)).unwrap_err();
         assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
         assert!(std::error::Error::source(&e).is_some());
         std::fs::remove_file(file).unwrap();
@@ -449,6 +482,7 @@ mod tests {
             sequence_number: seq.into(),
             partition_key: "k".into(),
             data: Bytes::from_static(data.as_bytes()),
+            approximate_arrival_timestamp: None,
         };
         tx.try_send(Chunk {
             shard: 0,
@@ -465,7 +499,7 @@ mod tests {
             shard_ids: vec!["shard-0".into()],
             envelopes: true,
         };
-        let staged = run_stager(rx, &dir, 2, &source).unwrap();
+        let staged = run_stager(rx, &dir, 2, &source, no_dedupe(1)).unwrap();
         assert_eq!(staged.lines, 2);
         assert_eq!(staged.files.len(), 2);
         assert_eq!(staged.files[0].lines, 1);

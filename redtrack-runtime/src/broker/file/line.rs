@@ -1,7 +1,9 @@
-//! The line format of a shard file: one record per line, `{"k":"<partition key>","d":"<text>"}`,
-//! or `"b":"<base64>"` instead of `"d"` for bytes that are not one line of UTF-8. Writing goes
-//! through serde_json; reading takes the usual shape in one pass (unescaping as it checks) and
-//! leaves anything else to serde_json.
+//! The line format of a shard file: one record per line,
+//! `{"k":"<partition key>","t":<ms>,"d":"<text>"}`, or `"b":"<base64>"` instead of `"d"` for
+//! bytes that are not one line of UTF-8; `t` is when the line was appended, in milliseconds since
+//! the Unix epoch (lines written before it existed have none). Writing goes through serde_json;
+//! reading takes the usual shape in one pass (unescaping as it checks) and leaves anything else
+//! to serde_json.
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -17,6 +19,8 @@ const DATA_BLOCK: usize = 256 * 1024;
 struct Line<'a> {
     #[serde(rename = "k", borrow)]
     key: std::borrow::Cow<'a, str>,
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    millis: Option<i64>,
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none", borrow)]
     text: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "b", default, skip_serializing_if = "Option::is_none")]
@@ -30,7 +34,7 @@ pub(super) fn parse_line(
     seq: u64,
     data: &mut BytesMut,
 ) -> std::result::Result<StoredRecord, String> {
-    if let Some((key, text)) = split_plain_line(line) {
+    if let Some((key, millis, text)) = split_plain_line(line) {
         if data.capacity() - data.len() < text.len() {
             data.reserve(DATA_BLOCK.max(text.len()));
         }
@@ -41,6 +45,7 @@ pub(super) fn parse_line(
                 sequence_number: seq.into(),
                 partition_key: key.to_owned(),
                 data: data.split().freeze(),
+                approximate_arrival_timestamp: millis.and_then(arrival),
             });
         }
     }
@@ -56,22 +61,44 @@ pub(super) fn parse_line(
         sequence_number: seq.into(),
         partition_key: l.key.into_owned(),
         data,
+        approximate_arrival_timestamp: l.millis.and_then(arrival),
     })
 }
 
-/// The key and the still escaped text of a line shaped `{"k":"<key>","d":"<text>"}` whose
-/// key is printable ASCII (DEL included) without escapes; `None` for any other line.
-fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
+/// The time of a line's `t`.
+fn arrival(millis: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(millis)
+}
+
+/// The key, the time (if any) and the still escaped text of a line shaped
+/// `{"k":"<key>","t":<ms>,"d":"<text>"}` (or without `"t"`) whose key is printable ASCII (DEL
+/// included) without escapes; `None` for any other line.
+fn split_plain_line(line: &[u8]) -> Option<(&str, Option<i64>, &[u8])> {
     const HEAD: &[u8] = b"{\"k\":";
+    const TIME: &[u8] = b",\"t\":";
     const MID: &[u8] = b",\"d\":\"";
     const TAIL: &[u8] = b"\"}";
     let rest = line.strip_prefix(HEAD)?;
     let key_end = json_scan::plain_string_end(rest, 0)?;
     let key = &rest[1..key_end];
-    let text = rest[key_end + 1..].strip_prefix(MID)?.strip_suffix(TAIL)?;
+    let mut rest = &rest[key_end + 1..];
+    let mut millis = None;
+    if let Some(after) = rest.strip_prefix(TIME) {
+        let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 18 {
+            return None;
+        }
+        millis = Some(
+            after[..digits]
+                .iter()
+                .fold(0i64, |n, d| n * 10 + i64::from(d - b'0')),
+        );
+        rest = &after[digits..];
+    }
+    let text = rest.strip_prefix(MID)?.strip_suffix(TAIL)?;
     // Printable ASCII (checked by the scanner) is UTF-8.
     let key = std::str::from_utf8(key).ok()?;
-    Some((key, text))
+    Some((key, millis, text))
 }
 
 /// Appends the JSON string body `text` unescaped to `out`, if it is printable ASCII (or UTF-8)
@@ -121,12 +148,14 @@ fn unescape_into(text: &[u8], out: &mut BytesMut) -> bool {
     ok
 }
 
-pub(super) fn encode_line(r: &PutRecord, out: &mut Vec<u8>) {
+/// Appends `r` as one line, stamped with `millis` (when it is appended).
+pub(super) fn encode_line(r: &PutRecord, millis: i64, out: &mut Vec<u8>) {
     let text = std::str::from_utf8(&r.data)
         .ok()
         .filter(|t| !t.contains(['\n', '\r']));
     let line = Line {
         key: r.partition_key.as_str().into(),
+        millis: Some(millis),
         text: text.map(Into::into),
         base64: match text {
             Some(_) => None,
@@ -173,13 +202,19 @@ mod tests {
             for key in keys {
                 let r = rec(key, data);
                 let mut line = Vec::new();
-                encode_line(&r, &mut line);
+                encode_line(&r, 1_700_000_000_123, &mut line);
                 let line = &line[..line.len() - 1];
                 let mut buf = BytesMut::new();
                 let got = parse_line(line, 7, &mut buf).unwrap();
                 assert_eq!(got.data, r.data, "data of {line:?}");
                 assert_eq!(got.partition_key, r.partition_key, "key of {line:?}");
                 assert_eq!(got.sequence_number, "7");
+                assert_eq!(
+                    got.approximate_arrival_timestamp
+                        .map(|t| t.timestamp_millis()),
+                    Some(1_700_000_000_123),
+                    "time of {line:?}"
+                );
             }
         }
         // Lines the fast path refuses still fail (or parse) as JSON says.
@@ -189,5 +224,11 @@ mod tests {
         assert!(parse_line(b"{\"k\":\"a\",\"d\":\"x\\\"}", 1, &mut buf).is_err());
         let r = parse_line(b"{\"d\":\"x\\/y\",\"k\":\"a\"}", 1, &mut buf).unwrap();
         assert_eq!(&r.data[..], b"x/y");
+        // Lines written before they carried a time still read, without one.
+        let r = parse_line(b"{\"k\":\"a\",\"d\":\"x\"}", 1, &mut buf).unwrap();
+        assert_eq!(
+            (&r.data[..], r.approximate_arrival_timestamp),
+            (&b"x"[..], None)
+        );
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! <dir>/<stream>/shards.json             the shards: ids, parents, hash key ranges, open or closed
-//! <dir>/<stream>/<shard id>.log          one record per line: {"k":"<partition key>","d":"<text>"}
-//!                                        (or "b":"<base64>" for bytes that are not one line of UTF-8)
+//! <dir>/<stream>/<shard id>.log          one record per line: {"k":"<key>","t":<ms>,"d":"<text>"}
+//!                                        (or "b":"<base64>" for bytes that are not one line of UTF-8;
+//!                                        "t": when it was appended, ms since the Unix epoch)
 //! <dir>/<stream>/<shard id>.closed       written when the shard is split: its final length
 //! <dir>/<stream>/.lock                   taken while creating or splitting the stream
 //! ```

@@ -49,10 +49,13 @@ pub(super) fn append(
     records: &[PutRecord],
     idx: &[usize],
 ) -> std::io::Result<Option<Vec<u64>>> {
-    let mut buf = Vec::with_capacity(idx.iter().map(|&i| records[i].data.len() + 64).sum());
+    let mut buf = Vec::with_capacity(idx.iter().map(|&i| records[i].data.len() + 80).sum());
     let mut ends = Vec::with_capacity(idx.len());
+    // The lines' arrival time: taken before the lock, so a writer that waited for it may stamp
+    // a line a little earlier than the one before it (the loader's dedupe window allows for it).
+    let millis = chrono::Utc::now().timestamp_millis();
     for &i in idx {
-        encode_line(&records[i], &mut buf);
+        encode_line(&records[i], millis, &mut buf);
         ends.push(buf.len() as u64);
     }
     let mut file = OpenOptions::new()
