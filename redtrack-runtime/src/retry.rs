@@ -36,7 +36,7 @@ pub(crate) fn is_retryable_code(code: &str) -> bool {
 /// `max_attempts - 1` delays at its cap ([`Backoff::next_delay`] waits at most that).
 pub(crate) fn max_total_delay(max_attempts: u32) -> Duration {
     (1..max_attempts.max(1))
-        .map(|attempt| delay_cap(attempt))
+        .map(delay_cap)
         .fold(Duration::ZERO, Duration::saturating_add)
 }
 

@@ -40,18 +40,19 @@ fn event(i: i32) -> TestEvent {
 
 /// Runs the child until it pauses at `phase`, then kills it with SIGKILL.
 fn kill_child_at(env: &common::TestEnv, phase: Phase) {
+    kill_child(env, phase, "loader_crash::loader_child", (CHILD_ENV, "1"));
+}
+
+/// Runs this test binary's test `child` (with `env`'s variables and `mark`, the variable that
+/// tells it it is the child) until it pauses at `phase`, then kills it with SIGKILL.
+pub(crate) fn kill_child(env: &common::TestEnv, phase: Phase, child: &str, mark: (&str, &str)) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "loader_crash::loader_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
         .env_clear()
         .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
         .envs(env.vars())
-        .env(CHILD_ENV, "1")
+        .env(mark.0, mark.1)
         .env(PAUSE_ENV, phase.name())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

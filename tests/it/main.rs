@@ -19,6 +19,7 @@ mod e2e_types;
 mod encode_postgres;
 mod encode_proptest;
 mod encode_values;
+mod exactly_once;
 mod fault_kinesis;
 mod load_aggregated;
 mod load_rejects;

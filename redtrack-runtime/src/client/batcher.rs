@@ -378,7 +378,7 @@ async fn send_call<B: Broker>(
                     "PutRecords",
                     &*stream,
                     code::TIMEOUT,
-                    &format!(
+                    format!(
                         "no answer within {attempt_timeout:?} (the records may have been stored)"
                     ),
                     true,

@@ -117,8 +117,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 &mut client,
                 &plan,
                 &report.ranges,
-                read.staged.rejects,
-                &read.staged.dedupe,
+                read.staged,
                 files,
                 manifest_url.clone(),
             )
@@ -326,8 +325,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         client: &mut tokio_postgres::Client,
         plan: &Plan,
         ranges: &[ShardRange],
-        staging_rejects: Vec<crate::error::RejectedRow>,
-        dedupe: &Dedupe,
+        staged: Staged,
         files: Vec<StagedFile>,
         manifest_url: Option<String>,
     ) -> Result<crate::warehouse::CopyOutcome> {
@@ -357,7 +355,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 table: plan.table,
                 expected: &plan.expected,
                 ranges,
-                staging_rejects,
+                staging_rejects: staged.rejects,
                 copy: CopyRequest {
                     table: E::schema(),
                     load_id: plan.load_id.clone(),
@@ -371,7 +369,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     stream: &plan.stream,
                     load_id: &plan.load_id,
                     remembered: &plan.remembered,
-                    dedupe,
+                    dedupe: &staged.dedupe,
                     shard_ids: &shard_ids,
                     not_done: &not_done,
                 },
