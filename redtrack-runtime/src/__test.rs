@@ -12,7 +12,7 @@ pub fn redact_url(url: &str) -> String {
     crate::config::redact_url(url)
 }
 
-use crate::loader::{checkpoint, rejects};
+use crate::loader::{checkpoint, dedupe, rejects};
 use crate::schema::{Dialect, TableSchema};
 use crate::warehouse::{redshift, CopyRequest};
 
@@ -46,6 +46,12 @@ pub fn redshift_statements(table: &'static TableSchema) -> Vec<String> {
         rejects::recent_rejects_sql(20),
         redshift::LAST_COPY_COUNT_SQL.to_owned(),
         redshift::LOAD_ERRORS_SQL.to_owned(),
+        dedupe::dedupe_ddl(table.name, Dialect::Redshift),
+        dedupe::remembered_sql(table.name),
+        dedupe::load_ids_sql(table.name),
+        dedupe::ids_of_load_sql(table.name),
+        dedupe::insert_sql(table.name, 2),
+        dedupe::prune_sql(table.name, 2),
     ];
     for auth in [
         redshift::iam_role_clause("arn:aws:iam::123456789012:role/redtrack-copy"),

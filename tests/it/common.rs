@@ -40,6 +40,7 @@ pub const REQUIRED_VARS: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_ENDPOINT_URL_KINESIS",
     "AWS_ENDPOINT_URL_S3",
+    "REDTRACK_REDSHIFT_URL",
 ];
 
 /// The variables passed through unchanged to every test.
@@ -167,6 +168,21 @@ impl TestEnv {
             config,
             admin_url,
         }
+    }
+
+    /// A fresh environment whose warehouse is the Redshift stand-in (`REDTRACK_REDSHIFT_URL`,
+    /// redshift-local in front of the same PostgreSQL), in the `redshift` dialect: COPY from
+    /// the S3 stage, `stv_slices`, Redshift's LOCK and isolation. Its database is made in
+    /// PostgreSQL as for [`TestEnv::named`]; the stand-in adds its catalog on first use.
+    pub async fn redshift(name: &str) -> TestEnv {
+        let mut env = TestEnv::named(name).await;
+        let url = with_database(&env.vars["REDTRACK_REDSHIFT_URL"], &env.id);
+        env.vars.insert("REDTRACK_WAREHOUSE_URL".into(), url);
+        env.vars
+            .insert("REDTRACK_WAREHOUSE_DIALECT".into(), "redshift".into());
+        env.config = redtrack::Config::from_lookup(|k| env.vars.get(k).cloned())
+            .unwrap_or_else(|e| panic!("the test configuration is invalid: {e}"));
+        env
     }
 
     /// The unique name of this environment: its `REDTRACK_DATABASE` and PostgreSQL database.

@@ -105,6 +105,22 @@ fn kill_loader_at<E: Numbered>(env: &common::TestEnv, phase: Phase, budget: u64)
     loader_crash::kill_child(env, phase, "exactly_once::loader_child", (CHILD_ENV, &mark));
 }
 
+/// The warehouse a test loads into.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Warehouse {
+    Postgres,
+    /// The Redshift stand-in (redshift-local), in the `redshift` dialect.
+    Redshift,
+}
+
+/// A fresh environment loading into `warehouse`.
+async fn env_of(name: &str, warehouse: Warehouse) -> common::TestEnv {
+    match warehouse {
+        Warehouse::Postgres => common::TestEnv::named(name).await,
+        Warehouse::Redshift => common::TestEnv::redshift(name).await,
+    }
+}
+
 /// Every copy of every event in `E`'s stream, read straight from the emulator: the shards
 /// holding each event's copies, by its id.
 async fn stored_copies<E: Numbered>(env: &common::TestEnv) -> BTreeMap<i32, Vec<String>> {
@@ -299,10 +315,19 @@ async fn lost_answers_leave_twins_yet_each_event_loads_once() {
 /// a later load than its first copy, and a loader is killed mid-COPY while it loads them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twins_split_across_two_loads_on_purpose_load_once() {
-    let env = common::TestEnv::named("split2").await;
+    twins_split_across_two_loads(Warehouse::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twins_split_across_two_loads_on_purpose_load_once_redshift() {
+    twins_split_across_two_loads(Warehouse::Redshift).await;
+}
+
+async fn twins_split_across_two_loads(warehouse: Warehouse) {
+    let env = env_of("split2", warehouse).await;
     let counts = Arc::new(Counts::default());
     let (release, hold) = watch::channel(false);
-    let faults = Arc::new(Faults::losing(10, None, Some(hold)));
+    let faults = Arc::new(Faults::losing(30, None, Some(hold)));
     // Attempts that outlast the hold, and a writer span that fits the default window.
     let config = proxied_config(&env, counts.clone(), faults.clone())
         .await
@@ -491,8 +516,12 @@ impl<B: Broker> Broker for Twinning<B> {
 /// Events written through [`Twinning`] (a fifth of the calls lost, the shards split at the
 /// third loss) by 8 tasks while three loaders load at once, 500 records a load at most; then
 /// drained. Each event once, every extra copy dropped, some twins across the split.
-async fn racing_loaders_across_a_split<E: Numbered>(name: &str, aggregate: bool) {
-    let env = common::TestEnv::named(name).await;
+async fn racing_loaders_across_a_split<E: Numbered>(
+    name: &str,
+    aggregate: bool,
+    warehouse: Warehouse,
+) {
+    let env = env_of(name, warehouse).await;
     let config = env
         .config()
         .into_builder()
@@ -575,29 +604,39 @@ async fn racing_loaders_across_a_split<E: Numbered>(name: &str, aggregate: bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_plain_records() {
-    racing_loaders_across_a_split::<OnceEvent>("race_plain", false).await;
+    racing_loaders_across_a_split::<OnceEvent>("race_plain", false, Warehouse::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_aggregated() {
-    racing_loaders_across_a_split::<OnceEvent>("race_agg", true).await;
+    racing_loaders_across_a_split::<OnceEvent>("race_agg", true, Warehouse::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_keyed_plain() {
-    racing_loaders_across_a_split::<KeyedOnce>("race_keyed", false).await;
+    racing_loaders_across_a_split::<KeyedOnce>("race_keyed", false, Warehouse::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_loaders_across_a_split_plain_records_redshift() {
+    racing_loaders_across_a_split::<OnceEvent>("race_plain_rs", false, Warehouse::Redshift).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_loaders_across_a_split_keyed_aggregated_redshift() {
+    racing_loaders_across_a_split::<KeyedOnce>("race_kagg_rs", true, Warehouse::Redshift).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_keyed_aggregated() {
-    racing_loaders_across_a_split::<KeyedOnce>("race_keyed_agg", true).await;
+    racing_loaders_across_a_split::<KeyedOnce>("race_keyed_agg", true, Warehouse::Postgres).await;
 }
 
 /// A loader killed at every phase of a load, each load holding the twins of the events of the
 /// round before (their retries held until that round was loaded) and new events: after each
 /// rerun every event written so far is in the table once.
-async fn killed_at_every_phase<E: Numbered>(name: &str, aggregate: bool) {
-    let env = common::TestEnv::named(name).await;
+async fn killed_at_every_phase<E: Numbered>(name: &str, aggregate: bool, warehouse: Warehouse) {
+    let env = env_of(name, warehouse).await;
     let config = env
         .config()
         .into_builder()
@@ -608,9 +647,10 @@ async fn killed_at_every_phase<E: Numbered>(name: &str, aggregate: bool) {
         .unwrap();
     let kinesis = AnyBroker::from_config(&config).await.unwrap();
     let (release, hold) = watch::channel(0u64);
-    let mut twinning = Twinning::new(kinesis, 25);
+    // The first call of each round loses its answer.
+    let mut twinning = Twinning::new(kinesis, 100);
     twinning.hold = Some(hold);
-    twinning.max_lost = 6;
+    twinning.max_lost = 1;
     let client = Client::with_broker(config, twinning);
     client.create_stream::<E>(2).await.unwrap();
     let loader = env.loader::<E>().await;
@@ -669,12 +709,17 @@ async fn killed_at_every_phase<E: Numbered>(name: &str, aggregate: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_phase_with_twins_across_loads() {
-    killed_at_every_phase::<OnceEvent>("kill_twins", false).await;
+    killed_at_every_phase::<OnceEvent>("kill_twins", false, Warehouse::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_every_phase_with_twins_across_loads_redshift() {
+    killed_at_every_phase::<OnceEvent>("kill_twins_rs", false, Warehouse::Redshift).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_phase_with_tagged_twins_aggregated() {
-    killed_at_every_phase::<KeyedOnce>("kill_tagged", true).await;
+    killed_at_every_phase::<KeyedOnce>("kill_tagged", true, Warehouse::Postgres).await;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -686,7 +731,16 @@ async fn killed_at_every_phase_with_tagged_twins_aggregated() {
 /// same load or in a later one.
 #[tokio::test]
 async fn records_without_an_identity_load_as_before() {
-    let env = common::TestEnv::named("foreign").await;
+    foreign_records(Warehouse::Postgres).await;
+}
+
+#[tokio::test]
+async fn records_without_an_identity_load_as_before_redshift() {
+    foreign_records(Warehouse::Redshift).await;
+}
+
+async fn foreign_records(warehouse: Warehouse) {
+    let env = env_of("foreign", warehouse).await;
     let broker = AnyBroker::from_config(&env.config()).await.unwrap();
     let stream = env.stream_name(OnceEvent::TABLE_NAME);
     broker.create_stream(&stream, 1).await.unwrap();
@@ -910,7 +964,16 @@ impl<B: Broker> Broker for Partial<B> {
 /// retryable conflict, and tried again it drops its copy as a twin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loader_racing_another_across_a_split_conflicts_rather_than_load_a_twin() {
-    let env = common::TestEnv::named("race_split").await;
+    racing_over_a_split(Warehouse::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loader_racing_another_across_a_split_conflicts_rather_than_load_a_twin_redshift() {
+    racing_over_a_split(Warehouse::Redshift).await;
+}
+
+async fn racing_over_a_split(warehouse: Warehouse) {
+    let env = env_of("race_split", warehouse).await;
     let broker = AnyBroker::from_config(&env.config()).await.unwrap();
     let stream = env.stream_name(OnceEvent::TABLE_NAME);
     broker.create_stream(&stream, 1).await.unwrap();
