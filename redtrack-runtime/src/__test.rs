@@ -6,6 +6,16 @@
 pub use crate::hooks::{Phase, PAUSE_ENV, PAUSE_MARKER};
 pub use crate::loader::checkpoint::{read_checkpoints, OVERLAP_SQL};
 
+/// How many record identities the warehouse remembers for `stream` of `table` (the dedupe
+/// table's rows, decoded).
+pub async fn remembered_record_ids(
+    client: &tokio_postgres::Client,
+    table: &str,
+    stream: &str,
+) -> crate::Result<usize> {
+    Ok(dedupe::remembered(client, table, stream).await?.ids.len())
+}
+
 /// `postgres://user:secret@host/db` with the password replaced by `***` (for the tests' own
 /// messages).
 pub fn redact_url(url: &str) -> String {

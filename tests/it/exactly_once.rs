@@ -824,18 +824,12 @@ async fn identities_older_than_the_window_are_forgotten() {
     .unwrap();
     loader.setup::<OnceEvent>().await.unwrap();
     let pg = env.pg().await;
-    let pg = &pg;
+    let stream = env.stream_name(OnceEvent::TABLE_NAME);
+    let (pg, stream_ref) = (&pg, stream.as_str());
     let remembered = || async move {
-        // 16 bytes an identity, 4 characters of base64url for 3 bytes.
-        let row = pg
-            .query_one(
-                "SELECT CAST(COALESCE(SUM(FLOOR(LENGTH(record_ids) * 3 / 4 / 16)), 0) AS BIGINT) \
-                 FROM redtrack_ids_once_events",
-                &[],
-            )
+        redtrack::__test::remembered_record_ids(pg, OnceEvent::TABLE_NAME, stream_ref)
             .await
-            .unwrap();
-        row.get::<_, i64>(0)
+            .unwrap()
     };
 
     for id in 0..50 {
@@ -844,7 +838,6 @@ async fn identities_older_than_the_window_are_forgotten() {
     assert_eq!(loader.load::<OnceEvent>().await.unwrap().records, 50);
     assert_eq!(remembered().await, 50);
     // A copy of the first batch within the window is dropped.
-    let stream = env.stream_name(OnceEvent::TABLE_NAME);
     let direct = KinesisBroker::from_client(env.kinesis().await);
     let mut first = direct
         .read_shard(

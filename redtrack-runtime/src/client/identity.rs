@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::broker::aggregate::Aggregator;
 use crate::broker::{PutRecord, MAX_RECORD_BYTES};
-use crate::identity::{RecordId, TAG_KEY};
+use crate::identity::{RecordId, RecordIds, TAG_KEY};
 
 /// An encoded event on its way to the batcher.
 #[derive(Debug)]
@@ -23,21 +23,21 @@ pub(crate) struct Outgoing {
 
 /// The record of an event's JSON `json`, with the user's partition key if the event has one.
 ///
-/// With `identity` on: an event without a key gets a new id as its key; an event with one gets
-/// a new id in a KPL tag, in the batcher's aggregate when `aggregate` is on, else in an aggregate
-/// of its own made here. With `identity` off: a random key, or the user's, and plain JSON.
+/// With identities (`ids`): an event without a key gets the next id as its key; an event with
+/// one gets it in a KPL tag, in the batcher's aggregate when `aggregate` is on, else in an
+/// aggregate of its own made here. Without: a random key, or the user's, and plain JSON.
 pub(crate) fn outgoing(
     json: Vec<u8>,
     user_key: Option<String>,
-    identity: bool,
+    ids: Option<&RecordIds>,
     aggregate: bool,
 ) -> Outgoing {
-    match (user_key, identity) {
-        (None, true) => plain(RecordId::new().to_text(), json),
-        (None, false) => plain(random_partition_key(), json),
-        (Some(key), false) => plain(key, json),
-        (Some(key), true) => {
-            let id = RecordId::new();
+    match (user_key, ids) {
+        (None, Some(ids)) => plain(ids.next_id().to_text(), json),
+        (None, None) => plain(random_partition_key(), json),
+        (Some(key), None) => plain(key, json),
+        (Some(key), Some(ids)) => {
+            let id: RecordId = ids.next_id();
             let text = id.to_text();
             let tags = [(TAG_KEY, Some(text.as_str()))];
             let bytes = Aggregator::single_size_with_tags(&key, &json, &tags);
@@ -93,19 +93,24 @@ mod tests {
 
     const JSON: &[u8] = br#"{"a":1}"#;
 
+    fn ids() -> RecordIds {
+        RecordIds::new()
+    }
+
     #[test]
     fn without_a_user_key_the_id_is_the_partition_key() {
+        let ids = ids();
         for aggregate in [false, true] {
-            let out = outgoing(JSON.to_vec(), None, true, aggregate);
+            let out = outgoing(JSON.to_vec(), None, Some(&ids), aggregate);
             assert!(RecordId::parse(&out.record.partition_key).is_some());
             assert_eq!(&out.record.data[..], JSON, "the data is the event");
             assert_eq!(out.bytes, JSON.len() + RecordId::TEXT_LEN);
             assert!(out.id_tag.is_none());
         }
-        let a = outgoing(JSON.to_vec(), None, true, false)
+        let a = outgoing(JSON.to_vec(), None, Some(&ids), false)
             .record
             .partition_key;
-        let b = outgoing(JSON.to_vec(), None, true, false)
+        let b = outgoing(JSON.to_vec(), None, Some(&ids), false)
             .record
             .partition_key;
         assert_ne!(a, b);
@@ -113,7 +118,8 @@ mod tests {
 
     #[test]
     fn with_a_user_key_the_id_is_a_tag_and_the_key_stays() {
-        let out = outgoing(JSON.to_vec(), Some("user-7".into()), true, false);
+        let ids = ids();
+        let out = outgoing(JSON.to_vec(), Some("user-7".into()), Some(&ids), false);
         assert_eq!(out.record.partition_key, "user-7");
         assert_eq!(
             out.record.data.len() + out.record.partition_key.len(),
@@ -130,14 +136,14 @@ mod tests {
         assert!(RecordId::parse(value).is_some());
 
         // Aggregated by the batcher: the record stays plain here, the id goes with it.
-        let out = outgoing(JSON.to_vec(), Some("user-7".into()), true, true);
+        let out = outgoing(JSON.to_vec(), Some("user-7".into()), Some(&ids), true);
         assert_eq!(&out.record.data[..], JSON);
         assert!(out.id_tag.is_some());
     }
 
     #[test]
     fn without_identities_records_are_as_before() {
-        let out = outgoing(JSON.to_vec(), None, false, false);
+        let out = outgoing(JSON.to_vec(), None, None, false);
         assert_eq!(out.record.partition_key.len(), 32);
         assert!(out
             .record
@@ -145,7 +151,7 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_eq!(&out.record.data[..], JSON);
-        let out = outgoing(JSON.to_vec(), Some("k".into()), false, false);
+        let out = outgoing(JSON.to_vec(), Some("k".into()), None, false);
         assert_eq!(
             (out.record.partition_key.as_str(), &out.record.data[..]),
             ("k", JSON)

@@ -70,6 +70,7 @@ use crate::broker::{AnyBroker, Broker, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
+use crate::identity::RecordIds;
 use batcher::{Command, Counters, Pending, Settings};
 use identity::Outgoing;
 
@@ -100,6 +101,8 @@ struct Inner<B> {
     capacity: usize,
     closed: AtomicBool,
     counters: Arc<Counters>,
+    /// The ids of the records this client writes (all clones together).
+    ids: RecordIds,
     /// Stream names by table.
     streams: std::sync::RwLock<std::collections::HashMap<&'static str, Arc<str>>>,
 }
@@ -195,6 +198,7 @@ impl<B: Broker + 'static> Client<B> {
                 tx,
                 closed: AtomicBool::new(false),
                 counters,
+                ids: RecordIds::new(),
                 streams: Default::default(),
             }),
         }
@@ -345,7 +349,8 @@ impl<B: Broker + 'static> Client<B> {
             None => None,
         };
         let config = &self.inner.config;
-        let out = identity::outgoing(buf, user_key, config.record_identity, config.aggregate);
+        let ids = config.record_identity.then_some(&self.inner.ids);
+        let out = identity::outgoing(buf, user_key, ids, config.aggregate);
         // With aggregation on, a record too large for the aggregate's framing is sent plain;
         // one whose identity is in a tag must have room for the framing.
         if out.bytes > MAX_RECORD_BYTES {

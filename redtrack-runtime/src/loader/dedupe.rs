@@ -10,8 +10,9 @@
 //! identities it loaded, and loads a record only if its identity is new:
 //!
 //! 1. **plan**: the identities remembered for the table's stream are read from the warehouse
-//!    (`redtrack_ids_<table>`, one row per shard and chunk of up to 3000 identities, packed as
-//!    base64url text, with the newest arrival time of the records it covers);
+//!    (`redtrack_ids_<table>`: rows of a shard, each up to 48,000 bytes of identities packed as
+//!    runs and written as base64url text, with the newest arrival time of the records it
+//!    covers);
 //! 2. **stage**: the stager asks [`Dedupe::admit`] about every user record (after KPL
 //!    de-aggregation): a record with an identity already seen (remembered, or earlier in this
 //!    load, in any shard) is dropped; the rest are staged, and their identities kept;
@@ -32,9 +33,17 @@
 //! identities off) load as before: at least once. A record without an arrival time (a broker
 //! that gives none) is compared with what is known but not remembered for later loads.
 //!
-//! **Cost.** Per event: parsing its identity and one hash-set insert while staging, 16 bytes of
-//! memory for the load, and about 22 bytes of text in the warehouse while it is in the window;
-//! per load: reading the window's identities, and one multi-row INSERT per 48,000 identities.
+//! **Runs.** A client numbers its records after a random prefix ([`crate::identity`]), so the
+//! identities of a load come in blocks of 4096 consecutive ones (same prefix, same count but
+//! for its last 12 bits). Each block's loaded identities are a set of 12-bit indexes: a sorted
+//! list while short, a 512-byte bitmap once longer. That is what the filter holds and what the
+//! warehouse stores: a block filled by one writer over 4 shards costs 4 × 512 bytes, half a
+//! byte an event, in memory and in the warehouse, where the identities one by one would cost
+//! 16 and 22 bytes. Identities that are not numbered (another producer's) still work, one block
+//! each.
+//!
+//! **Cost.** Per event: parsing its identity and setting two bits while staging; per load:
+//! reading the window's rows, and one multi-row INSERT per 16 rows of 48,000 bytes.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -50,9 +59,9 @@ use crate::identity::{RecordId, TAG_KEY};
 use crate::schema::{quote_ident, Dialect};
 use crate::warehouse::{column, db_error};
 
-/// Identities per row: 3000 × 16 bytes are 64,000 characters of base64url, within a
+/// The most bytes of packed identities in one row: 64,000 characters of base64url, within a
 /// `VARCHAR(65535)`.
-const IDS_PER_ROW: usize = 3000;
+const ROW_BYTES: usize = 48_000;
 
 /// Rows per INSERT statement (about 1 MB of values: far below Redshift's 16 MB per statement).
 const ROWS_PER_INSERT: usize = 16;
@@ -165,30 +174,220 @@ pub(crate) fn prune_sql(table: &str, shards: usize) -> String {
     )
 }
 
-/// A hasher for identities: their low 80 bits are random already, so folding the two halves
-/// together is hash enough (and costs nothing in the stager's loop).
+/// A hasher for block numbers, whose 64-bit random prefix is hash enough (and costs nothing in
+/// the stager's loop).
 #[derive(Default)]
-pub(crate) struct IdHasher(u64);
+pub(crate) struct BlockHasher(u64);
 
-impl Hasher for IdHasher {
+impl Hasher for BlockHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used (RecordId hashes its u128); anything else still hashes.
+        // Only `write_u128` is used (blocks are u128); anything else still hashes.
         for &b in bytes {
             self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
     }
 
     fn write_u128(&mut self, n: u128) {
-        self.0 ^= (n as u64) ^ ((n >> 64) as u64);
+        // The prefix (random) folded with the block's count.
+        self.0 ^= ((n >> 52) as u64) ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
-/// A set of identities.
-pub(crate) type IdSet = HashSet<RecordId, BuildHasherDefault<IdHasher>>;
+/// Blocks of identities by block number.
+type Blocks<V> = HashMap<u128, V, BuildHasherDefault<BlockHasher>>;
+
+/// The bits of an identity that number it within its block.
+const INDEX_BITS: u32 = 12;
+
+/// The block of an identity (all its bits but the last 12) and its index in the block.
+fn block_index(id: RecordId) -> (u128, u16) {
+    let n = id.as_u128();
+    (n >> INDEX_BITS, (n & ((1 << INDEX_BITS) - 1)) as u16)
+}
+
+/// The identity at `index` of `block`.
+fn id_of(block: u128, index: u16) -> RecordId {
+    RecordId::from_u128(block << INDEX_BITS | u128::from(index))
+}
+
+/// A list grows to this many indexes before it becomes a bitmap (which holds 4096 in 512 bytes).
+const LIST_MAX: usize = 48;
+
+/// A set of indexes of one block (0..4096).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Indexes {
+    /// Sorted.
+    List(Vec<u16>),
+    /// Bit `i % 64` of word `i / 64`.
+    Bits(Box<[u64; 64]>),
+}
+
+impl Default for Indexes {
+    fn default() -> Self {
+        Indexes::List(Vec::new())
+    }
+}
+
+impl Indexes {
+    /// Adds `i`; whether it was new.
+    #[inline]
+    fn insert(&mut self, i: u16) -> bool {
+        match self {
+            Indexes::Bits(bits) => {
+                let (word, bit) = (usize::from(i / 64), 1u64 << (i % 64));
+                let new = bits[word] & bit == 0;
+                bits[word] |= bit;
+                new
+            }
+            Indexes::List(list) => match list.binary_search(&i) {
+                Ok(_) => false,
+                Err(at) => {
+                    if list.len() < LIST_MAX {
+                        list.insert(at, i);
+                    } else {
+                        let mut bits = Box::new([0u64; 64]);
+                        for &j in list.iter().chain([&i]) {
+                            bits[usize::from(j / 64)] |= 1 << (j % 64);
+                        }
+                        *self = Indexes::Bits(bits);
+                    }
+                    true
+                }
+            },
+        }
+    }
+
+    fn contains(&self, i: u16) -> bool {
+        match self {
+            Indexes::Bits(bits) => bits[usize::from(i / 64)] & (1 << (i % 64)) != 0,
+            Indexes::List(list) => list.binary_search(&i).is_ok(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        let (list, bits) = match self {
+            Indexes::List(list) => (&list[..], None),
+            Indexes::Bits(bits) => (&[][..], Some(bits)),
+        };
+        list.iter().copied().chain(
+            bits.into_iter().flat_map(|b| {
+                (0..4096u16).filter(|&i| b[usize::from(i / 64)] & (1 << (i % 64)) != 0)
+            }),
+        )
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Indexes::List(list) => list.len(),
+            Indexes::Bits(bits) => bits.iter().map(|w| w.count_ones() as usize).sum(),
+        }
+    }
+
+    /// Its encoded size: a kind byte and a list (2-byte count, 2 bytes each) or the bitmap.
+    fn encoded_len(&self) -> usize {
+        1 + (2 + 2 * self.len()).min(512)
+    }
+
+    /// Appends the block and the set: 15 bytes of block number (big-endian), then `0` and a
+    /// list (count, indexes; big-endian u16s) or `1` and the 512-byte bitmap, whichever is
+    /// shorter.
+    fn encode(&self, block: u128, out: &mut Vec<u8>) {
+        out.extend_from_slice(&block.to_be_bytes()[1..]);
+        let n = self.len();
+        if 2 + 2 * n <= 512 {
+            out.push(0);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+            for i in self.iter() {
+                out.extend_from_slice(&i.to_be_bytes());
+            }
+        } else {
+            out.push(1);
+            let mut words = [0u64; 64];
+            match self {
+                Indexes::Bits(bits) => words = **bits,
+                Indexes::List(list) => {
+                    for &i in list {
+                        words[usize::from(i / 64)] |= 1 << (i % 64);
+                    }
+                }
+            }
+            for w in words {
+                out.extend_from_slice(&w.to_be_bytes());
+            }
+        }
+    }
+}
+
+/// The encoded size of a block's entry.
+fn entry_len(indexes: &Indexes) -> usize {
+    15 + indexes.encoded_len()
+}
+
+/// Decodes one row's blocks (as written by [`Indexes::encode`]), each with its set.
+fn decode_row(raw: &[u8], what: &str) -> Result<Vec<(u128, Indexes)>> {
+    let bad = |why: &str| {
+        Error::warehouse(format!(
+            "{what}: a row of packed record identities is not as redtrack writes them ({why});              was the table changed by hand?"
+        ))
+    };
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let (head, tail) = rest
+            .split_at_checked(16)
+            .ok_or_else(|| bad("a block cut short"))?;
+        let mut block = [0u8; 16];
+        block[1..].copy_from_slice(&head[..15]);
+        let block = u128::from_be_bytes(block);
+        let (indexes, tail) = match head[15] {
+            0 => {
+                let (n, tail) = tail.split_at_checked(2).ok_or_else(|| bad("no count"))?;
+                let n = usize::from(u16::from_be_bytes([n[0], n[1]]));
+                let (list, tail) = tail
+                    .split_at_checked(2 * n)
+                    .ok_or_else(|| bad("a list cut short"))?;
+                let mut set = Indexes::default();
+                for i in list.chunks_exact(2) {
+                    let i = u16::from_be_bytes([i[0], i[1]]);
+                    if i >= 4096 {
+                        return Err(bad("an index past 4095"));
+                    }
+                    set.insert(i);
+                }
+                (set, tail)
+            }
+            1 => {
+                let (words, tail) = tail
+                    .split_at_checked(512)
+                    .ok_or_else(|| bad("a bitmap cut short"))?;
+                let mut bits = Box::new([0u64; 64]);
+                for (w, b) in bits.iter_mut().zip(words.chunks_exact(8)) {
+                    *w = u64::from_be_bytes(b.try_into().unwrap_or_default());
+                }
+                (Indexes::Bits(bits), tail)
+            }
+            _ => return Err(bad("an unknown kind of set")),
+        };
+        out.push((block, indexes));
+        rest = tail;
+    }
+    Ok(out)
+}
+
+/// Decodes a row's text.
+fn unpack(text: &str, what: &str) -> Result<Vec<(u128, Indexes)>> {
+    let raw = URL_SAFE_NO_PAD.decode(text).map_err(|e| {
+        Error::warehouse(format!(
+            "{what}: a row of packed record identities is not base64url ({e}); was the table \
+             changed by hand?"
+        ))
+    })?;
+    decode_row(&raw, what)
+}
 
 /// The identity of a plain (not aggregated) record: its partition key, if that is an id.
 pub(crate) fn plain_record_id(partition_key: &str) -> Option<RecordId> {
@@ -206,37 +405,10 @@ pub(crate) fn user_record_id(user: &UserRecord) -> Option<RecordId> {
         .or_else(|| RecordId::parse(&user.partition_key))
 }
 
-/// Packs identities (16 bytes each) as base64url text, for a row.
-fn pack(raw: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// Unpacks a row's identities into `into`; an error names the row.
-fn unpack(text: &str, into: &mut impl FnMut(RecordId), what: &str) -> Result<()> {
-    let raw = URL_SAFE_NO_PAD.decode(text).map_err(|e| {
-        Error::warehouse(format!(
-            "{what}: a row of packed record identities is not base64url ({e}); was the table \
-             changed by hand?"
-        ))
-    })?;
-    if raw.len() % 16 != 0 {
-        return Err(Error::warehouse(format!(
-            "{what}: a row of packed record identities holds {} bytes, not a multiple of 16",
-            raw.len()
-        )));
-    }
-    for id in raw.chunks_exact(16) {
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(id);
-        into(RecordId::from_bytes(bytes));
-    }
-    Ok(())
-}
-
 /// What the warehouse remembered for a stream when the load was planned.
 #[derive(Debug, Default)]
 pub(crate) struct Remembered {
-    /// Every remembered identity.
+    /// Every remembered identity, by block.
     pub(crate) ids: IdSet,
     /// Per shard: the oldest and the newest `newest_arrival_ms` of its rows (the newest is the
     /// shard's frontier: the arrival of the last record loaded from it).
@@ -276,13 +448,9 @@ pub(crate) async fn remembered(
         let load_id: String = column(&row, 1, &what)?;
         let newest: i64 = column(&row, 2, &what)?;
         let ids: &str = column(&row, 3, &what)?;
-        unpack(
-            ids,
-            &mut |id| {
-                out.ids.insert(id);
-            },
-            &what,
-        )?;
+        for (block, indexes) in unpack(ids, &what)? {
+            out.ids.add(block, &indexes);
+        }
         let e = out.shards.entry(shard).or_insert((newest, newest));
         e.0 = e.0.min(newest);
         e.1 = e.1.max(newest);
@@ -291,11 +459,42 @@ pub(crate) async fn remembered(
     Ok(out)
 }
 
-/// One row's worth of identities of a shard, in arrival order.
+/// A set of identities: their blocks, each with its set of indexes.
 #[derive(Debug, Default)]
-struct Chunk {
-    /// The identities, 16 bytes each.
-    raw: Vec<u8>,
+pub(crate) struct IdSet {
+    blocks: Blocks<Indexes>,
+}
+
+impl IdSet {
+    /// Adds `id`; whether it was new.
+    #[inline]
+    fn insert(&mut self, id: RecordId) -> bool {
+        let (block, index) = block_index(id);
+        self.blocks.entry(block).or_default().insert(index)
+    }
+
+    fn contains(&self, id: RecordId) -> bool {
+        let (block, index) = block_index(id);
+        self.blocks.get(&block).is_some_and(|s| s.contains(index))
+    }
+
+    fn add(&mut self, block: u128, indexes: &Indexes) {
+        let set = self.blocks.entry(block).or_default();
+        for i in indexes.iter() {
+            set.insert(i);
+        }
+    }
+
+    /// How many identities (for tests and reports).
+    pub(crate) fn len(&self) -> usize {
+        self.blocks.values().map(Indexes::len).sum()
+    }
+}
+
+/// A block's identities loaded from one shard in this load.
+#[derive(Debug, Default)]
+struct ShardBlock {
+    indexes: Indexes,
     /// The newest arrival among them, ms.
     newest: i64,
 }
@@ -303,7 +502,9 @@ struct Chunk {
 /// What this load saw of one shard.
 #[derive(Debug)]
 struct ShardIds {
-    chunks: Vec<Chunk>,
+    blocks: Blocks<ShardBlock>,
+    /// Blocks at the last trim (the map is trimmed when it has doubled since).
+    trimmed_at: usize,
     /// The newest arrival of any record loaded from the shard in this load (with an identity
     /// or not), ms; `i64::MIN` if none had an arrival time.
     frontier: i64,
@@ -331,7 +532,8 @@ impl Dedupe {
             seen: remembered,
             shards: (0..shards)
                 .map(|_| ShardIds {
-                    chunks: Vec::new(),
+                    blocks: Blocks::default(),
+                    trimmed_at: 64,
                     frontier: i64::MIN,
                 })
                 .collect(),
@@ -368,29 +570,22 @@ impl Dedupe {
             self.unwindowed += 1;
             return true;
         };
-        let start_new = s
-            .chunks
-            .last()
-            .is_none_or(|c| c.raw.len() >= IDS_PER_ROW * 16);
-        if start_new {
-            // Chunks that already fell out of the window are not worth keeping.
+        let (block, index) = block_index(id);
+        let b = s.blocks.entry(block).or_default();
+        b.indexes.insert(index);
+        b.newest = b.newest.max(a);
+        if s.blocks.len() >= 2 * s.trimmed_at {
+            // Blocks that already fell out of the window are not worth keeping.
             let horizon = s.frontier.saturating_sub(self.window);
-            s.chunks.retain(|c| c.newest >= horizon);
-            s.chunks.push(Chunk {
-                raw: Vec::with_capacity(IDS_PER_ROW * 16),
-                newest: a,
-            });
-        }
-        if let Some(c) = s.chunks.last_mut() {
-            c.raw.extend_from_slice(&id.to_bytes());
-            c.newest = c.newest.max(a);
+            s.blocks.retain(|_, b| b.newest >= horizon);
+            s.trimmed_at = s.blocks.len().max(64);
         }
         true
     }
 
     /// Whether `id` is known (remembered, or admitted in this load).
     pub(crate) fn knows(&self, id: RecordId) -> bool {
-        self.seen.contains(&id)
+        self.seen.contains(id)
     }
 }
 
@@ -438,16 +633,31 @@ pub(crate) async fn record(
     }
 
     // This load's identities, from the last `window` of each shard (older ones could meet no
-    // twin that a later load reads), and each shard's frontier in its last row.
+    // twin that a later load reads), packed into rows; each shard's frontier in its last row.
     let mut rows: Vec<(&str, i64, String)> = Vec::new();
     for (i, s) in c.dedupe.shards.iter().enumerate() {
         let (Some(shard), true) = (c.shard_ids.get(i), s.frontier != i64::MIN) else {
             continue;
         };
         let horizon = s.frontier.saturating_sub(window);
+        let mut kept: Vec<(&u128, &ShardBlock)> = s
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.newest >= horizon)
+            .collect();
+        kept.sort_by_key(|(block, b)| (b.newest, **block));
         let first = rows.len();
-        for chunk in s.chunks.iter().filter(|c| c.newest >= horizon) {
-            rows.push((shard.as_str(), chunk.newest, pack(&chunk.raw)));
+        let (mut raw, mut newest) = (Vec::with_capacity(ROW_BYTES), i64::MIN);
+        for (block, b) in kept {
+            if !raw.is_empty() && raw.len() + entry_len(&b.indexes) > ROW_BYTES {
+                rows.push((shard.as_str(), newest, URL_SAFE_NO_PAD.encode(&raw)));
+                raw.clear();
+            }
+            b.indexes.encode(*block, &mut raw);
+            newest = newest.max(b.newest);
+        }
+        if !raw.is_empty() {
+            rows.push((shard.as_str(), newest, URL_SAFE_NO_PAD.encode(&raw)));
         }
         match rows.get_mut(first..).and_then(|r| r.last_mut()) {
             Some(last) => last.1 = last.1.max(s.frontier),
@@ -556,15 +766,14 @@ async fn check_new_loads(
         let mut twin = None;
         for row in rows {
             let ids: &str = column(&row, 0, &what)?;
-            unpack(
-                ids,
-                &mut |id| {
-                    if twin.is_none() && c.dedupe.knows(id) {
-                        twin = Some(id);
-                    }
-                },
-                &what,
-            )?;
+            for (block, indexes) in unpack(ids, &what)? {
+                twin = twin.or_else(|| {
+                    indexes
+                        .iter()
+                        .map(|i| id_of(block, i))
+                        .find(|&id| c.dedupe.knows(id))
+                });
+            }
         }
         if let Some(id) = twin {
             return Err(Error::LoadConflict {
@@ -582,6 +791,7 @@ async fn check_new_loads(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::RecordIds;
     use std::time::Duration;
 
     #[test]
@@ -598,28 +808,49 @@ mod tests {
     }
 
     #[test]
-    fn packing_round_trips() {
-        let ids: Vec<RecordId> = (0..5).map(|_| RecordId::new()).collect();
-        let raw: Vec<u8> = ids.iter().flat_map(|i| i.to_bytes()).collect();
-        let text = pack(&raw);
-        let mut back = Vec::new();
-        unpack(&text, &mut |id| back.push(id), "t").unwrap();
-        assert_eq!(back, ids);
-        assert_eq!(pack(&vec![0; IDS_PER_ROW * 16]).len(), 64_000);
-        assert!(unpack("not base64!", &mut |_| {}, "t").is_err());
-        assert!(unpack(&pack(&[1, 2, 3]), &mut |_| {}, "t").is_err());
-        let mut none = 0;
-        unpack("", &mut |_| none += 1, "t").unwrap();
-        assert_eq!(none, 0);
+    fn index_sets_grow_from_lists_to_bitmaps_and_encode_the_shorter() {
+        let mut set = Indexes::default();
+        for i in (0..4096).step_by(7) {
+            assert!(set.insert(i));
+            assert!(!set.insert(i));
+            assert!(set.contains(i));
+        }
+        assert!(matches!(set, Indexes::Bits(_)));
+        assert!(!set.contains(1));
+        assert_eq!(set.len(), 586);
+        let mut few = Indexes::default();
+        for i in [4095, 3, 17] {
+            few.insert(i);
+        }
+        assert_eq!(few.iter().collect::<Vec<_>>(), [3, 17, 4095]);
+        let mut raw = Vec::new();
+        few.encode(7, &mut raw);
+        set.encode(u128::MAX >> 12, &mut raw);
+        assert_eq!(raw.len(), entry_len(&few) + entry_len(&set));
+        assert_eq!(entry_len(&few), 15 + 1 + 2 + 6);
+        assert_eq!(entry_len(&set), 15 + 1 + 512);
+        let back = decode_row(&raw, "t").unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(
+            (back[0].0, back[0].1.iter().collect::<Vec<_>>()),
+            (7, vec![3, 17, 4095])
+        );
+        assert_eq!(back[1].0, u128::MAX >> 12);
+        assert!(back[1].1.iter().eq(set.iter()));
+        // Damaged rows are errors, not garbage.
+        assert!(decode_row(&raw[..20], "t").is_err());
+        assert!(unpack("not base64!", "t").is_err());
+        assert!(unpack("", "t").unwrap().is_empty());
     }
 
     #[test]
     fn twins_are_dropped_in_any_shard_and_remembered_ones_too() {
-        let old = RecordId::new();
+        let ids = RecordIds::new();
+        let old = ids.next_id();
         let mut remembered = IdSet::default();
         remembered.insert(old);
         let mut d = Dedupe::new(remembered, 2, Duration::from_secs(60));
-        let a = RecordId::new();
+        let a = ids.next_id();
         assert!(d.admit(0, Some(a), Some(1_000)));
         assert!(
             !d.admit(0, Some(a), Some(2_000)),
@@ -638,23 +869,46 @@ mod tests {
         assert_eq!((d.twins, d.unwindowed), (4, 1));
         assert_eq!(d.shards[0].frontier, 2_000);
         assert_eq!(d.shards[1].frontier, 4_000);
-        assert_eq!(d.shards[0].chunks.len(), 1);
-        assert!(d.shards[1].chunks.is_empty(), "b has no arrival time");
+        assert_eq!(d.shards[0].blocks.len(), 1);
+        assert!(d.shards[1].blocks.is_empty(), "b has no arrival time");
+        assert!(d.knows(a) && d.knows(old) && d.knows(b));
+        assert!(!d.knows(ids.next_id()));
     }
 
     #[test]
-    fn identities_are_kept_in_rows_of_3000_within_the_window() {
+    fn a_writer_s_numbered_ids_take_half_a_byte_each() {
+        let ids = RecordIds::new();
+        let mut d = Dedupe::new(IdSet::default(), 4, Duration::from_secs(600));
+        for n in 0..100_000i64 {
+            assert!(d.admit((n % 4) as usize, Some(ids.next_id()), Some(n / 100)));
+        }
+        let bytes: usize = d
+            .shards
+            .iter()
+            .flat_map(|s| s.blocks.values())
+            .map(|b| entry_len(&b.indexes))
+            .sum();
+        // 25 blocks of 4096 over 4 shards, 1024 each: bitmaps.
+        assert_eq!(bytes, 25 * 4 * (15 + 1 + 512));
+        assert!(bytes * 2 < 100_000 * 3 / 2, "{bytes} bytes");
+    }
+
+    #[test]
+    fn blocks_out_of_the_window_are_dropped_as_the_load_goes() {
         let mut d = Dedupe::new(IdSet::default(), 1, Duration::from_millis(10_000));
-        for i in 0..7_000i64 {
-            assert!(d.admit(0, Some(RecordId::from_u128(i as u128)), Some(i * 10)));
+        // Unnumbered ids: a block each; arrivals 10 ms apart, over 100 s.
+        for n in 0..10_000i64 {
+            assert!(d.admit(0, Some(RecordId::new()), Some(n * 10)));
         }
         let s = &d.shards[0];
-        // Ids arrived at 0..70,000 ms; the window is 10 s: the first of three chunks (newest
-        // 29,990) was dropped when the third began (frontier 60,000).
-        assert_eq!(s.chunks.len(), 2);
-        assert_eq!(s.chunks[0].newest, 59_990);
-        assert_eq!(s.chunks[1].raw.len(), 1_000 * 16);
-        assert_eq!(s.frontier, 69_990);
+        assert_eq!(s.frontier, 99_990);
+        assert!(s
+            .blocks
+            .values()
+            .all(|b| b.newest >= 99_990 - 10_000 - 10 * 8192));
+        assert!(s.blocks.len() < 10_000, "{}", s.blocks.len());
+        // What is kept always covers the window.
+        assert!(s.blocks.values().filter(|b| b.newest >= 89_990).count() >= 1_000);
     }
 
     #[test]
