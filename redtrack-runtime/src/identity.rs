@@ -18,9 +18,11 @@
 //!   so the id goes in a KPL tag ([`TAG_KEY`], value the id's text) of the event's user record:
 //!   in its aggregate when aggregation is on, else in an aggregate of its own (one user record).
 //!   A KCL consumer, Firehose or a Lambda with the KPL de-aggregation library unpack exactly the
-//!   event's JSON and its partition key (they do not expose tags); a reader that does not
-//!   de-aggregate sees the KPL's binary framing (turn identities off with
-//!   `ConfigBuilder::with_record_identity(false)` for such readers).
+//!   event's JSON and its partition key (they do not expose tags; pages `kpl-with-firehose` and
+//!   `kinesis-record-deaggregation` of the Kinesis Data Streams developer guide,
+//!   `https://docs.aws.amazon.com/streams/latest/dev/<page>.html`); a reader that does not
+//!   de-aggregate, such as the Ruby gem's loader, sees the KPL's binary framing (turn
+//!   identities off with `ConfigBuilder::with_record_identity(false)` for such readers).
 //!
 //! Either way the stored row's columns are those of the event, unchanged: the id is never in
 //! the JSON that COPY reads.

@@ -29,18 +29,24 @@
 //! (`ProvisionedThroughputExceededException`, `KMSThrottlingException`), internal failures and
 //! transient network errors are retried; any other error, or running out of attempts, reaches
 //! exactly the writers whose records failed, as [`Error::Broker`] with the Kinesis error code.
+//! A call without an answer within `attempt_timeout` (default 30 s) is given up and its records
+//! sent again, so a record is sent for at most [`Config::write_retry_span`].
 //!
-//! Delivery is **at least once** where Kinesis gives no answer: when a PutRecords call times out
-//! or its connection drops after the request went out, the records may have been stored, and
-//! they are sent again. The loader's bookkeeping loads each *stored record* exactly once, so such
-//! a twin is loaded twice. A writer that needs exactly-once rows should put a unique id in its
-//! events and deduplicate on it in Redshift. Conversely, an `Err` from `write` with
-//! [`Error::is_retryable`] true (retries exhausted) may also hide a stored record.
+//! When a PutRecords call times out or its connection drops after the request went out, Kinesis
+//! may have stored the records, and they are sent again: the stream then holds a *twin*. Every
+//! record carries an identity its retries keep ([`crate::identity`]), and the loader drops
+//! twins that arrive within its dedupe window, so **each event is loaded once** (see
+//! `loader::dedupe`). `ConfigBuilder::build` refuses a writer whose retries could outlast the
+//! window. An `Err` from `write` with [`Error::is_retryable`] true (retries exhausted) may still
+//! hide a stored record: it is loaded once too.
 //!
 //! # Partition keys and aggregation
 //!
-//! A record's partition key is the event's `#[redtrack(partition_key)]` field, else a random
-//! 128-bit hex key, which spreads events evenly over the shards. With
+//! A record's partition key is the event's `#[redtrack(partition_key)]` field, else the
+//! record's identity (25 characters, random-prefixed, so events spread evenly over the shards;
+//! a random 32-hex-digit key with identities off). An event with a `partition_key` field
+//! carries its identity in a KPL tag, so it is sent in the KPL format even with aggregation off
+//! (one user record per Kinesis record). With
 //! `ConfigBuilder::with_aggregation(true)` the batcher packs many events into one Kinesis record
 //! in the KPL aggregated format (up to
 //! [`DEFAULT_AGGREGATE_MAX_BYTES`](crate::broker::aggregate::DEFAULT_AGGREGATE_MAX_BYTES) each);
