@@ -1067,3 +1067,27 @@ async fn racing_over_a_split(warehouse: Warehouse) {
     let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, [0, 1], "each event once");
 }
+
+/// A deployment upgraded without running `setup` again has no table of identities: the load
+/// fails before reading anything, saying what to run.
+#[tokio::test]
+async fn a_missing_table_of_identities_says_to_run_setup() {
+    let env = common::TestEnv::named("no_ids").await;
+    let client = Client::new(env.config()).await.unwrap();
+    client.create_stream::<OnceEvent>(1).await.unwrap();
+    client.write(&OnceEvent::make(1)).await.unwrap();
+    client.close().await.unwrap();
+    let loader = env.loader::<OnceEvent>().await;
+    env.pg()
+        .await
+        .batch_execute("DROP TABLE redtrack_ids_once_events")
+        .await
+        .unwrap();
+    let e = loader.load::<OnceEvent>().await.unwrap_err().to_string();
+    assert!(
+        e.contains("redtrack_ids_once_events") && e.contains("setup"),
+        "{e}"
+    );
+    loader.setup::<OnceEvent>().await.unwrap();
+    assert_eq!(loader.load::<OnceEvent>().await.unwrap().records, 1);
+}
