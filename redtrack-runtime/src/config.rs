@@ -138,18 +138,10 @@ impl fmt::Debug for Config {
     }
 }
 
-/// `postgres://user:secret@host/db` with the password replaced by `***`, for logs and `Debug`.
+/// Any connection string (URL with or without its scheme, key=value) with its password replaced
+/// by `***`, for logs, `Debug` and messages.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    crate::text::redact_connection_string(url)
 }
 
 impl Config {

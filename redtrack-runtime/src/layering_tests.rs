@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // What the derive's output calls.
     ("encode", &["schema", "text"]),
     ("event", &["encode", "schema"]),
-    ("config", &["error", "schema"]),
+    ("config", &["error", "schema", "text"]),
     ("aws", &["config", "error", "retry", "text"]),
     // The backends: below the loader and the client, beside each other only where a trait
     // says so (the warehouse copies from a stage).

@@ -30,6 +30,7 @@ mod loader_data_loss;
 mod loader_follow;
 mod loader_split;
 mod public_api;
+mod secrets;
 mod services;
 mod write_client;
 mod write_file;

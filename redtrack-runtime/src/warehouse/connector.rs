@@ -1,11 +1,12 @@
-//! Connections to the warehouse: a parsed URL, TLS unless the URL disables it, and the helpers
-//! every statement's error and every row read goes through.
+//! Connections to the warehouse: a parsed URL, TLS unless the URL disables it, every byte through
+//! a [`Masked`] stream, and the helpers every statement's error and every row read goes through.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::config::redact_url;
+use super::masked::{Masked, MaskedTls};
 use crate::error::{Error, Result};
+use crate::text::redact_connection_string;
 
 /// Opens connections to one URL, with TLS when the URL does not disable it.
 #[derive(Clone)]
@@ -26,45 +27,233 @@ impl std::fmt::Debug for Connector {
 }
 
 impl Connector {
-    /// Parses a `postgres://` URL (or a key=value connection string).
+    /// Parses a `postgres://` (or `postgresql://`) URL, or a key=value connection string.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming what is wrong (another scheme, no scheme, no user, a value the
+    /// parser refused), with the URL's password hidden, never the URL as given.
     pub fn new(url: &str) -> Result<Connector> {
+        let shown = redact_connection_string(url);
+        const FORM: &str = "postgres://user:password@host:port/database";
+        match url.split_once("://") {
+            Some((scheme, _)) if !scheme.eq_ignore_ascii_case("postgres")
+                && !scheme.eq_ignore_ascii_case("postgresql") =>
+            {
+                return Err(Error::Config(format!(
+                    "REDTRACK_WAREHOUSE_URL `{shown}` is a `{scheme}` URL; redtrack speaks \
+                     PostgreSQL's protocol (as Redshift does): set it to {FORM}"
+                )));
+            }
+            Some(_) => {}
+            // A key=value string has `=`; anything else is a URL without its scheme.
+            None if !url.contains('=') => {
+                return Err(Error::Config(format!(
+                    "REDTRACK_WAREHOUSE_URL `{shown}` has no scheme: set it to {FORM}"
+                )));
+            }
+            None => {}
+        }
         let config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            Error::warehouse(format!(
-                "REDTRACK_WAREHOUSE_URL `{}` is not a valid connection URL",
-                redact_url(url)
+            // The parser's message may quote a part of the string: hide passwords there too.
+            Error::Config(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` is not a valid connection URL ({}): set it \
+                 to {FORM}",
+                redact_connection_string(&e.to_string())
             ))
-            .with_source(e)
         })?;
+        if config.get_user().is_none() {
+            return Err(Error::Config(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` names no user: set it to {FORM}"
+            )));
+        }
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            return Err(Error::Config(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` names no host: set it to {FORM}"
+            )));
+        }
         Ok(Connector {
             target: target(&config),
             config,
         })
     }
 
-    /// A new connection; its I/O runs on a spawned task until the client is dropped.
+    /// Where it connects, without the password: `postgres://user@host:port/db`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// A new connection; its I/O runs on a spawned task until the client is dropped. Each host
+    /// of the URL is tried in turn; TLS unless the URL says `sslmode=disable` (and only if the
+    /// server offers it, unless `sslmode=require`). The connection's bytes go through a
+    /// [`Masked`] stream, so statements can carry secrets by placeholder (see `masked`).
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let fail = |e| Error::warehouse(format!("connecting to {}", self.target)).with_source(e);
-        if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-            let (client, conn) = self
-                .config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("warehouse connection ended: {e}");
+        let mut last = None;
+        for (host, port) in self.addresses() {
+            let socket = match open(&host, port, self.config.get_connect_timeout()).await {
+                Ok(socket) => Masked::new(socket),
+                Err(e) => {
+                    last = Some(Error::warehouse(format!("connecting to {}", self.target)).with_source(e));
+                    continue;
                 }
-            });
-            Ok(client)
+            };
+            let started = if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+                start(&self.config, socket, tokio_postgres::NoTls).await
+            } else {
+                let domain = match &host {
+                    tokio_postgres::config::Host::Tcp(h) => h.as_str(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(_) => "localhost",
+                };
+                let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
+                let tls = match tokio_postgres::tls::MakeTlsConnect::<Masked<Transport>>::make_tls_connect(&mut make, domain) {
+                    Ok(tls) => tls,
+                    Err(never) => match never {},
+                };
+                start(&self.config, socket, MaskedTls(tls)).await
+            };
+            match started {
+                Ok(client) => return Ok(client),
+                Err(e) => last = Some(Error::warehouse(format!("connecting to {}", self.target)).with_source(e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config(format!("{} names no host", self.target))))
+    }
+
+    /// Every host of the URL with its port, as libpq pairs them: one port for all hosts, or one
+    /// per host; 5432 by default. A `hostaddr` takes the place of its host's name.
+    fn addresses(&self) -> Vec<(tokio_postgres::config::Host, u16)> {
+        use tokio_postgres::config::Host;
+        let c = &self.config;
+        let hosts: Vec<Host> = if c.get_hosts().is_empty() {
+            c.get_hostaddrs().iter().map(|a| Host::Tcp(a.to_string())).collect()
         } else {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
-            let (client, conn) = self.config.connect(tls).await.map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("warehouse connection ended: {e}");
-                }
-            });
-            Ok(client)
+            c.get_hosts()
+                .iter()
+                .enumerate()
+                .map(|(i, h)| match c.get_hostaddrs().get(i) {
+                    Some(addr) => Host::Tcp(addr.to_string()),
+                    None => h.clone(),
+                })
+                .collect()
+        };
+        let ports = c.get_ports();
+        hosts
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let port = match ports {
+                    [] => 5432,
+                    [one] => *one,
+                    many => many.get(i).copied().unwrap_or(5432),
+                };
+                (h, port)
+            })
+            .collect()
+    }
+}
+
+/// The socket under a connection: TCP, or a Unix socket on Unix.
+pub(crate) enum Transport {
+    Tcp(tokio::net::TcpStream),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+/// Opens the socket to `host:port` (for a Unix socket directory, its `.s.PGSQL.<port>`), within
+/// `timeout` if one is set.
+async fn open(
+    host: &tokio_postgres::config::Host,
+    port: u16,
+    timeout: Option<&std::time::Duration>,
+) -> std::io::Result<Transport> {
+    let connecting = async {
+        match host {
+            tokio_postgres::config::Host::Tcp(h) => {
+                let stream = tokio::net::TcpStream::connect((h.as_str(), port)).await?;
+                stream.set_nodelay(true)?;
+                Ok(Transport::Tcp(stream))
+            }
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(dir) => Ok(Transport::Unix(
+                tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?,
+            )),
+        }
+    };
+    match timeout {
+        Some(t) => tokio::time::timeout(*t, connecting)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))?,
+        None => connecting.await,
+    }
+}
+
+/// Starts the session on `socket` (TLS by `tls` as the URL's sslmode says) and spawns its
+/// connection task.
+async fn start<T>(
+    config: &tokio_postgres::Config,
+    socket: Masked<Transport>,
+    tls: T,
+) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::TlsConnect<Masked<Transport>>,
+    T::Stream: Send + 'static,
+{
+    let (client, conn) = config.connect_raw(socket, tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("warehouse connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+impl tokio::io::AsyncRead for Transport {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Transport {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
     }
 }

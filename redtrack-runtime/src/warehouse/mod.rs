@@ -6,6 +6,7 @@
 //! and the DDL dialect.
 
 mod connector;
+pub(crate) mod masked;
 pub mod postgres;
 pub mod redshift;
 
