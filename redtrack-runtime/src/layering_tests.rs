@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("threads", &[]),
     ("hooks", &[]),
     ("retry", &[]),
-    ("error", &["encode", "sequence"]),
+    ("error", &["encode", "schema", "sequence"]),
     // What the derive's output calls.
     ("encode", &["schema", "text"]),
     ("event", &["encode", "schema"]),
@@ -60,7 +60,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "broker", "config", "encode", "error", "event", "retry", "schema", "text",
+            "aws", "broker", "config", "encode", "error", "event", "retry", "schema", "text",
         ],
     ),
     (
@@ -86,6 +86,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
+            "aws",
             "broker",
             "client",
             "config",

@@ -115,7 +115,8 @@ fn redact_key_values(text: &str) -> String {
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let at_key_start = i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'?' | b'&' | b';');
+        let at_key_start =
+            i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'?' | b'&' | b';');
         let key = SECRET_KEYS
             .iter()
             .filter(|k| at_key_start && lower[i..].starts_with(**k))
@@ -166,22 +167,46 @@ mod tests {
     #[test]
     fn connection_strings_lose_their_passwords() {
         for (given, shown) in [
-            ("postgres://user:s3cret@host:5439/db", "postgres://user:***@host:5439/db"),
-            ("postgresql://user:s3cret@host/db?sslmode=require", "postgresql://user:***@host/db?sslmode=require"),
+            (
+                "postgres://user:s3cret@host:5439/db",
+                "postgres://user:***@host:5439/db",
+            ),
+            (
+                "postgresql://user:s3cret@host/db?sslmode=require",
+                "postgresql://user:***@host/db?sslmode=require",
+            ),
             ("redtrack:s3cret@127.0.0.1", "redtrack:***@127.0.0.1"),
-            ("redtrack:s3cret@127.0.0.1:5432/db", "redtrack:***@127.0.0.1:5432/db"),
+            (
+                "redtrack:s3cret@127.0.0.1:5432/db",
+                "redtrack:***@127.0.0.1:5432/db",
+            ),
             ("mysql://root:s3cret@db/x", "mysql://root:***@db/x"),
             ("postgres://u:p@ss/w?rd@host/db", "postgres://u:***@host/db"),
             ("postgres://user@host/db", "postgres://user@host/db"),
-            ("postgres://host/db?user=u&password=s3cret&sslmode=require", "postgres://host/db?user=u&password=***&sslmode=require"),
-            ("host=h user=u password=s3cret dbname=d", "host=h user=u password=*** dbname=d"),
-            ("host=h password = 's3 cr\\'et' user=u", "host=h password = *** user=u"),
+            (
+                "postgres://host/db?user=u&password=s3cret&sslmode=require",
+                "postgres://host/db?user=u&password=***&sslmode=require",
+            ),
+            (
+                "host=h user=u password=s3cret dbname=d",
+                "host=h user=u password=*** dbname=d",
+            ),
+            (
+                "host=h password = 's3 cr\\'et' user=u",
+                "host=h password = *** user=u",
+            ),
             ("host=h PASSWORD=s3cret", "host=h PASSWORD=***"),
             ("password=s3cret", "password=***"),
             ("host=h sslpassword=s3cret", "host=h sslpassword=***"),
             ("passwordless=1 user=u", "passwordless=1 user=u"),
-            ("the URL `postgres://u:s3cret@h/d` is bad", "the URL `postgres://u:***@h/d` is bad"),
-            ("`u:s3cret@h` is not postgres://user:pass@host", "`u:***@h` is not postgres://user:***@host"),
+            (
+                "the URL `postgres://u:s3cret@h/d` is bad",
+                "the URL `postgres://u:***@h/d` is bad",
+            ),
+            (
+                "`u:s3cret@h` is not postgres://user:pass@host",
+                "`u:***@h` is not postgres://user:***@host",
+            ),
             ("é u:s3cret@h", "é u:***@h"),
         ] {
             let got = redact_connection_string(given);

@@ -34,6 +34,29 @@ async fn run(env: &common::TestEnv, args: &[&str]) -> Run {
     }
 }
 
+/// In a child process (see `common::cli_command`): the seed tables' command line, run as an
+/// application's `main` would, exiting with its code.
+#[tokio::test]
+async fn cli_child() {
+    let Ok(args) = std::env::var(common::CLI_CHILD_ENV) else {
+        return; // an ordinary test run: nothing to do
+    };
+    let args = std::iter::once("redtrack".to_owned()).chain(
+        args.split('\u{1f}')
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned),
+    );
+    let code = Cli::new("redtrack")
+        .register::<TestEvent>()
+        .register::<TestAllTypes>()
+        .run_args(args)
+        .await;
+    let n = (0..=255u8)
+        .find(|n| std::process::ExitCode::from(*n) == code)
+        .unwrap_or(255);
+    std::process::exit(i32::from(n));
+}
+
 fn ok(r: Run, what: &str) -> String {
     assert_eq!(r.code, EXIT_OK, "{what} failed:\n{}\n{}", r.out, r.err);
     r.out
@@ -43,7 +66,13 @@ fn ok(r: Run, what: &str) -> String {
 async fn ddl_prints_every_table_in_the_chosen_dialect() {
     let env = common::TestEnv::new().await;
     let out = ok(run(&env, &["ddl", "--dialect", "postgres"]).await, "ddl");
-    assert!(out.contains("kinesis_loads"), "{out}");
+    // Every table `setup` creates.
+    for table in ["kinesis_loads", "redtrack_load_rejects"] {
+        assert!(
+            out.contains(&format!("CREATE TABLE IF NOT EXISTS {table} (")),
+            "{out}"
+        );
+    }
     assert!(out.contains(&format!(
         "{};",
         TestEvent::schema().create_table_sql(Dialect::Postgres)
@@ -53,11 +82,18 @@ async fn ddl_prints_every_table_in_the_chosen_dialect() {
         TestAllTypes::schema().create_table_sql(Dialect::Postgres)
     )));
 
+    // One table, and which tables of `setup` that leaves out.
     let out = ok(
         run(&env, &["ddl", "--table", "test_events"]).await,
         "ddl --table",
     );
-    assert_eq!(out.trim(), format!("{};", TestEvent::create_table_sql()));
+    let (comment, ddl) = out.split_once('\n').expect("two parts");
+    assert!(
+        comment.starts_with("-- kinesis_loads and redtrack_load_rejects")
+            && comment.contains("left out"),
+        "{out}"
+    );
+    assert_eq!(ddl.trim(), format!("{};", TestEvent::create_table_sql()));
 }
 
 #[tokio::test]
@@ -256,10 +292,30 @@ async fn migrate_widens_adds_and_refuses_with_reasons() {
 #[tokio::test]
 async fn a_load_that_fails_exits_with_the_failure_code() {
     let env = common::TestEnv::new().await;
-    // No setup: kinesis_loads and the stream do not exist.
-    let r = run(&env, &["load", "--table", "test_events"]).await;
-    assert_eq!(r.code, EXIT_FAILED, "{}\n{}", r.out, r.err);
-    assert!(r.err.starts_with("redtrack: error: "), "{}", r.err);
+    // No warehouse listens on port 1.
+    let config = env
+        .config()
+        .into_builder()
+        .warehouse_url("postgres://redtrack:redtrack@127.0.0.1:1/nothing")
+        .build()
+        .expect("config");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = Cli::new("redtrack")
+        .register::<TestEvent>()
+        .run_to(
+            ["redtrack", "load", "--table", "test_events"],
+            move || Ok(config),
+            &mut out,
+            &mut err,
+        )
+        .await;
+    let err = String::from_utf8_lossy(&err);
+    assert_eq!(code, EXIT_FAILED, "{err}");
+    assert!(err.starts_with("redtrack: error: "), "{err}");
+    assert!(
+        err.contains("connecting to postgres://redtrack@127.0.0.1:1/nothing"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -87,7 +87,11 @@ async fn a_masked_secret_reaches_the_server_but_no_log_line() {
         tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
         _ => None,
     });
-    assert_eq!(seen.as_deref(), Some(SECRET_KEY), "the server got the secret");
+    assert_eq!(
+        seen.as_deref(),
+        Some(SECRET_KEY),
+        "the server got the secret"
+    );
     let row = client.query_one(&sql, &[]).await.expect("extended query");
     assert_eq!(row.get::<_, String>(0), SECRET_KEY);
     client.batch_execute(&sql).await.expect("batch");
@@ -112,16 +116,28 @@ async fn no_form_of_a_password_shows_in_debug_or_errors() {
     let env = TestEnv::new().await;
     let port = env
         .var("REDTRACK_WAREHOUSE_URL")
-        .and_then(|u| u.rsplit_once(':').map(|(_, p)| p.split('/').next().unwrap_or("").to_owned()))
+        .and_then(|u| {
+            u.rsplit_once(':')
+                .map(|(_, p)| p.split('/').next().unwrap_or("").to_owned())
+        })
         .expect("the warehouse's port");
     let p = PASSWORD;
     let forms = [
         format!("postgres://redtrack:{p}@127.0.0.1:{port}/{}", env.id()),
-        format!("postgresql://redtrack:{p}@127.0.0.1:{port}/{}?sslmode=disable", env.id()),
+        format!(
+            "postgresql://redtrack:{p}@127.0.0.1:{port}/{}?sslmode=disable",
+            env.id()
+        ),
         format!("redtrack:{p}@127.0.0.1"),
         format!("redtrack:{p}@127.0.0.1:{port}/db?sslmode=disable"),
-        format!("postgres://127.0.0.1:{port}/{}?user=redtrack&password={p}", env.id()),
-        format!("host=127.0.0.1 port={port} user=redtrack password={p} dbname={}", env.id()),
+        format!(
+            "postgres://127.0.0.1:{port}/{}?user=redtrack&password={p}",
+            env.id()
+        ),
+        format!(
+            "host=127.0.0.1 port={port} user=redtrack password={p} dbname={}",
+            env.id()
+        ),
         format!("host=127.0.0.1 port={port} user=redtrack password='{p} x' dbname=d"),
         format!("mysql://root:{p}@127.0.0.1/db"),
         format!("postgres://redtrack:{p}@127.0.0.1:notaport/db"),
@@ -144,7 +160,10 @@ async fn no_form_of_a_password_shows_in_debug_or_errors() {
                 continue;
             }
         };
-        assert_no_secret(url, &format!("{config:?}\n{:?}", config.clone().into_builder()));
+        assert_no_secret(
+            url,
+            &format!("{config:?}\n{:?}", config.clone().into_builder()),
+        );
         match redtrack::warehouse::Connector::new(url) {
             Ok(c) => {
                 assert_no_secret(url, &format!("{c:?} {}", c.target()));
@@ -195,7 +214,10 @@ async fn aws_secrets_stay_out_of_debug() {
     let loader = redtrack::Loader::new(config.clone()).await.expect("loader");
     assert_no_secret(
         "Debug",
-        &format!("{config:?}\n{client:?}\n{loader:?}\n{:?}", loader.warehouse()),
+        &format!(
+            "{config:?}\n{client:?}\n{loader:?}\n{:?}",
+            loader.warehouse()
+        ),
     );
     client.close().await.expect("close");
 }

@@ -348,8 +348,11 @@ fn services_script_meets_dead_processes_without_shell_noise() {
     child.wait().expect("`true` exits");
     std::fs::create_dir_all(tmp.join(".services")).expect(".services");
     for name in ["kinesis", "s3"] {
-        std::fs::write(tmp.join(format!(".services/{name}.pid")), format!("{dead}\n"))
-            .expect("a PID file");
+        std::fs::write(
+            tmp.join(format!(".services/{name}.pid")),
+            format!("{dead}\n"),
+        )
+        .expect("a PID file");
     }
     let out = std::process::Command::new(tmp.join("scripts/services"))
         .arg("down")

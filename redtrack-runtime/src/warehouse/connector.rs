@@ -1,12 +1,11 @@
 //! Connections to the warehouse: a parsed URL, TLS unless the URL disables it, every byte through
 //! a [`Masked`] stream, and the helpers every statement's error and every row read goes through.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use super::masked::{Masked, MaskedTls};
+use crate::config::parse_warehouse_url;
 use crate::error::{Error, Result};
-use crate::text::redact_connection_string;
 
 /// Opens connections to one URL, with TLS when the URL does not disable it.
 #[derive(Clone)]
@@ -34,44 +33,7 @@ impl Connector {
     /// [`Error::Config`] naming what is wrong (another scheme, no scheme, no user, a value the
     /// parser refused), with the URL's password hidden, never the URL as given.
     pub fn new(url: &str) -> Result<Connector> {
-        let shown = redact_connection_string(url);
-        const FORM: &str = "postgres://user:password@host:port/database";
-        match url.split_once("://") {
-            Some((scheme, _)) if !scheme.eq_ignore_ascii_case("postgres")
-                && !scheme.eq_ignore_ascii_case("postgresql") =>
-            {
-                return Err(Error::Config(format!(
-                    "REDTRACK_WAREHOUSE_URL `{shown}` is a `{scheme}` URL; redtrack speaks \
-                     PostgreSQL's protocol (as Redshift does): set it to {FORM}"
-                )));
-            }
-            Some(_) => {}
-            // A key=value string has `=`; anything else is a URL without its scheme.
-            None if !url.contains('=') => {
-                return Err(Error::Config(format!(
-                    "REDTRACK_WAREHOUSE_URL `{shown}` has no scheme: set it to {FORM}"
-                )));
-            }
-            None => {}
-        }
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            // The parser's message may quote a part of the string: hide passwords there too.
-            Error::Config(format!(
-                "REDTRACK_WAREHOUSE_URL `{shown}` is not a valid connection URL ({}): set it \
-                 to {FORM}",
-                redact_connection_string(&e.to_string())
-            ))
-        })?;
-        if config.get_user().is_none() {
-            return Err(Error::Config(format!(
-                "REDTRACK_WAREHOUSE_URL `{shown}` names no user: set it to {FORM}"
-            )));
-        }
-        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
-            return Err(Error::Config(format!(
-                "REDTRACK_WAREHOUSE_URL `{shown}` names no host: set it to {FORM}"
-            )));
-        }
+        let config = parse_warehouse_url(url).map_err(Error::Config)?;
         Ok(Connector {
             target: target(&config),
             config,
@@ -93,11 +55,14 @@ impl Connector {
             let socket = match open(&host, port, self.config.get_connect_timeout()).await {
                 Ok(socket) => Masked::new(socket),
                 Err(e) => {
-                    last = Some(Error::warehouse(format!("connecting to {}", self.target)).with_source(e));
+                    last = Some(
+                        Error::warehouse(format!("connecting to {}", self.target)).with_source(e),
+                    );
                     continue;
                 }
             };
-            let started = if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+            let started = if self.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable
+            {
                 start(&self.config, socket, tokio_postgres::NoTls).await
             } else {
                 let domain = match &host {
@@ -106,15 +71,22 @@ impl Connector {
                     tokio_postgres::config::Host::Unix(_) => "localhost",
                 };
                 let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
-                let tls = match tokio_postgres::tls::MakeTlsConnect::<Masked<Transport>>::make_tls_connect(&mut make, domain) {
-                    Ok(tls) => tls,
-                    Err(never) => match never {},
-                };
+                let tls =
+                    match tokio_postgres::tls::MakeTlsConnect::<Masked<Transport>>::make_tls_connect(
+                        &mut make, domain,
+                    ) {
+                        Ok(tls) => tls,
+                        Err(never) => match never {},
+                    };
                 start(&self.config, socket, MaskedTls(tls)).await
             };
             match started {
                 Ok(client) => return Ok(client),
-                Err(e) => last = Some(Error::warehouse(format!("connecting to {}", self.target)).with_source(e)),
+                Err(e) => {
+                    last = Some(
+                        Error::warehouse(format!("connecting to {}", self.target)).with_source(e),
+                    )
+                }
             }
         }
         Err(last.unwrap_or_else(|| Error::Config(format!("{} names no host", self.target))))
@@ -126,7 +98,10 @@ impl Connector {
         use tokio_postgres::config::Host;
         let c = &self.config;
         let hosts: Vec<Host> = if c.get_hosts().is_empty() {
-            c.get_hostaddrs().iter().map(|a| Host::Tcp(a.to_string())).collect()
+            c.get_hostaddrs()
+                .iter()
+                .map(|a| Host::Tcp(a.to_string()))
+                .collect()
         } else {
             c.get_hosts()
                 .iter()
@@ -285,8 +260,15 @@ pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     row.try_get(idx).map_err(|e| db_error(what, e))
 }
 
-/// A [`Error::Warehouse`] saying what was being done, with the server's message and detail.
+/// A [`Error::Warehouse`] saying what was being done, with the server's message and detail; or
+/// [`Error::Missing`] when the server says a step was not taken (a table or column missing).
 pub(crate) fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
+    if let Some(missing) = super::missing::missing_step(&e) {
+        return Error::Missing {
+            missing,
+            source: Some(std::sync::Arc::new(e)),
+        };
+    }
     let message = match e.as_db_error() {
         Some(db) => {
             let mut m = format!("{what}: {}", db.message());

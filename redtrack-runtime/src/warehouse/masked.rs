@@ -36,7 +36,9 @@ pub struct MaskGuard(Arc<Mask>);
 
 impl std::fmt::Debug for MaskGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("MaskGuard").field(&self.placeholder()).finish()
+        f.debug_tuple("MaskGuard")
+            .field(&self.placeholder())
+            .finish()
     }
 }
 
@@ -219,9 +221,8 @@ where
 {
     type Stream = Masked<T::Stream>;
     type Error = T::Error;
-    type Future = Pin<
-        Box<dyn std::future::Future<Output = Result<Masked<T::Stream>, T::Error>> + Send>,
-    >;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Masked<T::Stream>, T::Error>> + Send>>;
 
     fn connect(self, stream: Masked<S>) -> Self::Future {
         let session = self.0.connect(stream.without_swapping());

@@ -7,6 +7,7 @@
 
 mod connector;
 pub(crate) mod masked;
+mod missing;
 pub mod postgres;
 pub mod redshift;
 
@@ -14,6 +15,7 @@ use std::future::Future;
 
 pub use self::connector::Connector;
 pub(crate) use self::connector::{column, db_error};
+pub(crate) use self::missing::check_table;
 pub use self::postgres::PostgresWarehouse;
 pub use self::redshift::RedshiftWarehouse;
 pub use crate::error::RejectedRow;
