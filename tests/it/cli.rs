@@ -46,11 +46,13 @@ async fn cli_child() {
             .filter(|a| !a.is_empty())
             .map(str::to_owned),
     );
-    let code = Cli::new("redtrack")
+    let cli = Cli::new("redtrack")
         .register::<TestEvent>()
-        .register::<TestAllTypes>()
-        .run_args(args)
-        .await;
+        .register::<TestAllTypes>();
+    let code = match std::env::var("REDTRACK_CLI_CHILD_VIA").as_deref() {
+        Ok("run_with") => cli.run_with(args, redtrack::Config::from_env).await,
+        _ => cli.run_args(args).await,
+    };
     let n = (0..=255u8)
         .find(|n| std::process::ExitCode::from(*n) == code)
         .unwrap_or(255);
@@ -347,4 +349,316 @@ async fn a_postgres_server_with_the_redshift_dialect_is_a_configuration_error() 
         err.contains("set REDTRACK_WAREHOUSE_DIALECT=postgres"),
         "{err}"
     );
+}
+
+/// Events of `test_events` (`n` of them, from `from` on) written through a client.
+async fn write_events(config: redtrack::Config, from: i32, n: i32) {
+    let client = Client::new(config).await.expect("client");
+    for i in from..from + n {
+        client
+            .write(&TestEvent {
+                client_ip: format!("10.0.1.{}", i % 250),
+                timestamp: i,
+                message: None,
+            })
+            .await
+            .expect("write");
+    }
+    client.close().await.expect("close");
+}
+
+/// `setup` says how many shards a stream was created with, and how many an existing one has
+/// (which `--shards` does not change).
+#[tokio::test]
+async fn setup_reports_each_streams_shard_count() {
+    let env = common::TestEnv::new().await;
+    let stream = env.stream_name("test_events");
+    let out = ok(
+        run(&env, &["setup", "--table", "test_events", "--shards", "2"]).await,
+        "setup",
+    );
+    assert!(
+        out.contains(&format!("stream {stream}: created with 2 shards\n")),
+        "{out}"
+    );
+    assert!(out.contains("stage s3://"), "the stage was checked: {out}");
+    let out = ok(
+        run(&env, &["setup", "--table", "test_events", "--shards", "4"]).await,
+        "setup again",
+    );
+    assert!(
+        out.contains(&format!(
+            "stream {stream}: already there, 2 open shards (--shards applies to new streams"
+        )),
+        "{out}"
+    );
+    ok(
+        run(&env, &["split-shards", "--table", "test_events"]).await,
+        "split",
+    );
+    let out = ok(
+        run(&env, &["setup", "--table", "test_events"]).await,
+        "setup after the split",
+    );
+    assert!(
+        out.contains(&format!("stream {stream}: already there, 4 open shards")),
+        "{out}"
+    );
+}
+
+/// The loader's knobs are flags: `--max-load-records` cuts a load short (and says more waits),
+/// `--max-errors` lets a load keep the bad rows aside, which `errors` then shows with their
+/// column (on PostgreSQL as on Redshift).
+#[tokio::test]
+async fn loader_knobs_are_flags_and_errors_names_the_column() {
+    let env = common::TestEnv::new().await;
+    ok(
+        run(&env, &["setup", "--table", "test_events"]).await,
+        "setup",
+    );
+    write_events(env.config(), 0, 5).await;
+    let broker = redtrack::broker::AnyBroker::from_config(&env.config())
+        .await
+        .expect("broker");
+    redtrack::broker::Broker::put_records(
+        &broker,
+        &env.stream_name("test_events"),
+        &[redtrack::broker::PutRecord {
+            partition_key: "k".into(),
+            data: br#"{"client_ip":"2.2.2.2","timestamp":"soon"}"#.to_vec().into(),
+        }],
+    )
+    .await
+    .expect("a bad record");
+
+    let out = ok(
+        run(
+            &env,
+            &[
+                "load",
+                "--table",
+                "test_events",
+                "--max-load-records",
+                "2",
+                "--json",
+            ],
+        )
+        .await,
+        "a short load",
+    );
+    let report = &common::json_lines(&out)[0];
+    assert_eq!(report["records"], 2, "{report}");
+    assert_eq!(report["more"], true, "{report}");
+
+    let r = run(&env, &["load", "--table", "test_events"]).await;
+    assert_eq!(
+        r.code, EXIT_FAILED,
+        "MAXERROR 0 refuses the bad row: {}",
+        r.out
+    );
+    let out = ok(
+        run(
+            &env,
+            &["load", "--table", "test_events", "--max-errors", "1"],
+        )
+        .await,
+        "a load with room for one bad row",
+    );
+    assert!(
+        out.starts_with("test_events: 3 events loaded")
+            && out.contains("1 rejected (see `errors --table test_events`)"),
+        "{out}"
+    );
+    let out = ok(
+        run(&env, &["errors", "--table", "test_events"]).await,
+        "errors",
+    );
+    assert!(out.contains("column timestamp: "), "{out}");
+    assert!(out.contains("value: soon"), "{out}");
+}
+
+/// `load --all` loads every registered table in one process, a summary each; the summary counts
+/// the shards that had records among those read.
+#[tokio::test]
+async fn load_all_loads_every_table() {
+    let env = common::TestEnv::new().await;
+    ok(run(&env, &["setup", "--shards", "2"]).await, "setup");
+    write_events(env.config(), 0, 40).await;
+    let out = ok(run(&env, &["load", "--all"]).await, "load --all");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("test_events: 40 events loaded from 2 of 2 shards"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("test_all_types: 0 events loaded from 0 of 2 shards"),
+        "{out}"
+    );
+    let r = run(&env, &["load", "--table", "test_events", "--all"]).await;
+    assert_eq!(r.code, EXIT_USAGE, "--table and --all exclude each other");
+    let r = run(&env, &["load"]).await;
+    assert_eq!(r.code, EXIT_USAGE, "one of --table and --all is needed");
+}
+
+/// `load --follow` (here for every table, with `--all`) prints one summary per load, empty
+/// ones included, as JSON lines; SIGTERM stops it between loads, with a last line per table.
+/// Its log lines, off a terminal, are plain text without colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_follow_prints_a_summary_per_load() {
+    use std::io::{BufRead, BufReader};
+    let env = common::TestEnv::new().await;
+    ok(run(&env, &["setup", "--shards", "1"]).await, "setup");
+    write_events(env.config(), 0, 10).await;
+    let mut vars: Vec<(&str, &str)> = env.vars().collect();
+    vars.push(("RUST_LOG", "info"));
+    let mut child = common::cli_command(
+        vars,
+        &["load", "--all", "--follow", "--interval", "0.1", "--json"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("the follower");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    // Loads of both tables, empty ones among them, then 5 more events.
+    let mut summaries: Vec<serde_json::Value> = Vec::new();
+    let mut wrote_more = false;
+    let loaded = |s: &[serde_json::Value]| -> u64 {
+        s.iter()
+            .filter(|j| j["table"] == "test_events" && j.get("load_id").is_some())
+            .map(|j| j["records"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    while loaded(&summaries) < 15 || summaries.iter().filter(|j| j["records"] == 0).count() < 3 {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("no summary: {e}; so far: {summaries:?}"));
+        summaries.extend(common::json_lines(&line));
+        if !wrote_more && loaded(&summaries) >= 10 {
+            write_events(env.config(), 10, 5).await;
+            wrote_more = true;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait_with_output().expect("the follower exits");
+    assert_eq!(exit.status.code(), Some(0), "{exit:?}");
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        summaries.extend(common::json_lines(&line));
+    }
+    for table in ["test_events", "test_all_types"] {
+        let loads = summaries
+            .iter()
+            .filter(|j| j["table"] == table && j.get("load_id").is_some())
+            .count();
+        let stopped = summaries
+            .iter()
+            .find(|j| j["table"] == table && j["stopped"] == true)
+            .unwrap_or_else(|| panic!("no last line for {table}: {summaries:?}"));
+        assert!(loads >= 2, "{table}: {summaries:?}");
+        assert_eq!(stopped["loads"].as_u64(), Some(loads as u64), "{stopped}");
+    }
+    assert_eq!(loaded(&summaries), 15);
+    let log = String::from_utf8_lossy(&exit.stderr);
+    assert!(log.contains("load committed"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes off a terminal:\n{log}"
+    );
+}
+
+/// `run_with` logs like `run` does (to stderr, by `RUST_LOG`).
+#[tokio::test]
+async fn run_with_keeps_the_logging_run_sets_up() {
+    let env = common::TestEnv::new().await;
+    let mut vars: Vec<(&str, &str)> = env.vars().collect();
+    vars.extend([
+        ("RUST_LOG", "debug"),
+        ("REDTRACK_CLI_CHILD_VIA", "run_with"),
+    ]);
+    let r = common::run_cli(common::cli_command(
+        vars,
+        &["setup", "--table", "test_events"],
+    ));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.err.contains("DEBUG"), "no log from run_with: {r:?}");
+}
+
+/// `status` shows what waits to be loaded in each shard: records, bytes and the age of the
+/// oldest, on the Kinesis emulator (which reports MillisBehindLatest as 0) and on the file
+/// broker; after a load, nothing.
+#[tokio::test]
+async fn status_shows_the_backlog_on_the_emulator_and_the_file_broker() {
+    for file_broker in [false, true] {
+        let env = common::TestEnv::new().await;
+        let dir = std::env::temp_dir().join(format!("redtrack-status-{}", env.id()));
+        let config = match file_broker {
+            false => env.config(),
+            true => env
+                .config()
+                .into_builder()
+                .broker(redtrack::BrokerKind::File(dir.clone()))
+                .build()
+                .expect("config"),
+        };
+        let run_with = |args: &'static [&'static str]| {
+            let config = config.clone();
+            async move {
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                let code = Cli::new("redtrack")
+                    .register::<TestEvent>()
+                    .run_to(
+                        std::iter::once("redtrack").chain(args.iter().copied()),
+                        move || Ok(config),
+                        &mut out,
+                        &mut err,
+                    )
+                    .await;
+                let out = String::from_utf8_lossy(&out).into_owned();
+                assert_eq!(
+                    code,
+                    EXIT_OK,
+                    "{args:?}: {out}{}",
+                    String::from_utf8_lossy(&err)
+                );
+                out
+            }
+        };
+        run_with(&["setup", "--shards", "1"]).await;
+        write_events(config.clone(), 0, 12).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let shards: Vec<serde_json::Value> =
+            serde_json::from_str(run_with(&["status", "--json"]).await.trim()).expect("JSON");
+        let s = &shards[0];
+        assert_eq!(s["unloaded_records"], 12, "{s}");
+        assert!(s["unloaded_bytes"].as_u64().unwrap_or(0) > 12 * 30, "{s}");
+        assert_eq!(s["unloaded_counted_all"], true, "{s}");
+        assert!(
+            s["oldest_unloaded_age_ms"].as_u64().unwrap_or(0) >= 1000,
+            "the oldest unloaded record waited a second: {s}"
+        );
+        let table = run_with(&["status"]).await;
+        assert!(
+            table.contains("UNLOADED") && table.contains(" 12 "),
+            "{table}"
+        );
+
+        run_with(&["load", "--table", "test_events"]).await;
+        let shards: Vec<serde_json::Value> =
+            serde_json::from_str(run_with(&["status", "--json"]).await.trim()).expect("JSON");
+        assert_eq!(shards[0]["unloaded_records"], 0, "{}", shards[0]);
+        assert_eq!(shards[0]["oldest_unloaded_age_ms"], serde_json::Value::Null);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -256,3 +256,114 @@ async fn a_copy_that_cannot_start_is_not_a_rejected_row() {
         other => panic!("expected Error::Missing, got {other:?}"),
     }
 }
+
+/// The same steps against the Redshift stand-in, in the `redshift` dialect: a load before
+/// `setup`, a table `setup` did not create yet, a field deployed before `migrate --apply` (which
+/// Redshift's COPY would drop silently), `errors` without `redtrack_load_rejects`, and a COPY
+/// that cannot start.
+#[tokio::test]
+async fn in_the_redshift_dialect_too() {
+    use redtrack::stage::Stage;
+    use redtrack::warehouse::{CopyRequest, StagedFile, Warehouse};
+
+    let env = common::TestEnv::new().await;
+    let config = env.redshift_config();
+    write_events(config.clone(), 4).await;
+    let loader = Loader::new(config.clone()).await.expect("loader");
+    let err = loader.load::<TestEvent>().await.expect_err("before setup");
+    assert_eq!(
+        err.to_string(),
+        "table `kinesis_loads` does not exist: run `setup` (or `Loader::setup`), which creates it"
+    );
+    loader
+        .setup::<TestAllTypes>()
+        .await
+        .expect("setup of another table");
+    let err = loader.load::<TestEvent>().await.expect_err("no table");
+    assert!(
+        err.to_string()
+            .starts_with("table `test_events` does not exist: run `setup --table test_events`"),
+        "{err}"
+    );
+    loader.setup::<TestEvent>().await.expect("setup");
+    let pg = env.pg().await;
+    pg.batch_execute("ALTER TABLE test_events DROP COLUMN message")
+        .await
+        .expect("the previous deploy's table");
+    let (code, _, stderr) = cli(config.clone(), &["load", "--table", "test_events"]).await;
+    assert_eq!(code, EXIT_USAGE, "{stderr}");
+    assert!(
+        stderr.contains("column `message` of table `test_events` is missing")
+            && stderr.contains("run `migrate --table test_events --apply`"),
+        "{stderr}"
+    );
+    let (code, out, err) = cli(
+        config.clone(),
+        &["migrate", "--table", "test_events", "--apply"],
+    )
+    .await;
+    assert_eq!(code, EXIT_OK, "{out}{err}");
+    assert_eq!(loader.load::<TestEvent>().await.expect("load").records, 4);
+    let with_message: i64 = pg
+        .query_one("SELECT count(message) FROM test_events", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(with_message, 4, "no field's values were dropped");
+
+    pg.batch_execute("DROP TABLE redtrack_load_rejects")
+        .await
+        .expect("drop");
+    let (code, _, err) = cli(config.clone(), &["errors", "--table", "test_events"]).await;
+    assert_eq!(code, EXIT_USAGE, "{err}");
+    assert!(
+        err.contains("table `redtrack_load_rejects` does not exist: run `setup`"),
+        "{err}"
+    );
+
+    // A COPY whose table went away after the load's checks.
+    let line = br#"{"client_ip":"10.0.0.1","timestamp":1,"message":"m"}"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, line).expect("gzip");
+    let folder = "redtrack/unstartable";
+    let key = format!("{folder}/part-0000.json.gz");
+    loader
+        .stage()
+        .put_bytes(&key, gz.finish().expect("gzip").into())
+        .await
+        .expect("stage a file");
+    let manifest = format!(
+        r#"{{"entries":[{{"url":"{}","mandatory":true}}]}}"#,
+        loader.stage().url(&key)
+    );
+    let manifest_key = format!("{folder}/manifest.json");
+    loader
+        .stage()
+        .put_bytes(&manifest_key, manifest.into_bytes().into())
+        .await
+        .expect("stage the manifest");
+    pg.batch_execute("DROP TABLE test_events")
+        .await
+        .expect("drop");
+    let mut client = loader.warehouse().connect().await.expect("connect");
+    let txn = client.transaction().await.expect("begin");
+    let req = CopyRequest {
+        table: TestEvent::schema(),
+        load_id: "unstartable".into(),
+        folder: folder.into(),
+        manifest_url: loader.stage().url(&manifest_key),
+        files: vec![StagedFile {
+            url: loader.stage().url(&key),
+            key,
+            lines: 1,
+        }],
+        max_errors: 10,
+    };
+    match loader.warehouse().copy(&txn, &req, loader.stage()).await {
+        Err(Error::Missing {
+            missing: redtrack::error::Missing::Table { table },
+            ..
+        }) => assert_eq!(table, "test_events"),
+        other => panic!("expected Error::Missing, got {other:?}"),
+    }
+}

@@ -221,3 +221,196 @@ async fn aws_secrets_stay_out_of_debug() {
     );
     client.close().await.expect("close");
 }
+
+/// Redshift's COPY without `REDTRACK_COPY_IAM_ROLE` carries the loader's AWS credentials, a
+/// session token included: the stand-in gets them (it reads the stage with them, and the load
+/// succeeds), while every log line at TRACE, tokio-postgres' statements included, shows only
+/// placeholders.
+#[tokio::test]
+async fn copy_credentials_reach_redshift_but_no_log_line() {
+    let env = TestEnv::new().await;
+    let secret = env.var("AWS_SECRET_ACCESS_KEY").expect("the secret key");
+    let creds = aws_sdk_kinesis::config::Credentials::new(
+        env.var("AWS_ACCESS_KEY_ID").expect("the access key"),
+        secret.clone(),
+        Some(SESSION_TOKEN.to_owned()),
+        None,
+        "test",
+    );
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let config = env
+        .redshift_config()
+        .into_builder()
+        .with_sdk_config(sdk)
+        .build()
+        .expect("config");
+    let capture = Capture::start();
+    let client = redtrack::Client::new(config.clone()).await.expect("client");
+    client
+        .create_stream::<crate::seed::TestEvent>(1)
+        .await
+        .expect("stream");
+    for i in 0..3 {
+        client
+            .write(&crate::seed::TestEvent {
+                client_ip: "10.9.9.9".into(),
+                timestamp: i,
+                message: None,
+            })
+            .await
+            .expect("write");
+    }
+    client.close().await.expect("close");
+    let loader = redtrack::Loader::new(config).await.expect("loader");
+    loader
+        .setup::<crate::seed::TestEvent>()
+        .await
+        .expect("setup");
+    let report = loader
+        .load::<crate::seed::TestEvent>()
+        .await
+        .expect("the COPY read the stage with the credentials");
+    assert_eq!(report.records, 3);
+    let logs = capture.text();
+    assert!(
+        logs.contains("executing statement batch: COPY test_events FROM")
+            && logs.contains("SECRET_ACCESS_KEY 'masked-")
+            && logs.contains("SESSION_TOKEN 'masked-"),
+        "the COPY is logged at DEBUG, with placeholders:\n{logs}"
+    );
+    assert_no_secret("the log at TRACE", &logs);
+    assert!(
+        !logs.contains(&secret),
+        "the secret key is in the log:\n{logs}"
+    );
+}
+
+/// The command line as an application runs it, at `RUST_LOG=trace`, with a warehouse password,
+/// an AWS secret key and a session token: every command's output and log, in both dialects,
+/// and its errors for every form of a wrong or broken URL, show none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_at_trace_shows_no_secret() {
+    let env = TestEnv::new().await;
+    env.loader::<crate::seed::TestEvent>().await;
+    let client = redtrack::Client::new(env.config()).await.expect("client");
+    client
+        .create_stream::<crate::seed::TestEvent>(1)
+        .await
+        .expect("stream");
+    client
+        .write(&crate::seed::TestEvent {
+            client_ip: "10.8.8.8".into(),
+            timestamp: 1,
+            message: Some("m".into()),
+        })
+        .await
+        .expect("write");
+    client.close().await.expect("close");
+    // A role of the test's own with a password worth hiding, a member of the warehouse user.
+    let role = format!("{}_u", env.id());
+    let pg = env.pg().await;
+    pg.batch_execute(&format!(
+        "SET password_encryption = 'md5'; CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}' IN ROLE \
+         redtrack"
+    ))
+    .await
+    .expect("a role with a password");
+    let aws_secret = env.var("AWS_SECRET_ACCESS_KEY").expect("the secret key");
+    let with_user =
+        |url: String| url.replacen("redtrack:redtrack@", &format!("{role}:{PASSWORD}@"), 1);
+    let pg_url = with_user(env.warehouse_url());
+    let rs_url = with_user(env.redshift_url());
+    assert!(pg_url.contains(PASSWORD) && rs_url.contains(PASSWORD));
+    let (host_port, db) = pg_url
+        .rsplit_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .expect("host and database");
+    let (host, port) = host_port.split_once(':').expect("host:port");
+
+    // (URL, command, dialect, whether it must succeed)
+    let mut runs: Vec<(String, Vec<&str>, &str, bool)> = Vec::new();
+    for (dialect, url) in [("postgres", &pg_url), ("redshift", &rs_url)] {
+        for args in [
+            vec!["setup", "--table", "test_events"],
+            vec!["load", "--table", "test_events"],
+            vec!["status", "--table", "test_events"],
+            vec!["errors", "--table", "test_events"],
+        ] {
+            runs.push((url.clone(), args, dialect, true));
+        }
+    }
+    // Other forms of the URL, right and wrong.
+    for (url, succeeds) in [
+        (
+            pg_url.replace(PASSWORD, &format!("{PASSWORD}-wrong")),
+            false,
+        ),
+        (pg_url.replacen("postgres://", "", 1), false),
+        (
+            format!("host={host} port={port} user={role} password={PASSWORD} dbname={db}"),
+            true,
+        ),
+        (
+            format!("host={host} port={port} user={role} password='{PASSWORD} x' dbname={db}"),
+            false,
+        ),
+        (
+            format!("postgres://{host}:{port}/{db}?user={role}&password={PASSWORD}"),
+            true,
+        ),
+        (format!("mysql://{role}:{PASSWORD}@{host}/{db}"), false),
+        (
+            format!("postgres://{role}:{PASSWORD}@{host}:port/{db}"),
+            false,
+        ),
+        (format!("user={role} password={PASSWORD} bogus=1"), false),
+    ] {
+        runs.push((
+            url,
+            vec!["status", "--table", "test_events"],
+            "postgres",
+            succeeds,
+        ));
+    }
+    let mut statements_seen = false;
+    for (url, args, dialect, succeeds) in &runs {
+        let mut vars: Vec<(String, String)> = env
+            .vars()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        vars.retain(|(k, _)| k != "REDTRACK_WAREHOUSE_URL" && k != "REDTRACK_WAREHOUSE_DIALECT");
+        vars.extend([
+            ("REDTRACK_WAREHOUSE_URL".to_owned(), url.clone()),
+            (
+                "REDTRACK_WAREHOUSE_DIALECT".to_owned(),
+                (*dialect).to_owned(),
+            ),
+            ("AWS_SESSION_TOKEN".to_owned(), SESSION_TOKEN.to_owned()),
+            ("RUST_LOG".to_owned(), "trace".to_owned()),
+        ]);
+        let r = common::run_cli(common::cli_command(vars, args));
+        let all = format!("{}\n{}", r.out, r.err);
+        assert_eq!(
+            r.code == Some(0),
+            *succeeds,
+            "{dialect} {args:?} with {}:\n{all}",
+            url.replace(PASSWORD, "<the password>")
+        );
+        assert_no_secret(&format!("{dialect} {args:?}"), &all);
+        assert!(
+            !all.contains(&aws_secret),
+            "{dialect} {args:?} shows the AWS secret key:\n{all}"
+        );
+        statements_seen |= r.err.contains("executing statement");
+    }
+    assert!(
+        statements_seen,
+        "tokio-postgres' statements were logged at TRACE"
+    );
+    pg.batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .expect("drop the role");
+}
