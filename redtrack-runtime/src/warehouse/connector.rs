@@ -48,7 +48,7 @@ impl Connector {
     /// A new connection; its I/O runs on a spawned task until the client is dropped. Each host
     /// of the URL is tried in turn; TLS unless the URL says `sslmode=disable` (and only if the
     /// server offers it, unless `sslmode=require`). The connection's bytes go through a
-    /// [`Masked`] stream, so statements can carry secrets by placeholder (see `masked`).
+    /// masking stream, so statements can carry secrets by placeholder (see `warehouse::masked`).
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
         let mut last = None;
         for (host, port) in self.addresses() {
