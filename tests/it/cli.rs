@@ -7,6 +7,8 @@ use redtrack::cli::{Cli, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use redtrack::{Client, Dialect};
 use seed::{TestAllTypes, TestEvent};
 
+use common::write_test_events as write_events;
+
 /// What one run of the command line did.
 struct Run {
     code: u8,
@@ -15,23 +17,8 @@ struct Run {
 }
 
 async fn run(env: &common::TestEnv, args: &[&str]) -> Run {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let config = env.config();
-    let code = Cli::new("redtrack")
-        .register::<TestEvent>()
-        .register::<TestAllTypes>()
-        .run_to(
-            std::iter::once("redtrack").chain(args.iter().copied()),
-            move || Ok(config),
-            &mut out,
-            &mut err,
-        )
-        .await;
-    Run {
-        code,
-        out: String::from_utf8_lossy(&out).into_owned(),
-        err: String::from_utf8_lossy(&err).into_owned(),
-    }
+    let (code, out, err) = common::cli(env.config(), args).await;
+    Run { code, out, err }
 }
 
 /// In a child process (see `common::cli_command`): the seed tables' command line, run as an
@@ -301,17 +288,7 @@ async fn a_load_that_fails_exits_with_the_failure_code() {
         .warehouse_url("postgres://redtrack:redtrack@127.0.0.1:1/nothing")
         .build()
         .expect("config");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = Cli::new("redtrack")
-        .register::<TestEvent>()
-        .run_to(
-            ["redtrack", "load", "--table", "test_events"],
-            move || Ok(config),
-            &mut out,
-            &mut err,
-        )
-        .await;
-    let err = String::from_utf8_lossy(&err);
+    let (code, _, err) = common::cli(config, &["load", "--table", "test_events"]).await;
     assert_eq!(code, EXIT_FAILED, "{err}");
     assert!(err.starts_with("redtrack: error: "), "{err}");
     assert!(
@@ -333,38 +310,12 @@ async fn a_postgres_server_with_the_redshift_dialect_is_a_configuration_error() 
         )
         .build()
         .expect("config");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = Cli::new("redtrack")
-        .register::<TestEvent>()
-        .run_to(
-            ["redtrack", "setup"],
-            move || Ok(config),
-            &mut out,
-            &mut err,
-        )
-        .await;
-    let err = String::from_utf8_lossy(&err);
+    let (code, _, err) = common::cli(config, &["setup"]).await;
     assert_eq!(code, EXIT_USAGE, "{err}");
     assert!(
         err.contains("set REDTRACK_WAREHOUSE_DIALECT=postgres"),
         "{err}"
     );
-}
-
-/// Events of `test_events` (`n` of them, from `from` on) written through a client.
-async fn write_events(config: redtrack::Config, from: i32, n: i32) {
-    let client = Client::new(config).await.expect("client");
-    for i in from..from + n {
-        client
-            .write(&TestEvent {
-                client_ip: format!("10.0.1.{}", i % 250),
-                timestamp: i,
-                message: None,
-            })
-            .await
-            .expect("write");
-    }
-    client.close().await.expect("close");
 }
 
 /// `setup` says how many shards a stream was created with, and how many an existing one has
@@ -615,23 +566,8 @@ async fn status_shows_the_backlog_on_the_emulator_and_the_file_broker() {
         let run_with = |args: &'static [&'static str]| {
             let config = config.clone();
             async move {
-                let (mut out, mut err) = (Vec::new(), Vec::new());
-                let code = Cli::new("redtrack")
-                    .register::<TestEvent>()
-                    .run_to(
-                        std::iter::once("redtrack").chain(args.iter().copied()),
-                        move || Ok(config),
-                        &mut out,
-                        &mut err,
-                    )
-                    .await;
-                let out = String::from_utf8_lossy(&out).into_owned();
-                assert_eq!(
-                    code,
-                    EXIT_OK,
-                    "{args:?}: {out}{}",
-                    String::from_utf8_lossy(&err)
-                );
+                let (code, out, err) = common::cli(config, args).await;
+                assert_eq!(code, EXIT_OK, "{args:?}: {out}{err}");
                 out
             }
         };

@@ -479,3 +479,43 @@ pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// Writes `n` `test_events` events (timestamps `from..from + n`) through a client of `config`,
+/// creating the stream (one shard) if it does not exist yet, and closes the client.
+pub async fn write_test_events(config: redtrack::Config, from: i32, n: i32) {
+    use crate::seed::TestEvent;
+    let client = redtrack::Client::new(config).await.expect("client");
+    client.create_stream::<TestEvent>(1).await.expect("stream");
+    for i in from..from + n {
+        client
+            .write(&TestEvent {
+                client_ip: format!("10.0.1.{}", i % 250),
+                timestamp: i,
+                message: Some(format!("m{i}")),
+            })
+            .await
+            .expect("write");
+    }
+    client.close().await.expect("close");
+}
+
+/// The seed tables' command line in this process with `config`: its exit code, stdout and
+/// stderr.
+pub async fn cli(config: redtrack::Config, args: &[&str]) -> (u8, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = redtrack::cli::Cli::new("redtrack")
+        .register::<crate::seed::TestEvent>()
+        .register::<crate::seed::TestAllTypes>()
+        .run_to(
+            std::iter::once("redtrack").chain(args.iter().copied()),
+            move || Ok(config),
+            &mut out,
+            &mut err,
+        )
+        .await;
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}

@@ -135,28 +135,14 @@ async fn the_loader_and_the_client_check_aws_settings_before_calling() {
 }
 
 async fn write_and_load(config: &Config, n: i32) -> u64 {
-    let client = Client::new(config.clone()).await.expect("client");
-    client.create_stream::<TestEvent>(1).await.expect("stream");
-    for i in 0..n {
-        client
-            .write(&TestEvent {
-                client_ip: "10.1.1.1".into(),
-                timestamp: i,
-                message: None,
-            })
-            .await
-            .expect("write");
-    }
-    client.close().await.expect("close");
+    common::write_test_events(config.clone(), 0, n).await;
     let loader = Loader::new(config.clone()).await.expect("loader");
     loader.setup::<TestEvent>().await.expect("setup");
     loader
         .load::<TestEvent>()
         .await
         .map(|r| r.records)
-        .unwrap_or_else(|e| {
-            panic!("{e}");
-        })
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A table loaded from Kinesis, then switched to the file broker (same names, so the same
@@ -176,20 +162,7 @@ async fn switching_brokers_with_the_old_checkpoints_says_what_to_do() {
     let stream = env.stream_name("test_events");
     assert_eq!(write_and_load(&kinesis, 3).await, 3);
 
-    let client = Client::new(file.clone()).await.expect("client");
-    client
-        .create_stream::<TestEvent>(1)
-        .await
-        .expect("file stream");
-    client
-        .write(&TestEvent {
-            client_ip: "10.2.2.2".into(),
-            timestamp: 9,
-            message: None,
-        })
-        .await
-        .expect("write");
-    client.close().await.expect("close");
+    common::write_test_events(file.clone(), 9, 1).await;
     let to_file = Loader::new(file.clone()).await.expect("loader");
     let err = to_file
         .load::<TestEvent>()
@@ -255,17 +228,7 @@ async fn a_replaced_file_broker_directory_is_found() {
         .expect("config");
     assert_eq!(write_and_load(&file, 5).await, 5);
     std::fs::remove_dir_all(&dir).expect("remove the directory");
-    let client = Client::new(file.clone()).await.expect("client");
-    client.create_stream::<TestEvent>(1).await.expect("stream");
-    client
-        .write(&TestEvent {
-            client_ip: "10.3.3.3".into(),
-            timestamp: 1,
-            message: None,
-        })
-        .await
-        .expect("write");
-    client.close().await.expect("close");
+    common::write_test_events(file.clone(), 1, 1).await;
     let err = Loader::new(file)
         .await
         .expect("loader")

@@ -5,44 +5,14 @@
 
 use crate::{common, seed};
 
-use redtrack::cli::{Cli, EXIT_OK, EXIT_USAGE};
-use redtrack::{Client, Error, Loader};
+use redtrack::cli::{EXIT_OK, EXIT_USAGE};
+use redtrack::{Error, Loader};
 use seed::{TestAllTypes, TestEvent};
 
-/// The command line for the seed tables, in-process, with the test's configuration.
-async fn cli(config: redtrack::Config, args: &[&str]) -> (u8, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = Cli::new("redtrack")
-        .register::<TestEvent>()
-        .register::<TestAllTypes>()
-        .run_to(
-            std::iter::once("redtrack").chain(args.iter().copied()),
-            move || Ok(config),
-            &mut out,
-            &mut err,
-        )
-        .await;
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
-}
+use common::cli;
 
 async fn write_events(config: redtrack::Config, n: i32) {
-    let client = Client::new(config).await.expect("client");
-    client.create_stream::<TestEvent>(2).await.expect("stream");
-    for i in 0..n {
-        client
-            .write(&TestEvent {
-                client_ip: format!("10.0.0.{i}"),
-                timestamp: i,
-                message: Some(format!("m{i}")),
-            })
-            .await
-            .expect("write");
-    }
-    client.close().await.expect("close");
+    common::write_test_events(config, 0, n).await;
 }
 
 async fn rows(env: &common::TestEnv) -> i64 {
@@ -215,40 +185,56 @@ async fn a_missing_bucket_says_to_create_it() {
 /// fails the load with what is missing; it is not a rejected row, and nothing is kept as one.
 #[tokio::test]
 async fn a_copy_that_cannot_start_is_not_a_rejected_row() {
+    let env = common::TestEnv::new().await;
+    let loader = env.loader::<TestEvent>().await;
+    copy_into_a_dropped_table(&env, &loader).await;
+}
+
+/// Stages one file (and its manifest), drops `test_events`, and runs the warehouse's COPY of the
+/// file: it must fail with `Error::Missing` naming the table.
+async fn copy_into_a_dropped_table(env: &common::TestEnv, loader: &Loader) {
     use redtrack::stage::Stage;
     use redtrack::warehouse::{CopyRequest, StagedFile, Warehouse};
 
-    let env = common::TestEnv::new().await;
-    let loader = env.loader::<TestEvent>().await;
     let line = br#"{"client_ip":"10.0.0.1","timestamp":1,"message":"m"}"#;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, line).expect("gzip");
-    let key = "redtrack/unstartable/part-0000.json.gz";
-    loader
-        .stage()
-        .put_bytes(key, gz.finish().expect("gzip").into())
+    let folder = "redtrack/unstartable";
+    let key = format!("{folder}/part-0000.json.gz");
+    let stage = loader.stage();
+    stage
+        .put_bytes(&key, gz.finish().expect("gzip").into())
         .await
         .expect("stage a file");
-    let pg = env.pg().await;
-    pg.batch_execute("DROP TABLE test_events")
+    let manifest_key = format!("{folder}/manifest.json");
+    let manifest = format!(
+        r#"{{"entries":[{{"url":"{}","mandatory":true}}]}}"#,
+        stage.url(&key)
+    );
+    stage
+        .put_bytes(&manifest_key, manifest.into_bytes().into())
+        .await
+        .expect("stage the manifest");
+    env.pg()
+        .await
+        .batch_execute("DROP TABLE test_events")
         .await
         .expect("drop");
-
     let mut client = loader.warehouse().connect().await.expect("connect");
     let txn = client.transaction().await.expect("begin");
     let req = CopyRequest {
         table: TestEvent::schema(),
         load_id: "unstartable".into(),
-        folder: "redtrack/unstartable".into(),
-        manifest_url: String::new(),
+        folder: folder.into(),
+        manifest_url: stage.url(&manifest_key),
         files: vec![StagedFile {
-            key: key.into(),
-            url: loader.stage().url(key),
+            url: stage.url(&key),
+            key,
             lines: 1,
         }],
         max_errors: 10,
     };
-    match loader.warehouse().copy(&txn, &req, loader.stage()).await {
+    match loader.warehouse().copy(&txn, &req, stage).await {
         Err(Error::Missing {
             missing: redtrack::error::Missing::Table { table },
             ..
@@ -263,9 +249,6 @@ async fn a_copy_that_cannot_start_is_not_a_rejected_row() {
 /// that cannot start.
 #[tokio::test]
 async fn in_the_redshift_dialect_too() {
-    use redtrack::stage::Stage;
-    use redtrack::warehouse::{CopyRequest, StagedFile, Warehouse};
-
     let env = common::TestEnv::new().await;
     let config = env.redshift_config();
     write_events(config.clone(), 4).await;
@@ -322,48 +305,5 @@ async fn in_the_redshift_dialect_too() {
     );
 
     // A COPY whose table went away after the load's checks.
-    let line = br#"{"client_ip":"10.0.0.1","timestamp":1,"message":"m"}"#;
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, line).expect("gzip");
-    let folder = "redtrack/unstartable";
-    let key = format!("{folder}/part-0000.json.gz");
-    loader
-        .stage()
-        .put_bytes(&key, gz.finish().expect("gzip").into())
-        .await
-        .expect("stage a file");
-    let manifest = format!(
-        r#"{{"entries":[{{"url":"{}","mandatory":true}}]}}"#,
-        loader.stage().url(&key)
-    );
-    let manifest_key = format!("{folder}/manifest.json");
-    loader
-        .stage()
-        .put_bytes(&manifest_key, manifest.into_bytes().into())
-        .await
-        .expect("stage the manifest");
-    pg.batch_execute("DROP TABLE test_events")
-        .await
-        .expect("drop");
-    let mut client = loader.warehouse().connect().await.expect("connect");
-    let txn = client.transaction().await.expect("begin");
-    let req = CopyRequest {
-        table: TestEvent::schema(),
-        load_id: "unstartable".into(),
-        folder: folder.into(),
-        manifest_url: loader.stage().url(&manifest_key),
-        files: vec![StagedFile {
-            url: loader.stage().url(&key),
-            key,
-            lines: 1,
-        }],
-        max_errors: 10,
-    };
-    match loader.warehouse().copy(&txn, &req, loader.stage()).await {
-        Err(Error::Missing {
-            missing: redtrack::error::Missing::Table { table },
-            ..
-        }) => assert_eq!(table, "test_events"),
-        other => panic!("expected Error::Missing, got {other:?}"),
-    }
+    copy_into_a_dropped_table(&env, &loader).await;
 }

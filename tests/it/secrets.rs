@@ -248,22 +248,7 @@ async fn copy_credentials_reach_redshift_but_no_log_line() {
         .build()
         .expect("config");
     let capture = Capture::start();
-    let client = redtrack::Client::new(config.clone()).await.expect("client");
-    client
-        .create_stream::<crate::seed::TestEvent>(1)
-        .await
-        .expect("stream");
-    for i in 0..3 {
-        client
-            .write(&crate::seed::TestEvent {
-                client_ip: "10.9.9.9".into(),
-                timestamp: i,
-                message: None,
-            })
-            .await
-            .expect("write");
-    }
-    client.close().await.expect("close");
+    common::write_test_events(config.clone(), 0, 3).await;
     let loader = redtrack::Loader::new(config).await.expect("loader");
     loader
         .setup::<crate::seed::TestEvent>()
@@ -295,20 +280,7 @@ async fn copy_credentials_reach_redshift_but_no_log_line() {
 async fn the_command_line_at_trace_shows_no_secret() {
     let env = TestEnv::new().await;
     env.loader::<crate::seed::TestEvent>().await;
-    let client = redtrack::Client::new(env.config()).await.expect("client");
-    client
-        .create_stream::<crate::seed::TestEvent>(1)
-        .await
-        .expect("stream");
-    client
-        .write(&crate::seed::TestEvent {
-            client_ip: "10.8.8.8".into(),
-            timestamp: 1,
-            message: Some("m".into()),
-        })
-        .await
-        .expect("write");
-    client.close().await.expect("close");
+    common::write_test_events(env.config(), 1, 1).await;
     // A role of the test's own with a password worth hiding, a member of the warehouse user.
     let role = format!("{}_u", env.id());
     let pg = env.pg().await;
