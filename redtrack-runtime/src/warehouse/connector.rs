@@ -52,7 +52,7 @@ impl Connector {
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
         let mut last = None;
         for (host, port) in self.addresses() {
-            let socket = match open(&host, port, self.config.get_connect_timeout()).await {
+            let socket = match open(&host, port, &self.config).await {
                 Ok(socket) => Masked::new(socket),
                 Err(e) => {
                     last = Some(
@@ -135,18 +135,41 @@ pub(crate) enum Transport {
     Unix(tokio::net::UnixStream),
 }
 
-/// Opens the socket to `host:port` (for a Unix socket directory, its `.s.PGSQL.<port>`), within
-/// `timeout` if one is set.
+/// Opens the socket to `host:port` (for a Unix socket directory, its `.s.PGSQL.<port>`) as
+/// tokio-postgres would: within the URL's `connect_timeout`, with `TCP_NODELAY`, its keepalives
+/// and (on Linux) its `tcp_user_timeout`.
 async fn open(
     host: &tokio_postgres::config::Host,
     port: u16,
-    timeout: Option<&std::time::Duration>,
+    config: &tokio_postgres::Config,
 ) -> std::io::Result<Transport> {
     let connecting = async {
         match host {
             tokio_postgres::config::Host::Tcp(h) => {
                 let stream = tokio::net::TcpStream::connect((h.as_str(), port)).await?;
                 stream.set_nodelay(true)?;
+                let socket = socket2::SockRef::from(&stream);
+                #[cfg(target_os = "linux")]
+                if let Some(timeout) = config.get_tcp_user_timeout() {
+                    socket.set_tcp_user_timeout(Some(*timeout))?;
+                }
+                if config.get_keepalives() {
+                    let mut keepalive =
+                        socket2::TcpKeepalive::new().with_time(config.get_keepalives_idle());
+                    #[cfg(not(any(target_os = "openbsd", target_os = "solaris")))]
+                    if let Some(interval) = config.get_keepalives_interval() {
+                        keepalive = keepalive.with_interval(interval);
+                    }
+                    #[cfg(not(any(
+                        target_os = "openbsd",
+                        target_os = "solaris",
+                        target_os = "windows"
+                    )))]
+                    if let Some(retries) = config.get_keepalives_retries() {
+                        keepalive = keepalive.with_retries(retries);
+                    }
+                    socket.set_tcp_keepalive(&keepalive)?;
+                }
                 Ok(Transport::Tcp(stream))
             }
             #[cfg(unix)]
@@ -155,7 +178,7 @@ async fn open(
             )),
         }
     };
-    match timeout {
+    match config.get_connect_timeout() {
         Some(t) => tokio::time::timeout(*t, connecting)
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))?,
