@@ -61,9 +61,19 @@ pub(super) async fn setup(
     match loader.stage() {
         AnyStage::S3(s3) => {
             s3.check().await?;
-            write_out(out, &format!("stage {}: reachable\n", s3.url("")))?;
+            let url = s3.url("");
+            write_out(
+                out,
+                &format!("stage {}: reachable\n", url.trim_end_matches('/')),
+            )?;
         }
-        other => write_out(out, &format!("stage {}: ready\n", other.url("")))?,
+        other => {
+            let url = other.url("");
+            write_out(
+                out,
+                &format!("stage {}: ready\n", url.trim_end_matches('/')),
+            )?
+        }
     }
     let client = loader.warehouse().connect().await?;
     let mut bookkeeping = Vec::new();
