@@ -357,75 +357,75 @@ async fn setup_reports_each_streams_shard_count() {
     );
 }
 
-/// The loader's knobs are flags: `--max-load-records` cuts a load short (and says more waits),
-/// `--max-errors` lets a load keep the bad rows aside, which `errors` then shows with their
-/// column (on PostgreSQL as on Redshift).
-#[tokio::test]
-async fn loader_knobs_are_flags_and_errors_names_the_column() {
-    let env = common::TestEnv::new().await;
-    ok(
-        run(&env, &["setup", "--table", "test_events"]).await,
-        "setup",
-    );
-    write_events(env.config(), 0, 5).await;
-    let broker = redtrack::broker::AnyBroker::from_config(&env.config())
+crate::each_backend! {
+    /// The loader's knobs are flags: `--max-load-records` cuts a load short (and says more waits),
+    /// `--max-errors` lets a load keep the bad rows aside, which `errors` then shows with their
+    /// column (on PostgreSQL as on Redshift).
+    async fn loader_knobs_are_flags_and_errors_names_the_column(env: TestEnv) {
+        ok(
+            run(&env, &["setup", "--table", "test_events"]).await,
+            "setup",
+        );
+        write_events(env.config(), 0, 5).await;
+        let broker = redtrack::broker::AnyBroker::from_config(&env.config())
+            .await
+            .expect("broker");
+        redtrack::broker::Broker::put_records(
+            &broker,
+            &env.stream_name("test_events"),
+            &[redtrack::broker::PutRecord {
+                partition_key: "k".into(),
+                data: br#"{"client_ip":"2.2.2.2","timestamp":"soon"}"#.to_vec().into(),
+            }],
+        )
         .await
-        .expect("broker");
-    redtrack::broker::Broker::put_records(
-        &broker,
-        &env.stream_name("test_events"),
-        &[redtrack::broker::PutRecord {
-            partition_key: "k".into(),
-            data: br#"{"client_ip":"2.2.2.2","timestamp":"soon"}"#.to_vec().into(),
-        }],
-    )
-    .await
-    .expect("a bad record");
+        .expect("a bad record");
 
-    let out = ok(
-        run(
-            &env,
-            &[
-                "load",
-                "--table",
-                "test_events",
-                "--max-load-records",
-                "2",
-                "--json",
-            ],
-        )
-        .await,
-        "a short load",
-    );
-    let report = &common::json_lines(&out)[0];
-    assert_eq!(report["records"], 2, "{report}");
-    assert_eq!(report["more"], true, "{report}");
+        let out = ok(
+            run(
+                &env,
+                &[
+                    "load",
+                    "--table",
+                    "test_events",
+                    "--max-load-records",
+                    "2",
+                    "--json",
+                ],
+            )
+            .await,
+            "a short load",
+        );
+        let report = &common::json_lines(&out)[0];
+        assert_eq!(report["records"], 2, "{report}");
+        assert_eq!(report["more"], true, "{report}");
 
-    let r = run(&env, &["load", "--table", "test_events"]).await;
-    assert_eq!(
-        r.code, EXIT_FAILED,
-        "MAXERROR 0 refuses the bad row: {}",
-        r.out
-    );
-    let out = ok(
-        run(
-            &env,
-            &["load", "--table", "test_events", "--max-errors", "1"],
-        )
-        .await,
-        "a load with room for one bad row",
-    );
-    assert!(
-        out.starts_with("test_events: 3 events loaded")
-            && out.contains("1 rejected (see `errors --table test_events`)"),
-        "{out}"
-    );
-    let out = ok(
-        run(&env, &["errors", "--table", "test_events"]).await,
-        "errors",
-    );
-    assert!(out.contains("column timestamp: "), "{out}");
-    assert!(out.contains("value: soon"), "{out}");
+        let r = run(&env, &["load", "--table", "test_events"]).await;
+        assert_eq!(
+            r.code, EXIT_FAILED,
+            "MAXERROR 0 refuses the bad row: {}",
+            r.out
+        );
+        let out = ok(
+            run(
+                &env,
+                &["load", "--table", "test_events", "--max-errors", "1"],
+            )
+            .await,
+            "a load with room for one bad row",
+        );
+        assert!(
+            out.starts_with("test_events: 3 events loaded")
+                && out.contains("1 rejected (see `errors --table test_events`)"),
+            "{out}"
+        );
+        let out = ok(
+            run(&env, &["errors", "--table", "test_events"]).await,
+            "errors",
+        );
+        assert!(out.contains("column timestamp: "), "{out}");
+        assert!(out.contains("value: soon"), "{out}");
+    }
 }
 
 /// `load --all` loads every registered table in one process, a summary each; the summary counts

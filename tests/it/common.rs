@@ -61,7 +61,6 @@ const SHARED_VARS: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_ENDPOINT_URL_KINESIS",
     "AWS_ENDPOINT_URL_S3",
-    "REDTRACK_REDSHIFT_URL",
 ];
 
 /// Databases this helper made are named `t_<test>_<unix secs hex>_<pid hex>_<n>`.
@@ -337,29 +336,6 @@ impl TestEnv {
     /// Every variable of the test's environment, for `Command::envs` when a test runs a binary.
     pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    /// The test's configuration with the Redshift stand-in (`REDTRACK_REDSHIFT_URL`, the
-    /// test's own database behind it) as the warehouse, in the `redshift` dialect.
-    pub fn redshift_config(&self) -> redtrack::Config {
-        let url = self.redshift_url();
-        self.config()
-            .into_builder()
-            .warehouse_url(url)
-            .dialect(redtrack::Dialect::Redshift)
-            .build()
-            .expect("the Redshift configuration")
-    }
-
-    /// `postgres://...` of the test's own database through the Redshift stand-in.
-    pub fn redshift_url(&self) -> String {
-        let base = self.vars.get("REDTRACK_REDSHIFT_URL").unwrap_or_else(|| {
-            panic!(
-                "REDTRACK_REDSHIFT_URL is not set: the Redshift stand-in is one of the local \
-                 services; run `eval \"$(scripts/services up)\"` first"
-            )
-        });
-        with_database(base, &self.id)
     }
 
     /// The Kinesis stream of `table` (`<cluster>.<database>.<table>`).

@@ -228,7 +228,7 @@ async fn aws_secrets_stay_out_of_debug() {
 /// placeholders.
 #[tokio::test]
 async fn copy_credentials_reach_redshift_but_no_log_line() {
-    let env = TestEnv::new().await;
+    let env = TestEnv::on(common::Backend::RedshiftProvisioned, "copy_credentials").await;
     let secret = env.var("AWS_SECRET_ACCESS_KEY").expect("the secret key");
     let creds = aws_sdk_kinesis::config::Credentials::new(
         env.var("AWS_ACCESS_KEY_ID").expect("the access key"),
@@ -242,7 +242,7 @@ async fn copy_credentials_reach_redshift_but_no_log_line() {
         .load()
         .await;
     let config = env
-        .redshift_config()
+        .config()
         .into_builder()
         .with_sdk_config(sdk)
         .build()
@@ -279,8 +279,12 @@ async fn copy_credentials_reach_redshift_but_no_log_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_at_trace_shows_no_secret() {
     let env = TestEnv::new().await;
-    env.loader::<crate::seed::TestEvent>().await;
-    common::write_test_events(env.config(), 1, 1).await;
+    // The same data behind the Redshift stand-in, for the redshift dialect's commands.
+    let rs_env = TestEnv::on(common::Backend::RedshiftProvisioned, "cli_trace").await;
+    for e in [&env, &rs_env] {
+        e.loader::<crate::seed::TestEvent>().await;
+        common::write_test_events(e.config(), 1, 1).await;
+    }
     // A role of the test's own with a password worth hiding, a member of the warehouse user.
     let role = format!("{}_u", env.id());
     let pg = env.pg().await;
@@ -294,7 +298,7 @@ async fn the_command_line_at_trace_shows_no_secret() {
     let with_user =
         |url: String| url.replacen("redtrack:redtrack@", &format!("{role}:{PASSWORD}@"), 1);
     let pg_url = with_user(env.warehouse_url());
-    let rs_url = with_user(env.redshift_url());
+    let rs_url = with_user(rs_env.warehouse_url());
     assert!(pg_url.contains(PASSWORD) && rs_url.contains(PASSWORD));
     let (host_port, db) = pg_url
         .rsplit_once('@')
@@ -302,16 +306,16 @@ async fn the_command_line_at_trace_shows_no_secret() {
         .expect("host and database");
     let (host, port) = host_port.split_once(':').expect("host:port");
 
-    // (URL, command, dialect, whether it must succeed)
-    let mut runs: Vec<(String, Vec<&str>, &str, bool)> = Vec::new();
-    for (dialect, url) in [("postgres", &pg_url), ("redshift", &rs_url)] {
+    // (environment, URL, command, dialect, whether it must succeed)
+    let mut runs: Vec<(&TestEnv, String, Vec<&str>, &str, bool)> = Vec::new();
+    for (e, dialect, url) in [(&env, "postgres", &pg_url), (&rs_env, "redshift", &rs_url)] {
         for args in [
             vec!["setup", "--table", "test_events"],
             vec!["load", "--table", "test_events"],
             vec!["status", "--table", "test_events"],
             vec!["errors", "--table", "test_events"],
         ] {
-            runs.push((url.clone(), args, dialect, true));
+            runs.push((e, url.clone(), args, dialect, true));
         }
     }
     // Other forms of the URL, right and wrong.
@@ -341,6 +345,7 @@ async fn the_command_line_at_trace_shows_no_secret() {
         (format!("user={role} password={PASSWORD} bogus=1"), false),
     ] {
         runs.push((
+            &env,
             url,
             vec!["status", "--table", "test_events"],
             "postgres",
@@ -348,8 +353,8 @@ async fn the_command_line_at_trace_shows_no_secret() {
         ));
     }
     let mut statements_seen = false;
-    for (url, args, dialect, succeeds) in &runs {
-        let mut vars: Vec<(String, String)> = env
+    for (e, url, args, dialect, succeeds) in &runs {
+        let mut vars: Vec<(String, String)> = e
             .vars()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
