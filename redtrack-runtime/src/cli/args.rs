@@ -121,6 +121,10 @@ pub(super) struct LoaderKnobs {
     /// Staged files per warehouse slice [default: 1]
     #[arg(long, value_name = "N")]
     files_per_slice: Option<usize>,
+    /// Staged files per load where the warehouse has no slice count (Redshift Serverless)
+    /// [default: one per 64 MiB of --max-load-bytes, 1 to 64]
+    #[arg(long, value_name = "N")]
+    serverless_files: Option<usize>,
     /// Go on when records were trimmed from a shard before they were loaded (the loss is still
     /// logged and reported)
     #[arg(long)]
@@ -153,6 +157,9 @@ impl LoaderKnobs {
         if let Some(n) = self.files_per_slice {
             b = b.with_files_per_slice(n);
         }
+        if let Some(n) = self.serverless_files {
+            b = b.with_serverless_files(n);
+        }
         if self.accept_data_loss {
             b = b.with_accept_data_loss(true);
         }
@@ -181,5 +188,65 @@ impl From<DialectArg> for Dialect {
             DialectArg::Redshift => Dialect::Redshift,
             DialectArg::Postgres => Dialect::Postgres,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// Every knob flag reaches the loader's settings; the others keep the configuration's.
+    #[test]
+    fn knob_flags_set_the_loaders_settings() {
+        let args = Args::try_parse_from([
+            "redtrack",
+            "load",
+            "--table",
+            "t",
+            "--max-errors",
+            "3",
+            "--max-load-records",
+            "4",
+            "--max-load-bytes",
+            "5",
+            "--max-load-time",
+            "6.5",
+            "--read-concurrency",
+            "7",
+            "--files-per-slice",
+            "2",
+            "--serverless-files",
+            "9",
+            "--accept-data-loss",
+            "--staging-dir",
+            "/x",
+        ])
+        .unwrap();
+        let Command::Load { knobs, .. } = args.command else {
+            panic!("not a load")
+        };
+        let base = Config::builder()
+            .cluster("c")
+            .database("d")
+            .build()
+            .unwrap();
+        let l = knobs.apply(base.clone()).unwrap().loader;
+        assert_eq!(
+            (l.max_errors, l.max_load_records, l.max_load_bytes),
+            (3, 4, 5)
+        );
+        assert_eq!(l.max_load_time, Duration::from_millis(6500));
+        assert_eq!((l.read_concurrency, l.files_per_slice), (7, 2));
+        assert_eq!(l.serverless_files, Some(9));
+        assert!(l.accept_data_loss);
+        assert_eq!(l.staging_dir, Some(PathBuf::from("/x")));
+        let none = LoaderKnobs::default().apply(base.clone()).unwrap().loader;
+        assert_eq!(none, base.loader);
+        let bad = LoaderKnobs {
+            max_load_time: Some(-1.0),
+            ..LoaderKnobs::default()
+        };
+        assert!(bad.apply(base).is_err());
     }
 }
