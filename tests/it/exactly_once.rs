@@ -12,6 +12,7 @@
 //! field): each event must be in the table exactly once. Records of other producers, which
 //! carry no identity, load as before.
 
+use crate::common::Backend;
 use crate::fault_kinesis::{proxied_config, Counts, Faults};
 use crate::{common, loader_crash};
 
@@ -105,20 +106,11 @@ fn kill_loader_at<E: Numbered>(env: &common::TestEnv, phase: Phase, budget: u64)
     loader_crash::kill_child(env, phase, "exactly_once::loader_child", (CHILD_ENV, &mark));
 }
 
-/// The warehouse a test loads into.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Warehouse {
-    Postgres,
-    /// The Redshift stand-in (redshift-local), in the `redshift` dialect.
-    Redshift,
-}
-
-/// A fresh environment loading into `warehouse`.
-async fn env_of(name: &str, warehouse: Warehouse) -> common::TestEnv {
-    match warehouse {
-        Warehouse::Postgres => common::TestEnv::named(name).await,
-        Warehouse::Redshift => common::TestEnv::redshift(name).await,
-    }
+/// A fresh environment loading into `backend`: PostgreSQL, or the Redshift stand-in as a
+/// provisioned cluster (SNAPSHOT isolation) or as Serverless (SERIALIZABLE). The Redshift
+/// variants of these tests share out the two modes.
+async fn env_of(name: &str, backend: Backend) -> common::TestEnv {
+    common::TestEnv::on(backend, name).await
 }
 
 /// Every copy of every event in `E`'s stream, read straight from the emulator: the shards
@@ -315,16 +307,16 @@ async fn lost_answers_leave_twins_yet_each_event_loads_once() {
 /// a later load than its first copy, and a loader is killed mid-COPY while it loads them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twins_split_across_two_loads_on_purpose_load_once() {
-    twins_split_across_two_loads(Warehouse::Postgres).await;
+    twins_split_across_two_loads(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twins_split_across_two_loads_on_purpose_load_once_redshift() {
-    twins_split_across_two_loads(Warehouse::Redshift).await;
+async fn twins_split_across_two_loads_on_purpose_load_once_redshift_serverless() {
+    twins_split_across_two_loads(Backend::RedshiftServerless).await;
 }
 
-async fn twins_split_across_two_loads(warehouse: Warehouse) {
-    let env = env_of("split2", warehouse).await;
+async fn twins_split_across_two_loads(backend: Backend) {
+    let env = env_of("split2", backend).await;
     let counts = Arc::new(Counts::default());
     let (release, hold) = watch::channel(false);
     let faults = Arc::new(Faults::losing(30, None, Some(hold)));
@@ -516,12 +508,8 @@ impl<B: Broker> Broker for Twinning<B> {
 /// Events written through [`Twinning`] (a fifth of the calls lost, the shards split at the
 /// third loss) by 8 tasks while three loaders load at once, 500 records a load at most; then
 /// drained. Each event once, every extra copy dropped, some twins across the split.
-async fn racing_loaders_across_a_split<E: Numbered>(
-    name: &str,
-    aggregate: bool,
-    warehouse: Warehouse,
-) {
-    let env = env_of(name, warehouse).await;
+async fn racing_loaders_across_a_split<E: Numbered>(name: &str, aggregate: bool, backend: Backend) {
+    let env = env_of(name, backend).await;
     let config = env
         .config()
         .into_builder()
@@ -604,39 +592,41 @@ async fn racing_loaders_across_a_split<E: Numbered>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_plain_records() {
-    racing_loaders_across_a_split::<OnceEvent>("race_plain", false, Warehouse::Postgres).await;
+    racing_loaders_across_a_split::<OnceEvent>("race_plain", false, Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_aggregated() {
-    racing_loaders_across_a_split::<OnceEvent>("race_agg", true, Warehouse::Postgres).await;
+    racing_loaders_across_a_split::<OnceEvent>("race_agg", true, Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_keyed_plain() {
-    racing_loaders_across_a_split::<KeyedOnce>("race_keyed", false, Warehouse::Postgres).await;
+    racing_loaders_across_a_split::<KeyedOnce>("race_keyed", false, Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_loaders_across_a_split_plain_records_redshift() {
-    racing_loaders_across_a_split::<OnceEvent>("race_plain_rs", false, Warehouse::Redshift).await;
+async fn racing_loaders_across_a_split_plain_records_redshift_serverless() {
+    racing_loaders_across_a_split::<OnceEvent>("race_plain_rs", false, Backend::RedshiftServerless)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_loaders_across_a_split_keyed_aggregated_redshift() {
-    racing_loaders_across_a_split::<KeyedOnce>("race_kagg_rs", true, Warehouse::Redshift).await;
+async fn racing_loaders_across_a_split_keyed_aggregated_redshift_provisioned() {
+    racing_loaders_across_a_split::<KeyedOnce>("race_kagg_rs", true, Backend::RedshiftProvisioned)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_loaders_across_a_split_keyed_aggregated() {
-    racing_loaders_across_a_split::<KeyedOnce>("race_keyed_agg", true, Warehouse::Postgres).await;
+    racing_loaders_across_a_split::<KeyedOnce>("race_keyed_agg", true, Backend::Postgres).await;
 }
 
 /// A loader killed at every phase of a load, each load holding the twins of the events of the
 /// round before (their retries held until that round was loaded) and new events: after each
 /// rerun every event written so far is in the table once.
-async fn killed_at_every_phase<E: Numbered>(name: &str, aggregate: bool, warehouse: Warehouse) {
-    let env = env_of(name, warehouse).await;
+async fn killed_at_every_phase<E: Numbered>(name: &str, aggregate: bool, backend: Backend) {
+    let env = env_of(name, backend).await;
     let config = env
         .config()
         .into_builder()
@@ -709,17 +699,17 @@ async fn killed_at_every_phase<E: Numbered>(name: &str, aggregate: bool, warehou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_phase_with_twins_across_loads() {
-    killed_at_every_phase::<OnceEvent>("kill_twins", false, Warehouse::Postgres).await;
+    killed_at_every_phase::<OnceEvent>("kill_twins", false, Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_at_every_phase_with_twins_across_loads_redshift() {
-    killed_at_every_phase::<OnceEvent>("kill_twins_rs", false, Warehouse::Redshift).await;
+async fn killed_at_every_phase_with_twins_across_loads_redshift_provisioned() {
+    killed_at_every_phase::<OnceEvent>("kill_twins_rs", false, Backend::RedshiftProvisioned).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_at_every_phase_with_tagged_twins_aggregated() {
-    killed_at_every_phase::<KeyedOnce>("kill_tagged", true, Warehouse::Postgres).await;
+    killed_at_every_phase::<KeyedOnce>("kill_tagged", true, Backend::Postgres).await;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -731,16 +721,16 @@ async fn killed_at_every_phase_with_tagged_twins_aggregated() {
 /// same load or in a later one.
 #[tokio::test]
 async fn records_without_an_identity_load_as_before() {
-    foreign_records(Warehouse::Postgres).await;
+    foreign_records(Backend::Postgres).await;
 }
 
 #[tokio::test]
-async fn records_without_an_identity_load_as_before_redshift() {
-    foreign_records(Warehouse::Redshift).await;
+async fn records_without_an_identity_load_as_before_redshift_serverless() {
+    foreign_records(Backend::RedshiftServerless).await;
 }
 
-async fn foreign_records(warehouse: Warehouse) {
-    let env = env_of("foreign", warehouse).await;
+async fn foreign_records(backend: Backend) {
+    let env = env_of("foreign", backend).await;
     let broker = AnyBroker::from_config(&env.config()).await.unwrap();
     let stream = env.stream_name(OnceEvent::TABLE_NAME);
     broker.create_stream(&stream, 1).await.unwrap();
@@ -957,16 +947,17 @@ impl<B: Broker> Broker for Partial<B> {
 /// retryable conflict, and tried again it drops its copy as a twin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loader_racing_another_across_a_split_conflicts_rather_than_load_a_twin() {
-    racing_over_a_split(Warehouse::Postgres).await;
+    racing_over_a_split(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_loader_racing_another_across_a_split_conflicts_rather_than_load_a_twin_redshift() {
-    racing_over_a_split(Warehouse::Redshift).await;
+async fn a_loader_racing_another_across_a_split_conflicts_rather_than_load_a_twin_redshift_provisioned(
+) {
+    racing_over_a_split(Backend::RedshiftProvisioned).await;
 }
 
-async fn racing_over_a_split(warehouse: Warehouse) {
-    let env = env_of("race_split", warehouse).await;
+async fn racing_over_a_split(backend: Backend) {
+    let env = env_of("race_split", backend).await;
     let broker = AnyBroker::from_config(&env.config()).await.unwrap();
     let stream = env.stream_name(OnceEvent::TABLE_NAME);
     broker.create_stream(&stream, 1).await.unwrap();

@@ -86,49 +86,49 @@ pub(crate) fn kill_child(env: &common::TestEnv, phase: Phase, child: &str, mark:
     child.wait().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    let env = common::TestEnv::named("kill").await;
-    let client = Client::new(env.config()).await.unwrap();
-    client.create_stream::<TestEvent>(2).await.unwrap();
-    let loader = env.loader::<TestEvent>().await;
-
-    let mut written = 0;
-    for phase in Phase::ALL {
-        for _ in 0..300 {
-            drop(client.enqueue(&event(written)).await.unwrap());
-            written += 1;
+crate::each_backend! {
+    async fn sigkill_at_every_phase_then_rerun_loads_exactly_once(env: TestEnv) {
+        if std::env::var(CHILD_ENV).is_ok() {
+            return;
         }
-        client.flush().await.unwrap();
-        let before = env.count_distinct("test_events", "timestamp").await;
-        kill_child_at(&env, phase);
-        let after_kill = env.count_distinct("test_events", "timestamp").await;
-        if phase == Phase::Committed {
-            assert_eq!(after_kill.0, written as i64, "committed before the kill");
-        } else {
+        let client = Client::new(env.config()).await.unwrap();
+        client.create_stream::<TestEvent>(2).await.unwrap();
+        let loader = env.loader::<TestEvent>().await;
+
+        let mut written = 0;
+        for phase in Phase::ALL {
+            for _ in 0..300 {
+                drop(client.enqueue(&event(written)).await.unwrap());
+                written += 1;
+            }
+            client.flush().await.unwrap();
+            let before = env.count_distinct("test_events", "timestamp").await;
+            kill_child_at(&env, phase);
+            let after_kill = env.count_distinct("test_events", "timestamp").await;
+            if phase == Phase::Committed {
+                assert_eq!(after_kill.0, written as i64, "committed before the kill");
+            } else {
+                assert_eq!(
+                    after_kill,
+                    before,
+                    "a load killed at {} left rows",
+                    phase.name()
+                );
+            }
+            // PostgreSQL ends the killed child's session (and its lock) when it sees the socket close.
+            let report = tokio::time::timeout(Duration::from_secs(120), loader.load::<TestEvent>())
+                .await
+                .expect("the rerun waited on a lock too long")
+                .unwrap();
+            let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
             assert_eq!(
-                after_kill,
-                before,
-                "a load killed at {} left rows",
+                n,
+                written as i64,
+                "after a kill at {} and a rerun ({report:?})",
                 phase.name()
             );
+            assert_eq!(distinct, n, "duplicates after a kill at {}", phase.name());
         }
-        // PostgreSQL ends the killed child's session (and its lock) when it sees the socket close.
-        let report = tokio::time::timeout(Duration::from_secs(120), loader.load::<TestEvent>())
-            .await
-            .expect("the rerun waited on a lock too long")
-            .unwrap();
-        let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
-        assert_eq!(
-            n,
-            written as i64,
-            "after a kill at {} and a rerun ({report:?})",
-            phase.name()
-        );
-        assert_eq!(distinct, n, "duplicates after a kill at {}", phase.name());
+        assert_eq!(loader.load::<TestEvent>().await.unwrap().records, 0);
     }
-    assert_eq!(loader.load::<TestEvent>().await.unwrap().records, 0);
 }

@@ -224,6 +224,63 @@ async fn two_environments_are_isolated() {
     assert_eq!(seen, 0);
 }
 
+crate::each_backend! {
+    /// Each backend's environment reaches its own warehouse: PostgreSQL, or the stand-in in the
+    /// backend's mode with the backend's isolation level, the stored rows behind it in a
+    /// PostgreSQL database of the same name.
+    async fn each_backend_has_its_own_warehouse(env: TestEnv) {
+        let warehouse = env.warehouse().await;
+        let version: String = warehouse
+            .query_one("SELECT CAST(version() AS VARCHAR(512))", &[])
+            .await
+            .expect("version()")
+            .get(0);
+        let config = env.config();
+        assert_eq!(version.contains("Redshift"), env.backend().is_redshift(), "{version}");
+        assert_eq!(
+            config.dialect(),
+            if env.backend().is_redshift() {
+                redtrack::Dialect::Redshift
+            } else {
+                redtrack::Dialect::Postgres
+            }
+        );
+        if env.backend().is_redshift() {
+            let slices = warehouse.query_one("SELECT COUNT(*) FROM stv_slices", &[]).await;
+            assert_eq!(
+                slices.is_ok(),
+                env.backend() == crate::common::Backend::RedshiftProvisioned,
+                "stv_slices exists only on a provisioned cluster: {slices:?}"
+            );
+        }
+        let isolation: String = env
+            .pg()
+            .await
+            .query_one("SHOW default_transaction_isolation", &[])
+            .await
+            .expect("isolation")
+            .get(0);
+        let want = match env.backend().isolation() {
+            Some("SERIALIZABLE") => "serializable",
+            Some(_) => "repeatable read", // the stand-in's SNAPSHOT
+            None => "read committed",
+        };
+        assert_eq!(isolation, want);
+        warehouse
+            .batch_execute("CREATE TABLE kept (id INTEGER NOT NULL); INSERT INTO kept VALUES (7)")
+            .await
+            .expect("CREATE TABLE and INSERT through the warehouse");
+        let n: i32 = env
+            .pg()
+            .await
+            .query_one("SELECT id FROM kept", &[])
+            .await
+            .expect("the row, stored")
+            .get(0);
+        assert_eq!(n, 7);
+    }
+}
+
 #[tokio::test]
 async fn config_points_at_the_tests_own_resources() {
     let env = TestEnv::new().await;
@@ -297,4 +354,71 @@ fn ids_are_unique_identifiers_that_carry_their_age() {
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
     assert!(common::created_secs(&a).is_some());
     assert_eq!(common::created_secs("postgres"), None);
+}
+
+/// The local PostgreSQL checks passwords on TCP, as Redshift and a managed PostgreSQL do: a
+/// wrong password, or none, is refused with PostgreSQL's own error, and the right one logs in.
+#[tokio::test]
+async fn postgres_refuses_a_wrong_password() {
+    use std::str::FromStr;
+    let env = TestEnv::new().await;
+    let url = env.warehouse_url();
+    let right = tokio_postgres::Config::from_str(&url).expect("the test's URL parses");
+    let mut wrong = right.clone();
+    wrong.password("not-the-password");
+    let mut none = right.clone();
+    none.password(Vec::<u8>::new());
+    for (what, config) in [("a wrong password", wrong), ("an empty password", none)] {
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok(_) => panic!("PostgreSQL accepted {what}"),
+            Err(e) => assert_eq!(
+                e.code(),
+                Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD),
+                "{what} must be refused as a wrong password: {e:?}"
+            ),
+        }
+    }
+    let (client, connection) = right
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("the right password logs in");
+    tokio::spawn(connection);
+    client.simple_query("SELECT 1").await.expect("a query");
+}
+
+/// `scripts/services` finds a service whose process died (its PID file names a process that is
+/// gone) without shell noise: only its own `services: ...` lines reach stderr. Run on a copy of
+/// the scripts, so the services of this checkout are not touched.
+#[test]
+fn services_script_meets_dead_processes_without_shell_noise() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = std::env::temp_dir().join(format!("redtrack-services-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(tmp.join("scripts/lib")).expect("a temporary checkout");
+    for file in ["scripts/services", "scripts/lib/common.sh"] {
+        std::fs::copy(root.join(file), tmp.join(file)).expect("copy the scripts");
+    }
+    // A PID that is gone: a child that exited and was reaped.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("run `true`");
+    let dead = child.id();
+    child.wait().expect("`true` exits");
+    std::fs::create_dir_all(tmp.join(".services")).expect(".services");
+    for name in ["kinesis", "s3"] {
+        std::fs::write(
+            tmp.join(format!(".services/{name}.pid")),
+            format!("{dead}\n"),
+        )
+        .expect("a PID file");
+    }
+    let out = std::process::Command::new(tmp.join("scripts/services"))
+        .arg("down")
+        .output()
+        .expect("run scripts/services down");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(out.status.success(), "{stderr}");
+    for line in stderr.lines() {
+        assert!(line.starts_with("services: "), "shell noise: {stderr}");
+    }
 }

@@ -104,15 +104,33 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     // with the rows, the old ones forgotten.
     dedupe::record(&txn, commit.dedupe).await?;
 
-    // MAXERROR is the load's budget: rejects found while staging use part of it.
+    // `with_max_errors(n)` is the load's budget, up to n rows rejected in all: rejects found
+    // while staging use part of it, COPY may reject the rest, and one more fails the load.
+    let budget = commit.copy.max_errors;
     let staging_rejects = commit.staging_rejects.len() as u64;
-    if staging_rejects > commit.copy.max_errors {
+    if staging_rejects > budget {
         let first = commit.staging_rejects.swap_remove(0);
-        return Err(first.into_error(commit.table, staging_rejects, commit.copy.max_errors));
+        return Err(first.into_error(commit.table, staging_rejects, budget));
     }
-    commit.copy.max_errors -= staging_rejects;
+    commit.copy.max_errors = budget - staging_rejects;
     let mut outcome = if commit.copy.lines() > 0 {
-        warehouse.copy(&txn, &commit.copy, stage).await?
+        match warehouse.copy(&txn, &commit.copy, stage).await {
+            Ok(outcome) => outcome,
+            Err(Error::LoadRejected {
+                table,
+                rejected,
+                first,
+                ..
+            }) => {
+                return Err(Error::LoadRejected {
+                    table,
+                    rejected: rejected + staging_rejects,
+                    max_errors: budget,
+                    first,
+                })
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         CopyOutcome::default()
     };

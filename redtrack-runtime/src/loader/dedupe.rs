@@ -54,7 +54,7 @@ use futures::{pin_mut, TryStreamExt};
 use tokio_postgres::error::SqlState;
 
 use crate::broker::aggregate::UserRecord;
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::identity::{RecordId, TAG_KEY};
 use crate::schema::{quote_ident, Dialect};
 use crate::warehouse::{column, db_error};
@@ -433,11 +433,13 @@ pub(crate) async fn remembered(
     {
         Ok(rows) => rows,
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
-            return Err(Error::warehouse(format!(
-                "{what}: the table is missing; run `Loader::setup::<E>()` (or `redtrack setup`) \
-                 once after upgrading redtrack"
-            ))
-            .with_source(e))
+            return Err(Error::Missing {
+                missing: Missing::Identities {
+                    table: table.to_owned(),
+                    identities: dedupe_table(table),
+                },
+                source: Some(std::sync::Arc::new(e)),
+            })
         }
         Err(e) => return Err(db_error(&what, e)),
     };

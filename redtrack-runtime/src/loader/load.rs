@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
 use crate::stage::{load_folder, Manifest, Stage};
-use crate::warehouse::{CopyRequest, StagedFile, Warehouse};
+use crate::warehouse::{check_table, CopyRequest, StagedFile, Warehouse};
 
 /// How many chunks of records may wait for the stager (bounds the loader's memory).
 const CHANNEL_CHUNKS: usize = 2;
@@ -90,6 +90,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             }
         };
         let mut report = LoadReport {
+            shards: plan.shards.len(),
             read_elapsed: started.elapsed(),
             more: read.more,
             kinesis_records: read.ranges.iter().map(|r| r.records).sum(),
@@ -159,6 +160,8 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let stream = self.config.stream_name(table);
         let slices = self.slices(client).await?;
         let expected = read_checkpoints(client, &stream).await?;
+        // Before reading: a table or column missing (setup or migrate not run) says so here.
+        check_table(client, E::schema()).await?;
         // After the checkpoints: what is remembered is at least as new as they are (and the
         // commit checks what was added since).
         let remembered = remembered(client, table, &stream).await?;
@@ -167,6 +170,9 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             let checkpoint = expected
                 .get(&shard.shard_id)
                 .map(|c| c.sequence_number.clone());
+            if let Some(cp) = &checkpoint {
+                self.broker.check_checkpoint(&stream, &shard, cp).await?;
+            }
             if shard_done(&shard, checkpoint.as_ref()) {
                 continue;
             }

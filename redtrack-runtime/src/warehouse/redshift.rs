@@ -4,6 +4,7 @@
 
 use aws_sdk_s3::config::ProvideCredentials;
 
+use super::masked::{mask, MaskGuard};
 use super::{
     column, db_error, quote_ident, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
@@ -40,11 +41,13 @@ enum Auth {
     Credentials { aws: Aws, config: Box<Config> },
 }
 
-/// Amazon Redshift.
+/// Amazon Redshift, provisioned or Serverless.
 #[derive(Clone)]
 pub struct RedshiftWarehouse {
     connector: Connector,
     auth: Auth,
+    /// The files of a load where `stv_slices` does not exist (Serverless).
+    serverless_files: usize,
 }
 
 impl std::fmt::Debug for RedshiftWarehouse {
@@ -56,6 +59,7 @@ impl std::fmt::Debug for RedshiftWarehouse {
         f.debug_struct("RedshiftWarehouse")
             .field("connector", &self.connector)
             .field("auth", &auth)
+            .field("serverless_files", &self.serverless_files)
             .finish()
     }
 }
@@ -72,14 +76,22 @@ pub(crate) fn quote_literal(what: &str, text: &str) -> Result<String> {
     Ok(format!("'{}'", text.replace('\'', "''")))
 }
 
+/// The MAXERROR that lets COPY reject up to `allowed` rows and fail on one more: Redshift fails
+/// a load once its errors *reach* MAXERROR, and 0 and 1 both stop at the first error (page
+/// `copy-parameters-data-load`, MAXERROR), so `allowed + 1`, at most Redshift's 100,000 (which
+/// allows 99,999).
+pub(crate) fn maxerror_for(allowed: u64) -> u64 {
+    allowed.saturating_add(1).min(MAX_MAXERROR)
+}
+
 /// The `COPY` statement of a load, with `authorization` (`IAM_ROLE '...'` or the credentials)
-/// already rendered.
-pub(crate) fn copy_sql(req: &CopyRequest, authorization: &str, max_errors: u64) -> Result<String> {
+/// already rendered; COPY may reject up to `allowed` rows ([`maxerror_for`]).
+pub(crate) fn copy_sql(req: &CopyRequest, authorization: &str, allowed: u64) -> Result<String> {
     Ok(format!(
         "COPY {} FROM {} {authorization} FORMAT AS JSON 'auto' GZIP MANIFEST TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR {}",
         quote_ident(req.table.name),
         quote_literal("manifest URL", &req.manifest_url)?,
-        max_errors.min(MAX_MAXERROR)
+        maxerror_for(allowed)
     ))
 }
 
@@ -121,12 +133,20 @@ impl RedshiftWarehouse {
                 config: Box::new(config.clone()),
             },
         };
-        RedshiftWarehouse { connector, auth }
+        RedshiftWarehouse {
+            connector,
+            auth,
+            serverless_files: config.loader.serverless_files(),
+        }
     }
 
-    async fn authorization(&self) -> Result<String> {
+    /// COPY's authorization clause. With credentials, the clause holds placeholders of the
+    /// access key, the secret and the session token, and the guards that swap them back on the
+    /// wire (keep them until the COPY was sent): the statement's text, which tokio-postgres logs,
+    /// never holds a secret.
+    async fn authorization(&self) -> Result<(String, Vec<MaskGuard>)> {
         match &self.auth {
-            Auth::Role(arn) => iam_role_clause(arn),
+            Auth::Role(arn) => Ok((iam_role_clause(arn)?, Vec::new())),
             Auth::Credentials { aws, config } => {
                 let sdk = aws.sdk(config).await;
                 let provider = sdk.credentials_provider().ok_or_else(|| {
@@ -136,16 +156,28 @@ impl RedshiftWarehouse {
                     )
                 })?;
                 let creds = provider.provide_credentials().await.map_err(|e| {
-                    Error::warehouse(format!(
-                        "loading AWS credentials for COPY: {e} (or set REDTRACK_COPY_IAM_ROLE)"
+                    Error::Config(format!(
+                        "COPY needs AWS credentials to read the stage, and none could be loaded \
+                         ({}): set REDTRACK_COPY_IAM_ROLE (recommended), or AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+                        crate::text::error_chain(&e)
                     ))
-                    .with_source(e)
                 })?;
-                credentials_clause(
-                    creds.access_key_id(),
-                    creds.secret_access_key(),
-                    creds.session_token(),
-                )
+                let mut guards = Vec::new();
+                let mut masked = |what: &str, value: &str| -> Result<String> {
+                    let literal = quote_literal(what, value)?;
+                    let guard = mask(&literal[1..literal.len() - 1]);
+                    let placeholder = guard.placeholder().to_owned();
+                    guards.push(guard);
+                    Ok(placeholder)
+                };
+                let key = masked("access key id", creds.access_key_id())?;
+                let secret = masked("secret access key", creds.secret_access_key())?;
+                let token = creds
+                    .session_token()
+                    .map(|t| masked("session token", t))
+                    .transpose()?;
+                Ok((credentials_clause(&key, &secret, token.as_deref())?, guards))
             }
         }
     }
@@ -178,7 +210,7 @@ impl RedshiftWarehouse {
             };
             if let Some(f) = req.files.iter().find(|f| f.url == reject.file) {
                 match read_line(stage, &f.key, reject.line).await {
-                    Ok(value) => reject.value = value,
+                    Ok(line) => reject.value = field_value(line, &reject.column),
                     // The reject stands; say why its raw line is missing.
                     Err(e) => reject
                         .reason
@@ -191,19 +223,41 @@ impl RedshiftWarehouse {
     }
 }
 
-/// Line `n` (1-based) of the gzip'd staged file `key`, truncated to 1024 bytes; empty if the
-/// file has fewer lines.
+/// Whether `e` says a system table does not exist for this user (undefined table, or no
+/// permission to read it): how Redshift Serverless answers for an STL/STV table.
+fn no_system_table(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code()
+        .is_some_and(|c| *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INSUFFICIENT_PRIVILEGE)
+}
+
+/// Line `n` (1-based) of the gzip'd staged file `key`; empty if the file has fewer lines.
 async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<String> {
     let mut lines = GzipLines::open(stage, key).await?;
     let mut i = 0;
     while let Some(line) = lines.next_line().await? {
         i += 1;
         if i == n {
-            let line = String::from_utf8_lossy(line).into_owned();
-            return Ok(truncate_string(line, 1024));
+            return Ok(String::from_utf8_lossy(line).into_owned());
         }
     }
     Ok(String::new())
+}
+
+/// The raw value of a rejected row, as `stl_load_errors.raw_field_value` would give it (which
+/// `sys_load_error_detail`, the view both provisioned and Serverless have, lacks): the value of
+/// `column`'s key in the staged JSON `line` (a string without its quotes, anything else as JSON
+/// text, a missing key empty), else the whole line; at most 1024 bytes.
+fn field_value(line: String, column: &str) -> String {
+    let field = (!column.is_empty())
+        .then(|| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).ok())
+        .flatten()
+        .map(|object| match object.get(column) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        });
+    truncate_string(field.unwrap_or(line), 1024)
 }
 
 impl Warehouse for RedshiftWarehouse {
@@ -215,12 +269,23 @@ impl Warehouse for RedshiftWarehouse {
         self.connector.connect().await
     }
 
+    /// The slice count of a provisioned cluster (`stv_slices`, page `r_STV_SLICES`). Redshift
+    /// Serverless has no STL/STV tables (page `c_intro_system_views`): where `stv_slices` is
+    /// missing or not readable, the configured file count stands in for it
+    /// (`ConfigBuilder::with_serverless_files`).
     async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {
         const WHAT: &str = "counting slices (stv_slices)";
-        let row = client
-            .query_one(SLICES_SQL, &[])
-            .await
-            .map_err(|e| db_error(WHAT, e))?;
+        let row = match client.query_one(SLICES_SQL, &[]).await {
+            Ok(row) => row,
+            Err(e) if no_system_table(&e) => {
+                tracing::debug!(
+                    files = self.serverless_files,
+                    "no stv_slices (Redshift Serverless): staging the configured number of files"
+                );
+                return Ok(self.serverless_files);
+            }
+            Err(e) => return Err(db_error(WHAT, e)),
+        };
         let n: i64 = column(&row, 0, WHAT)?;
         Ok(usize::try_from(n).unwrap_or(1).max(1))
     }
@@ -250,9 +315,12 @@ impl Warehouse for RedshiftWarehouse {
         stage: &'a S,
     ) -> Result<CopyOutcome> {
         self.check_stage(stage)?;
-        let sql = copy_sql(req, &self.authorization().await?, req.max_errors)?;
+        let (authorization, masks) = self.authorization().await?;
+        let sql = copy_sql(req, &authorization, req.max_errors)?;
         pause_at(Phase::Copy).await;
-        if let Err(e) = txn.batch_execute(&sql).await {
+        let copied = txn.batch_execute(&sql).await;
+        drop(masks);
+        if let Err(e) = copied {
             // The transaction is aborted: read the errors on a fresh connection.
             let mut detail = Vec::new();
             if let Ok(mut other) = self.connect().await {
@@ -260,8 +328,9 @@ impl Warehouse for RedshiftWarehouse {
                     detail = self.load_errors(&t, req, stage).await.unwrap_or_default();
                 }
             }
+            let rejected = detail.len() as u64;
             return Err(match detail.into_iter().next() {
-                Some(first) => first.into_error(req.table.name, 0, req.max_errors),
+                Some(first) => first.into_error(req.table.name, rejected, req.max_errors),
                 None => db_error(&format!("COPY into {}", req.table.name), e),
             });
         }
@@ -298,6 +367,17 @@ mod tests {
     };
 
     #[test]
+    fn a_rejects_value_is_its_columns_field() {
+        let line = r#"{"a":"soon","b":12,"c":{"x":[1]}}"#.to_owned();
+        assert_eq!(field_value(line.clone(), "a"), "soon");
+        assert_eq!(field_value(line.clone(), "b"), "12");
+        assert_eq!(field_value(line.clone(), "c"), r#"{"x":[1]}"#);
+        assert_eq!(field_value(line.clone(), "d"), "");
+        assert_eq!(field_value(line.clone(), ""), line);
+        assert_eq!(field_value("not json".into(), "a"), "not json");
+    }
+
+    #[test]
     fn quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_ident("user"), "\"user\"");
@@ -321,7 +401,7 @@ mod tests {
             copy_sql(&req, &role, 7).unwrap(),
             "COPY test_events FROM 's3://b/redtrack/c/d/test_events/20261124/load-x/manifest.json' \
              IAM_ROLE 'arn:aws:iam::123456789012:role/r' FORMAT AS JSON 'auto' GZIP MANIFEST \
-             TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR 7"
+             TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR 8"
         );
         let creds = credentials_clause("AK", "S'x", Some("T")).unwrap();
         assert_eq!(
@@ -331,5 +411,15 @@ mod tests {
         assert!(copy_sql(&req, &creds, 1_000_000)
             .unwrap()
             .ends_with("MAXERROR 100000"));
+    }
+
+    /// MAXERROR n fails once n rows are rejected; 0 and 1 both stop at the first
+    /// (copy-parameters-data-load): allowing n rejects takes MAXERROR n + 1.
+    #[test]
+    fn maxerror_allows_the_rejects_asked_for() {
+        assert_eq!(maxerror_for(0), 1);
+        assert_eq!(maxerror_for(1), 2);
+        assert_eq!(maxerror_for(99_999), 100_000);
+        assert_eq!(maxerror_for(u64::MAX), 100_000);
     }
 }
