@@ -55,8 +55,13 @@ fn ok(r: Run, what: &str) -> String {
 async fn ddl_prints_every_table_in_the_chosen_dialect() {
     let env = common::TestEnv::new().await;
     let out = ok(run(&env, &["ddl", "--dialect", "postgres"]).await, "ddl");
-    // Every table `setup` creates.
-    for table in ["kinesis_loads", "redtrack_load_rejects"] {
+    // Every table `setup` creates: the bookkeeping, and each table with its identities.
+    for table in [
+        "kinesis_loads",
+        "redtrack_load_rejects",
+        "redtrack_ids_test_events",
+        "redtrack_ids_test_all_types",
+    ] {
         assert!(
             out.contains(&format!("CREATE TABLE IF NOT EXISTS {table} (")),
             "{out}"
@@ -82,7 +87,16 @@ async fn ddl_prints_every_table_in_the_chosen_dialect() {
             && comment.contains("left out"),
         "{out}"
     );
-    assert_eq!(ddl.trim(), format!("{};", TestEvent::create_table_sql()));
+    let (table, ids) = ddl
+        .trim()
+        .split_once("\n\n")
+        .expect("the table and its identities");
+    assert_eq!(table, format!("{};", TestEvent::create_table_sql()));
+    assert!(
+        ids.starts_with("CREATE TABLE IF NOT EXISTS redtrack_ids_test_events (")
+            && ids.ends_with(';'),
+        "{out}"
+    );
 }
 
 #[tokio::test]

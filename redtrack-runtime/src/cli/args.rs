@@ -18,8 +18,8 @@ pub(super) struct Args {
 
 #[derive(Subcommand, Debug)]
 pub(super) enum Command {
-    /// Create kinesis_loads, redtrack_load_rejects, the tables and the streams, and check the
-    /// stage; idempotent.
+    /// Create kinesis_loads, redtrack_load_rejects, the tables (each with its table of record
+    /// identities, redtrack_ids_<table>) and the streams, and check the stage; idempotent.
     Setup {
         /// Only this table (default: every registered table).
         #[arg(long)]
@@ -133,6 +133,10 @@ pub(super) struct LoaderKnobs {
     /// directory]
     #[arg(long, value_name = "DIR")]
     staging_dir: Option<PathBuf>,
+    /// The window of arrival time within which a record whose identity was loaded already is
+    /// dropped as a twin; writers and loaders use the same [default: 600]
+    #[arg(long, value_name = "SECONDS")]
+    dedupe_window: Option<f64>,
 }
 
 impl LoaderKnobs {
@@ -165,6 +169,9 @@ impl LoaderKnobs {
         }
         if let Some(dir) = &self.staging_dir {
             b = b.with_staging_dir(dir.clone());
+        }
+        if let Some(secs) = self.dedupe_window {
+            b = b.with_dedupe_window(seconds("--dedupe-window", secs)?);
         }
         b.build()
     }
@@ -221,6 +228,8 @@ mod tests {
             "--accept-data-loss",
             "--staging-dir",
             "/x",
+            "--dedupe-window",
+            "900",
         ])
         .unwrap();
         let Command::Load { knobs, .. } = args.command else {
@@ -241,8 +250,18 @@ mod tests {
         assert_eq!(l.serverless_files, Some(9));
         assert!(l.accept_data_loss);
         assert_eq!(l.staging_dir, Some(PathBuf::from("/x")));
-        let none = LoaderKnobs::default().apply(base.clone()).unwrap().loader;
-        assert_eq!(none, base.loader);
+        let applied = knobs.apply(base.clone()).unwrap();
+        assert_eq!(applied.dedupe_window(), Duration::from_secs(900));
+        let none = LoaderKnobs::default().apply(base.clone()).unwrap();
+        assert_eq!(none.loader, base.loader);
+        assert_eq!(none.dedupe_window(), base.dedupe_window());
+        // A window shorter than a default writer's retries is refused, saying why.
+        let short = LoaderKnobs {
+            dedupe_window: Some(60.0),
+            ..LoaderKnobs::default()
+        };
+        let e = short.apply(base.clone()).unwrap_err().to_string();
+        assert!(e.contains("dedupe window"), "{e}");
         let bad = LoaderKnobs {
             max_load_time: Some(-1.0),
             ..LoaderKnobs::default()

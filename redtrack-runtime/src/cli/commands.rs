@@ -13,7 +13,8 @@ use super::{Failure, EXIT_OK, EXIT_REFUSED};
 use crate::broker::{AnyBroker, Broker};
 use crate::config::Config;
 use crate::error::Result;
-use crate::loader::{kinesis_loads_ddl, load_rejects_ddl, Loader};
+use crate::loader::dedupe::dedupe_ddl;
+use crate::loader::{dedupe_table, kinesis_loads_ddl, load_rejects_ddl, Loader};
 use crate::migrate;
 use crate::schema::{Dialect, KINESIS_LOADS, LOAD_REJECTS};
 use crate::stage::{AnyStage, Stage};
@@ -42,7 +43,14 @@ pub(super) fn ddl(
     }
     let statements: Vec<String> = tables
         .iter()
-        .map(|t| format!("{};\n", t.schema().create_table_sql(dialect)))
+        .map(|t| {
+            let schema = t.schema();
+            format!(
+                "{};\n\n{};\n",
+                schema.create_table_sql(dialect),
+                dedupe_ddl(schema.name, dialect)
+            )
+        })
         .collect();
     text.push_str(&statements.join("\n"));
     write_out(out, &text)?;
@@ -85,12 +93,18 @@ pub(super) async fn setup(
     }
     for t in tables {
         let name = t.schema().name;
+        let ids = dedupe_table(name);
         let existed = !migrate::read_columns(&client, name).await?.is_empty();
+        let ids_existed = !migrate::read_columns(&client, &ids).await?.is_empty();
         t.setup(&loader).await?;
         for (name, existed) in bookkeeping.drain(..) {
             write_out(out, &format!("table {name}: {}\n", output::said(existed)))?;
         }
         write_out(out, &format!("table {name}: {}\n", output::said(existed)))?;
+        write_out(
+            out,
+            &format!("table {ids}: {}\n", output::said(ids_existed)),
+        )?;
         let stream = loader.config().stream_name(name);
         let before = open_shards(loader.broker(), &stream).await?;
         loader.broker().create_stream(&stream, shards).await?;

@@ -139,6 +139,7 @@ pub(super) fn load_summary(schema: &TableSchema, r: &LoadReport, json: bool) -> 
             "table": schema.name,
             "records": r.records,
             "rejected": r.rejected,
+            "twins": r.twins,
             "kinesis_records": r.kinesis_records,
             "bytes": r.bytes,
             "shards": r.shards,
@@ -170,6 +171,13 @@ pub(super) fn load_summary(schema: &TableSchema, r: &LoadReport, json: bool) -> 
             r.rejected, schema.name
         ));
     }
+    if r.twins > 0 {
+        line.push_str(&format!(
+            "; {} twin{} dropped (sent again by writers, already loaded)",
+            r.twins,
+            plural(usize::try_from(r.twins).unwrap_or(2))
+        ));
+    }
     for l in &r.data_loss {
         line.push_str(&format!(
             "; DATA LOSS in shard {}: records after {} up to {} were trimmed unloaded",
@@ -197,7 +205,7 @@ pub(super) fn follow_summary(schema: &TableSchema, report: &FollowReport, json: 
     if json {
         json!({"table": schema.name, "stopped": true, "loads": report.loads,
             "records": report.records, "rejected": report.rejected,
-            "retried": report.retried})
+            "twins": report.twins, "retried": report.retried})
         .to_string()
     } else {
         format!(
