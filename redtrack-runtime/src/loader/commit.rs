@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 
-use super::checkpoint::{read_checkpoints, Checkpoint, ShardRange, INSERT_RANGE_SQL, OVERLAP_SQL};
+use super::checkpoint::{
+    read_checkpoints, timestamp_text, CaughtUp, Checkpoint, RangeMark, ShardRange, CAUGHT_UP_SQL,
+    INSERT_RANGE_SQL, OVERLAP_SQL,
+};
 use super::rejects::keep_rejects;
 use crate::error::{Error, RejectedRow, Result};
 use crate::hooks::{pause_at, Phase};
@@ -28,6 +31,10 @@ pub(crate) struct Commit<'a> {
     pub(crate) expected: &'a HashMap<String, Checkpoint>,
     /// The ranges read, one per shard that had records.
     pub(crate) ranges: &'a [ShardRange],
+    /// What each range's row records beyond it, by shard.
+    pub(crate) marks: &'a HashMap<String, RangeMark>,
+    /// Quiet shards to mark as caught up at their checkpoints.
+    pub(crate) caught_up: &'a [CaughtUp],
     /// Records rejected while staging (not JSON objects).
     pub(crate) staging_rejects: Vec<RejectedRow>,
     /// The COPY, with MAXERROR the load's whole budget.
@@ -121,6 +128,13 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     )
     .await?;
     for range in commit.ranges {
+        let mark = commit
+            .marks
+            .get(&range.shard_id)
+            .cloned()
+            .unwrap_or_default();
+        let caught_up_at = mark.caught_up_at.map(timestamp_text);
+        let next = mark.next.as_ref().map(|n| n.as_str());
         txn.execute(
             INSERT_RANGE_SQL,
             &[
@@ -130,13 +144,72 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
                 &range.first.as_str(),
                 &range.last.as_str(),
                 &ts,
+                &caught_up_at,
+                &next,
             ],
         )
         .await
         .map_err(|e| db_error(&format!("recording the loaded range in {KINESIS_LOADS}"), e))?;
     }
+    mark_in(&txn, commit.stream, &now, commit.caught_up).await?;
     pause_at(Phase::Commit).await;
     txn.commit().await.map_err(|e| db_error("COMMIT", e))?;
     pause_at(Phase::Committed).await;
     Ok(outcome)
+}
+
+/// Marks quiet shards as caught up at their checkpoints, in a transaction of its own under the
+/// load's lock (a load that read no record has nothing else to commit).
+pub(crate) async fn mark_caught_up<W: Warehouse>(
+    client: &mut tokio_postgres::Client,
+    warehouse: &W,
+    stream: &str,
+    expected: &HashMap<String, Checkpoint>,
+    caught_up: &[CaughtUp],
+) -> Result<()> {
+    let txn = client
+        .transaction()
+        .await
+        .map_err(|e| db_error("BEGIN", e))?;
+    txn.batch_execute(warehouse.lock_sql())
+        .await
+        .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+    let now = read_checkpoints(&txn, stream).await?;
+    // Only what this load saw: a shard another loader moved since is left to its rows.
+    let unchanged: Vec<CaughtUp> = caught_up
+        .iter()
+        .filter(|c| {
+            expected.get(&c.shard_id).map(|e| &e.sequence_number)
+                == now.get(&c.shard_id).map(|n| &n.sequence_number)
+        })
+        .cloned()
+        .collect();
+    mark_in(&txn, stream, &now, &unchanged).await?;
+    txn.commit().await.map_err(|e| db_error("COMMIT", e))
+}
+
+/// Sets `caught_up_at` on the checkpoint row of each of `caught_up` whose checkpoint is still
+/// `now`'s (read under the lock).
+async fn mark_in(
+    txn: &tokio_postgres::Transaction<'_>,
+    stream: &str,
+    now: &HashMap<String, Checkpoint>,
+    caught_up: &[CaughtUp],
+) -> Result<()> {
+    for c in caught_up {
+        if now.get(&c.shard_id).map(|n| &n.sequence_number) != Some(&c.checkpoint) {
+            continue;
+        }
+        let at = timestamp_text(c.at);
+        let checkpoint = now
+            .get(&c.shard_id)
+            .map_or(c.checkpoint.as_str(), |n| n.sequence_number.as_str());
+        txn.execute(
+            CAUGHT_UP_SQL,
+            &[&stream, &c.shard_id.as_str(), &checkpoint, &at.as_str()],
+        )
+        .await
+        .map_err(|e| db_error(&format!("marking a quiet shard in {KINESIS_LOADS}"), e))?;
+    }
+    Ok(())
 }

@@ -12,10 +12,11 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
-use super::checkpoint::{read_checkpoints, Checkpoint, ShardRange};
-use super::commit::{commit_load, now_text, Commit};
+use super::checkpoint::{read_positions, CaughtUp, Checkpoint, RangeMark, ShardRange};
+use super::commit::{commit_load, mark_caught_up, now_text, Commit};
 use super::reader::{read_shard, shard_done, Budget, ShardPlan};
 use super::rejects::keep_rejects;
+use super::retention::refresh_due;
 use super::staging::{part_name, run_stager, staging_failed, Source, Staged};
 use super::{DataLoss, LoadReport, Loader};
 use crate::broker::Broker;
@@ -57,6 +58,11 @@ impl Plan {
 /// What reading and staging found.
 struct Read {
     ranges: Vec<ShardRange>,
+    /// What each range's row records beyond the range, by shard.
+    marks: HashMap<String, RangeMark>,
+    /// Shards read to their tip without a new record: their checkpoint rows may need a fresh
+    /// `caught_up_at` (see `retention`).
+    caught_up: Vec<(CaughtUp, super::checkpoint::Position)>,
     data_loss: Vec<DataLoss>,
     /// A limit stopped the load: more may be waiting.
     more: bool,
@@ -78,7 +84,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let started = Instant::now();
         let mut client = self.warehouse.connect().await?;
         let plan = self.plan::<E>(&client).await?;
-        let read = match self.read_and_stage::<E>(&plan).await {
+        let mut read = match self.read_and_stage::<E>(&plan).await {
             Ok(read) => read,
             Err(e) => {
                 plan.clean_up();
@@ -89,12 +95,25 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             read_elapsed: started.elapsed(),
             more: read.more,
             kinesis_records: read.ranges.iter().map(|r| r.records).sum(),
-            ranges: read.ranges,
-            data_loss: read.data_loss,
+            ranges: read.ranges.clone(),
+            data_loss: std::mem::take(&mut read.data_loss),
             ..LoadReport::default()
         };
+        let caught_up = self
+            .caught_up_due(&plan.stream, std::mem::take(&mut read.caught_up))
+            .await?;
         if report.ranges.is_empty() {
             plan.clean_up();
+            if !caught_up.is_empty() {
+                mark_caught_up(
+                    &mut client,
+                    &self.warehouse,
+                    &plan.stream,
+                    &plan.expected,
+                    &caught_up,
+                )
+                .await?;
+            }
             report.elapsed = started.elapsed();
             return Ok(report);
         }
@@ -111,8 +130,8 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             .commit::<E>(
                 &mut client,
                 &plan,
-                &report.ranges,
-                read.staged.rejects,
+                read,
+                &caught_up,
                 files,
                 manifest_url.clone(),
             )
@@ -146,21 +165,23 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let table = E::TABLE_NAME;
         let stream = self.config.stream_name(table);
         let slices = self.slices(client).await?;
-        let expected = read_checkpoints(client, &stream).await?;
+        let positions = read_positions(client, &stream).await?;
         let mut shards = Vec::new();
         for shard in self.broker.list_shards(&stream).await? {
-            let checkpoint = expected
-                .get(&shard.shard_id)
-                .map(|c| c.sequence_number.clone());
-            if shard_done(&shard, checkpoint.as_ref()) {
+            let position = positions.get(&shard.shard_id).map(|(_, p)| p.clone());
+            if shard_done(&shard, position.as_ref().map(|p| &p.sequence_number)) {
                 continue;
             }
             shards.push(ShardPlan {
                 index: shards.len(),
                 shard,
-                checkpoint,
+                position,
             });
         }
+        let expected: HashMap<String, Checkpoint> = positions
+            .into_iter()
+            .map(|(shard, (checkpoint, _))| (shard, checkpoint))
+            .collect();
         let now = chrono::Utc::now();
         let load_id = format!("{}-{:08x}", now.format("%H%M%S"), rand::random::<u32>());
         let folder = load_folder(
@@ -242,16 +263,59 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let (reads, staged) = (reads?, staged?);
         let mut read = Read {
             ranges: Vec::new(),
+            marks: HashMap::new(),
+            caught_up: Vec::new(),
             data_loss: Vec::new(),
             more: budget.lock().map(|b| b.exhausted).unwrap_or(false),
             staged,
         };
         for shard in reads {
             read.data_loss.extend(shard.loss);
-            read.ranges.extend(shard.range);
+            let Some(planned) = plan.shards.get(shard.index) else {
+                continue;
+            };
+            match (shard.range, &planned.position, shard.caught_up_at) {
+                (Some(range), _, caught_up_at) => {
+                    read.marks.insert(
+                        range.shard_id.clone(),
+                        RangeMark {
+                            caught_up_at,
+                            next: shard.next,
+                        },
+                    );
+                    read.ranges.push(range);
+                }
+                (None, Some(position), Some(at)) => read.caught_up.push((
+                    CaughtUp {
+                        shard_id: planned.shard.shard_id.clone(),
+                        checkpoint: position.sequence_number.clone(),
+                        at,
+                    },
+                    position.clone(),
+                )),
+                (None, _, _) => {}
+            }
         }
         read.ranges.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
         Ok(read)
+    }
+
+    /// The quiet shards whose recorded `caught_up_at` is due for a refresh (see `retention`).
+    async fn caught_up_due(
+        &self,
+        stream: &str,
+        seen: Vec<(CaughtUp, super::checkpoint::Position)>,
+    ) -> Result<Vec<CaughtUp>> {
+        if seen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let retention = self.stream_info(stream).await?.retention;
+        let now = chrono::Utc::now().naive_utc();
+        Ok(seen
+            .into_iter()
+            .filter(|(_, position)| refresh_due(position, retention, now))
+            .map(|(caught_up, _)| caught_up)
+            .collect())
     }
 
     /// Step 3: the staged files, then the manifest naming them (unless only the ends of closed
@@ -299,8 +363,8 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         &self,
         client: &mut tokio_postgres::Client,
         plan: &Plan,
-        ranges: &[ShardRange],
-        staging_rejects: Vec<crate::error::RejectedRow>,
+        read: Read,
+        caught_up: &[CaughtUp],
         files: Vec<StagedFile>,
         manifest_url: Option<String>,
     ) -> Result<crate::warehouse::CopyOutcome> {
@@ -312,8 +376,10 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 stream: &plan.stream,
                 table: plan.table,
                 expected: &plan.expected,
-                ranges,
-                staging_rejects,
+                ranges: &read.ranges,
+                marks: &read.marks,
+                caught_up,
+                staging_rejects: read.staged.rejects,
                 copy: CopyRequest {
                     table: E::schema(),
                     load_id: plan.load_id.clone(),

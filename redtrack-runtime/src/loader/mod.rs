@@ -24,10 +24,13 @@ mod load;
 mod reader;
 pub(crate) mod rejects;
 mod report;
+mod retention;
 mod staging;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use checkpoint::{Checkpoint, LoadedRange, ShardRange};
 pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, ShardStatus};
@@ -36,7 +39,7 @@ pub(crate) use checkpoint::kinesis_loads_ddl;
 use rejects::load_rejects_ddl;
 
 use crate::aws::Aws;
-use crate::broker::{AnyBroker, Broker};
+use crate::broker::{AnyBroker, Broker, StreamInfo};
 use crate::config::Config;
 use crate::error::Result;
 use crate::event::RedTrackEvent;
@@ -65,7 +68,12 @@ pub struct Loader<B: Broker = AnyBroker, S: Stage = AnyStage, W: Warehouse = Any
     warehouse: W,
     slices: tokio::sync::OnceCell<usize>,
     progress: Arc<std::sync::atomic::AtomicU64>,
+    /// Each stream's settings, as last asked (see [`STREAM_INFO_TTL`]).
+    stream_infos: std::sync::Mutex<HashMap<String, (Instant, StreamInfo)>>,
 }
+
+/// How long the loader keeps a stream's settings before it asks again.
+const STREAM_INFO_TTL: Duration = Duration::from_secs(300);
 
 impl Loader<AnyBroker> {
     /// Connects to the broker, the stage and the warehouse named by `config`. The three share
@@ -111,6 +119,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             warehouse,
             slices: tokio::sync::OnceCell::new(),
             progress: Arc::default(),
+            stream_infos: Default::default(),
         })
     }
 
@@ -141,8 +150,9 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         &self.warehouse
     }
 
-    /// Creates `kinesis_loads`, `redtrack_load_rejects` and `E`'s table unless they exist;
-    /// idempotent.
+    /// Creates `kinesis_loads`, `redtrack_load_rejects` and `E`'s table unless they exist, and
+    /// adds redtrack's columns to a `kinesis_loads` the Ruby gem (or an older redtrack) made,
+    /// keeping its rows; idempotent.
     ///
     /// # Errors
     ///
@@ -161,7 +171,29 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 .await
                 .map_err(|e| db_error(&format!("creating {what}"), e))?;
         }
-        Ok(())
+        // A kinesis_loads of the Ruby gem or an older redtrack gets redtrack's columns.
+        checkpoint::add_missing_columns(&client).await
+    }
+
+    /// The stream's settings (retention, limits), asked of the broker at most every
+    /// [`STREAM_INFO_TTL`].
+    async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
+        let cached = self
+            .stream_infos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .filter(|(at, _)| at.elapsed() < STREAM_INFO_TTL)
+            .map(|(_, info)| info.clone());
+        if let Some(info) = cached {
+            return Ok(info);
+        }
+        let info = self.broker.stream_info(stream).await?;
+        self.stream_infos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.to_owned(), (Instant::now(), info.clone()));
+        Ok(info)
     }
 
     async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {
