@@ -6,6 +6,35 @@
 pub use crate::hooks::{Phase, PAUSE_ENV, PAUSE_MARKER};
 pub use crate::loader::checkpoint::{read_checkpoints, OVERLAP_SQL};
 
+/// Whether the loader's check of each record before COPY takes `record` as a row of `table`
+/// (with the struct's column types): the line it stages, or the reason it rejects it.
+pub fn loader_check(table: &'static TableSchema, record: &[u8]) -> Result<Vec<u8>, String> {
+    LoaderCheck::new(table)
+        .check(record)
+        .map(|line| line.to_vec())
+}
+
+/// The loader's check of each record against one table's columns, built once (for benchmarks).
+#[derive(Debug)]
+pub struct LoaderCheck(crate::loader::RecordRules);
+
+impl LoaderCheck {
+    /// The check of `table`'s records (with the struct's column types).
+    pub fn new(table: &'static TableSchema) -> LoaderCheck {
+        LoaderCheck(crate::loader::RecordRules::new(table, &[]))
+    }
+
+    /// The line the loader stages for `record`, or the reason it rejects it.
+    pub fn check<'a>(&self, record: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+        self.0
+            .check(record)
+            .map_err(|bad| match bad.column.as_str() {
+                "" => bad.reason,
+                column => format!("column {column}: {}", bad.reason),
+            })
+    }
+}
+
 /// `postgres://user:secret@host/db` with the password replaced by `***` (for the tests' own
 /// messages).
 pub fn redact_url(url: &str) -> String {

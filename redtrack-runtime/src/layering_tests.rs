@@ -74,6 +74,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "event",
             "hooks",
             "json_scan",
+            "migrate",
             "schema",
             "sequence",
             "stage",

@@ -21,6 +21,8 @@ mod encode_proptest;
 mod encode_values;
 mod fault_kinesis;
 mod load_aggregated;
+mod load_foreign;
+mod load_redrive;
 mod load_rejects;
 mod load_roundtrip;
 mod loader_checkpoints;

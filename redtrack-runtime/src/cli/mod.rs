@@ -18,8 +18,8 @@
 //! }
 //! ```
 //!
-//! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `split-shards`, `migrate` (see
-//! `--help`). Configuration comes from the environment ([`Config::from_env`]); logs go to
+//! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `redrive`, `split-shards`, `migrate`
+//! (see `--help`). Configuration comes from the environment ([`Config::from_env`]); logs go to
 //! stderr, filtered by `RUST_LOG` (default `info,tokio_postgres=warn`). The command line owns
 //! the process's signals: `load --follow` stops between loads on SIGINT or SIGTERM
 //! ([`shutdown_signal`]).
@@ -250,6 +250,10 @@ impl Cli {
             Command::Errors { table, limit, json } => {
                 let t = self.table(&table)?;
                 commands::errors(t, config()?, limit, json, out).await
+            }
+            Command::Redrive { table, json } => {
+                let t = self.table(&table)?;
+                commands::redrive(t, config()?, json, out).await
             }
             Command::SplitShards { table } => {
                 let t = self.table(&table)?;

@@ -85,10 +85,11 @@ pub(crate) const CAUGHT_UP_SQL: &str = "UPDATE kinesis_loads \
      SET caught_up_at = CAST(CAST($4 AS VARCHAR(32)) AS TIMESTAMP) \
      WHERE stream_name = $1 AND shard_id = $2 AND ending_sequence_number = $3";
 
-/// The columns `kinesis_loads` has, to find which of [`ADDED_COLUMNS`] an existing table lacks.
+/// The columns table `$1` has, to find which of redtrack's added columns an existing table
+/// lacks.
 pub(crate) const EXISTING_COLUMNS_SQL: &str = "SELECT CAST(column_name AS VARCHAR(128)) \
      FROM information_schema.columns \
-     WHERE table_schema = current_schema() AND table_name = 'kinesis_loads'";
+     WHERE table_schema = current_schema() AND table_name = CAST($1 AS VARCHAR(128))";
 
 /// The most recent loaded ranges of a stream (`$1`), newest first, at most `limit` rows (an
 /// integer, so it is written into the statement).
@@ -244,28 +245,32 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S%.f").ok()
 }
 
-/// Adds [`ADDED_COLUMNS`] to a `kinesis_loads` that lacks them (made by the gem or an older
-/// redtrack); its rows stay as they are, with the new columns NULL. Run by `setup`.
-pub(crate) async fn add_missing_columns(client: &tokio_postgres::Client) -> Result<()> {
-    const WHAT: &str = "reading the columns of kinesis_loads";
+/// Adds `columns` (name, type) to `table` where it lacks them (a table the Ruby gem or an older
+/// redtrack made); its rows stay as they are, with the new columns NULL. Run by `setup`.
+pub(crate) async fn add_missing_columns(
+    client: &tokio_postgres::Client,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> Result<()> {
+    let what = format!("reading the columns of {table}");
     let have: Vec<String> = client
-        .query(EXISTING_COLUMNS_SQL, &[])
+        .query(EXISTING_COLUMNS_SQL, &[&table])
         .await
-        .map_err(|e| db_error(WHAT, e))?
+        .map_err(|e| db_error(&what, e))?
         .iter()
-        .map(|r| column::<String>(r, 0, WHAT))
+        .map(|r| column::<String>(r, 0, &what))
         .collect::<Result<_>>()?;
-    for (name, sql_type) in ADDED_COLUMNS {
+    for (name, sql_type) in columns {
         if have.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             continue;
         }
         // One column per statement (Redshift's rule); outside a transaction.
-        let sql = format!("ALTER TABLE {KINESIS_LOADS} ADD COLUMN {name} {sql_type}");
+        let sql = format!("ALTER TABLE {table} ADD COLUMN {name} {sql_type}");
         match client.batch_execute(&sql).await {
-            Ok(()) => tracing::info!(column = name, "added to {KINESIS_LOADS}"),
+            Ok(()) => tracing::info!(column = name, "added to {table}"),
             // Another setup added it meanwhile.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_COLUMN) => {}
-            Err(e) => return Err(db_error(&format!("adding {name} to {KINESIS_LOADS}"), e)),
+            Err(e) => return Err(db_error(&format!("adding {name} to {table}"), e)),
         }
     }
     Ok(())

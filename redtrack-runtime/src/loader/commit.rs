@@ -8,7 +8,7 @@ use super::checkpoint::{
     read_checkpoints, timestamp_text, CaughtUp, Checkpoint, RangeMark, ShardRange, CAUGHT_UP_SQL,
     INSERT_RANGE_SQL, OVERLAP_SQL,
 };
-use super::rejects::keep_rejects;
+use super::rejects::{keep_rejects, REJECTED};
 use crate::error::{Error, RejectedRow, Result};
 use crate::hooks::{pause_at, Phase};
 use crate::schema::KINESIS_LOADS;
@@ -35,9 +35,9 @@ pub(crate) struct Commit<'a> {
     pub(crate) marks: &'a HashMap<String, RangeMark>,
     /// Quiet shards to mark as caught up at their checkpoints.
     pub(crate) caught_up: &'a [CaughtUp],
-    /// Records rejected while staging (not JSON objects).
+    /// Records rejected before staging (see `validate`).
     pub(crate) staging_rejects: Vec<RejectedRow>,
-    /// The COPY, with MAXERROR the load's whole budget.
+    /// The COPY, with `max_errors` the load's whole budget of rejects.
     pub(crate) copy: CopyRequest,
 }
 
@@ -104,19 +104,29 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
         }
     }
 
-    // MAXERROR is the load's budget: rejects found while staging use part of it.
+    // max_errors is the load's budget for records it cannot load: those rejected before COPY
+    // use part of it, COPY gets the rest, and the total is checked again after COPY (Redshift
+    // may report more than MAXERROR; PostgreSQL's path counts its own).
+    let budget = commit.copy.max_errors;
     let staging_rejects = commit.staging_rejects.len() as u64;
-    if staging_rejects > commit.copy.max_errors {
+    if staging_rejects > budget {
         let first = commit.staging_rejects.swap_remove(0);
-        return Err(first.into_error(commit.table, staging_rejects, commit.copy.max_errors));
+        return Err(first.into_error(commit.table, staging_rejects, budget));
     }
-    commit.copy.max_errors -= staging_rejects;
+    commit.copy.max_errors = budget - staging_rejects;
     let mut outcome = if commit.copy.lines() > 0 {
         warehouse.copy(&txn, &commit.copy, stage).await?
     } else {
         CopyOutcome::default()
     };
-    outcome.rejected.extend(commit.staging_rejects);
+    let mut rejected = commit.staging_rejects;
+    rejected.append(&mut outcome.rejected);
+    outcome.rejected = rejected;
+    let total = outcome.rejected.len() as u64;
+    if total > budget {
+        let first = outcome.rejected.swap_remove(0);
+        return Err(first.into_error(commit.table, total, budget));
+    }
 
     let ts = now_text();
     keep_rejects(
@@ -125,6 +135,7 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
         commit.table,
         &outcome.rejected,
         &ts,
+        REJECTED,
     )
     .await?;
     for range in commit.ranges {

@@ -6,7 +6,7 @@ use super::reader::shard_done;
 use super::rejects::recent_rejects_sql;
 use super::{KeptReject, Loader, ShardStatus};
 use crate::broker::Broker;
-use crate::error::{RejectedRow, Result};
+use crate::error::{RecordSource, RejectedRow, Result};
 use crate::event::RedTrackEvent;
 use crate::stage::Stage;
 use crate::warehouse::{column, db_error, Warehouse};
@@ -76,16 +76,28 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             .map_err(|e| db_error(WHAT, e))?;
         rows.iter()
             .map(|r| {
+                let mut row = RejectedRow::new(
+                    column::<String>(r, 1, WHAT)?,
+                    u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
+                    column::<String>(r, 3, WHAT)?,
+                    column::<String>(r, 4, WHAT)?,
+                    column::<String>(r, 5, WHAT)?,
+                );
+                let text = |i| column::<Option<String>>(r, i, WHAT);
+                if let (Some(stream), Some(shard), Some(seq)) = (text(7)?, text(8)?, text(9)?) {
+                    let sub = column::<Option<i64>>(r, 10, WHAT)?;
+                    row.source = Some(RecordSource::new(
+                        stream,
+                        shard,
+                        seq.into(),
+                        sub.map(|s| u64::try_from(s).unwrap_or(0)),
+                    ));
+                }
                 Ok(KeptReject {
                     load_id: column(r, 0, WHAT)?,
-                    row: RejectedRow {
-                        file: column(r, 1, WHAT)?,
-                        line: u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
-                        column: column(r, 3, WHAT)?,
-                        value: column(r, 4, WHAT)?,
-                        reason: column(r, 5, WHAT)?,
-                    },
+                    row,
                     rejected_at: column::<Option<String>>(r, 6, WHAT)?.unwrap_or_default(),
+                    status: text(11)?.unwrap_or_else(|| "rejected".to_owned()),
                 })
             })
             .collect()

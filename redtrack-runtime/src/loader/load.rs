@@ -15,14 +15,16 @@ use tokio::sync::mpsc;
 use super::checkpoint::{read_positions, CaughtUp, Checkpoint, RangeMark, ShardRange};
 use super::commit::{commit_load, mark_caught_up, now_text, Commit};
 use super::reader::{read_shard, shard_done, Budget, ShardPlan};
-use super::rejects::keep_rejects;
+use super::rejects::{keep_rejects, LOAD_FAILED};
 use super::retention::refresh_due;
 use super::staging::{part_name, run_stager, staging_failed, Source, Staged};
+use super::validate::RecordRules;
 use super::{DataLoss, LoadReport, Loader};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
+use crate::migrate::{read_columns, WarehouseColumn};
 use crate::stage::{load_folder, Manifest, Stage};
 use crate::warehouse::{CopyRequest, StagedFile, Warehouse};
 
@@ -46,6 +48,8 @@ struct Plan {
     /// Where the files are written before they are uploaded.
     local_dir: PathBuf,
     n_files: usize,
+    /// The table's columns as the warehouse has them (empty if it has no such table yet).
+    columns: Vec<WarehouseColumn>,
 }
 
 impl Plan {
@@ -166,6 +170,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let stream = self.config.stream_name(table);
         let slices = self.slices(client).await?;
         let positions = read_positions(client, &stream).await?;
+        let columns = read_columns(client, table).await?;
         let mut shards = Vec::new();
         for shard in self.broker.list_shards(&stream).await? {
             let position = positions.get(&shard.shard_id).map(|(_, p)| p.clone());
@@ -200,6 +205,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             shards,
             load_id,
             folder,
+            columns,
         })
     }
 
@@ -218,9 +224,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     .iter()
                     .map(|p| p.shard.shard_id.clone())
                     .collect(),
-                // redtrack's records carry every column's key: only a table whose one column
-                // is `data` could be mistaken for the gem's `{"data": "<json>"}` envelope.
-                envelopes: !matches!(E::schema().columns, [only] if only.name == "data"),
+                rules: RecordRules::new(E::schema(), &plan.columns),
             };
             tokio::task::spawn_blocking(move || run_stager(rx, &dir, n_files, &source))
         };
@@ -410,6 +414,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 plan.table,
                 std::slice::from_ref(&row),
                 &now_text(),
+                LOAD_FAILED,
             )
             .await;
             if let Err(e) = kept {

@@ -12,9 +12,10 @@
 //! a load that never committed are left in the stage, unreferenced.
 //!
 //! Rooms: `load` (one pass: plan, read and stage, upload, commit), `reader` (one shard),
-//! `staging` (gzip files), `commit` (the transaction), `checkpoint` (`kinesis_loads`), `rejects`
-//! (`redtrack_load_rejects`), `follow` (loading continuously), `inspect` (status queries),
-//! `report` (what the loader returns).
+//! `validate` (each record checked against the table's columns), `staging` (gzip files),
+//! `commit` (the transaction), `checkpoint` (`kinesis_loads`), `retention` (the data-loss rule),
+//! `rejects` (`redtrack_load_rejects`), `redrive` (loading kept rejects again), `follow` (loading
+//! continuously), `inspect` (status queries), `report` (what the loader returns).
 
 pub(crate) mod checkpoint;
 mod commit;
@@ -22,10 +23,12 @@ mod follow;
 mod inspect;
 mod load;
 mod reader;
+mod redrive;
 pub(crate) mod rejects;
 mod report;
 mod retention;
 mod staging;
+mod validate;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,10 +36,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use checkpoint::{Checkpoint, LoadedRange, ShardRange};
-pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, ShardStatus};
+pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, RedriveReport, ShardStatus};
 
 pub(crate) use checkpoint::kinesis_loads_ddl;
+
 use rejects::load_rejects_ddl;
+pub(crate) use validate::RecordRules;
 
 use crate::aws::Aws;
 use crate::broker::{AnyBroker, Broker, StreamInfo};
@@ -164,6 +169,10 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         for (what, sql) in [
             (KINESIS_LOADS, kinesis_loads_ddl(dialect)),
             (LOAD_REJECTS, load_rejects_ddl(dialect)),
+            (
+                rejects::LOAD_REJECT_PARTS,
+                rejects::load_reject_parts_ddl(dialect),
+            ),
             (E::TABLE_NAME, E::schema().create_table_sql(dialect)),
         ] {
             client
@@ -171,8 +180,9 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 .await
                 .map_err(|e| db_error(&format!("creating {what}"), e))?;
         }
-        // A kinesis_loads of the Ruby gem or an older redtrack gets redtrack's columns.
-        checkpoint::add_missing_columns(&client).await
+        // Tables of the Ruby gem or an older redtrack get redtrack's columns.
+        checkpoint::add_missing_columns(&client, KINESIS_LOADS, checkpoint::ADDED_COLUMNS).await?;
+        checkpoint::add_missing_columns(&client, LOAD_REJECTS, rejects::ADDED_COLUMNS).await
     }
 
     /// The stream's settings (retention, limits), asked of the broker at most every

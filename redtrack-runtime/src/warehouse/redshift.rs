@@ -72,14 +72,27 @@ pub(crate) fn quote_literal(what: &str, text: &str) -> Result<String> {
     Ok(format!("'{}'", text.replace('\'', "''")))
 }
 
+/// The `MAXERROR` that lets COPY reject `allowed` rows and go on: the load fails once errors
+/// reach MAXERROR ("the error_count number of errors or greater", page
+/// `copy-parameters-data-load`), so `allowed + 1`; `0` (fail at the first) for none; at most
+/// [`MAX_MAXERROR`]. The loader counts the rejects again after COPY, so it keeps
+/// `max_errors`' meaning (that many rejects, no more) whichever way a server counts.
+pub(crate) fn maxerror(allowed: u64) -> u64 {
+    if allowed == 0 {
+        0
+    } else {
+        allowed.saturating_add(1).min(MAX_MAXERROR)
+    }
+}
+
 /// The `COPY` statement of a load, with `authorization` (`IAM_ROLE '...'` or the credentials)
-/// already rendered.
+/// already rendered, letting COPY reject `max_errors` rows ([`maxerror`]).
 pub(crate) fn copy_sql(req: &CopyRequest, authorization: &str, max_errors: u64) -> Result<String> {
     Ok(format!(
         "COPY {} FROM {} {authorization} FORMAT AS JSON 'auto' GZIP MANIFEST TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR {}",
         quote_ident(req.table.name),
         quote_literal("manifest URL", &req.manifest_url)?,
-        max_errors.min(MAX_MAXERROR)
+        maxerror(max_errors)
     ))
 }
 
@@ -169,16 +182,21 @@ impl RedshiftWarehouse {
             let text = |i| column::<Option<String>>(&row, i, WHAT).map(Option::unwrap_or_default);
             let file = text(0)?;
             let line = column::<Option<i64>>(&row, 1, WHAT)?.unwrap_or(0);
-            let mut reject = RejectedRow {
-                value: String::new(),
-                column: text(2)?,
-                reason: text(3)?,
-                line: u64::try_from(line).unwrap_or(0),
+            let mut reject = RejectedRow::new(
                 file,
-            };
+                u64::try_from(line).unwrap_or(0),
+                text(2)?,
+                String::new(),
+                text(3)?,
+            );
             if let Some(f) = req.files.iter().find(|f| f.url == reject.file) {
                 match read_line(stage, &f.key, reject.line).await {
-                    Ok(value) => reject.value = value,
+                    Ok(line) => {
+                        reject.value =
+                            truncate_string(String::from_utf8_lossy(&line).into_owned(), 1024);
+                        // The whole staged line, so the row can be loaded again later.
+                        reject.raw = Some(bytes::Bytes::from(line));
+                    }
                     // The reject stands; say why its raw line is missing.
                     Err(e) => reject
                         .reason
@@ -191,19 +209,17 @@ impl RedshiftWarehouse {
     }
 }
 
-/// Line `n` (1-based) of the gzip'd staged file `key`, truncated to 1024 bytes; empty if the
-/// file has fewer lines.
-async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<String> {
+/// Line `n` (1-based) of the gzip'd staged file `key`; empty if the file has fewer lines.
+async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<Vec<u8>> {
     let mut lines = GzipLines::open(stage, key).await?;
     let mut i = 0;
     while let Some(line) = lines.next_line().await? {
         i += 1;
         if i == n {
-            let line = String::from_utf8_lossy(line).into_owned();
-            return Ok(truncate_string(line, 1024));
+            return Ok(line.to_vec());
         }
     }
-    Ok(String::new())
+    Ok(Vec::new())
 }
 
 impl Warehouse for RedshiftWarehouse {
@@ -321,7 +337,7 @@ mod tests {
             copy_sql(&req, &role, 7).unwrap(),
             "COPY test_events FROM 's3://b/redtrack/c/d/test_events/20261124/load-x/manifest.json' \
              IAM_ROLE 'arn:aws:iam::123456789012:role/r' FORMAT AS JSON 'auto' GZIP MANIFEST \
-             TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR 7"
+             TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR 8"
         );
         let creds = credentials_clause("AK", "S'x", Some("T")).unwrap();
         assert_eq!(
