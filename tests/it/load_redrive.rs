@@ -1,8 +1,9 @@
 //! Kept rejects loaded again once the table is fixed, exactly once: reject, fix the table
 //! (`migrate --apply`), re-drive, re-drive again (nothing twice); two re-drives at once; the
-//! `redrive` command.
+//! `redrive` command. The first two run in both dialects (PostgreSQL, and Redshift through the
+//! stand-in).
 
-use crate::common;
+use crate::{common, dialects};
 
 use bytes::Bytes;
 use redtrack::broker::{AnyBroker, Broker, PutRecord};
@@ -43,8 +44,8 @@ async fn put(env: &common::TestEnv, records: &[PutRecord]) {
     }
 }
 
-fn config(env: &common::TestEnv, max_errors: u64) -> redtrack::Config {
-    env.config()
+fn config(env: &common::TestEnv, dialect: Dialect, max_errors: u64) -> redtrack::Config {
+    dialects::config(env, dialect)
         .into_builder()
         .with_max_errors(max_errors)
         .build()
@@ -62,21 +63,45 @@ async fn ids(env: &common::TestEnv) -> Vec<i32> {
         .collect()
 }
 
-/// Widens the table as `migrate --table redrive_events --apply` does.
-async fn widen(env: &common::TestEnv) {
-    let pg = env.pg().await;
-    let existing = redtrack::migrate::read_columns(&pg, "redrive_events")
+/// Widens the table as `migrate --table redrive_events --apply` does, in `dialect`.
+async fn widen(env: &common::TestEnv, dialect: Dialect) {
+    let warehouse = dialects::connect(env, dialect).await;
+    let existing = redtrack::migrate::read_columns(&warehouse, "redrive_events")
         .await
         .unwrap();
     let plan = redtrack::migrate::plan(Wide::schema(), &existing);
     assert!(!plan.is_empty());
-    for sql in plan.statements(Dialect::Postgres) {
-        pg.batch_execute(&sql).await.unwrap();
+    for sql in plan.statements(dialect) {
+        warehouse.batch_execute(&sql).await.unwrap();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reject_fix_redrive_and_redrive_again_loads_each_once() {
+/// Runs `case` as two tests, one per dialect.
+macro_rules! both_dialects {
+    ($case:ident, $postgres:ident, $redshift:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $case(Dialect::Postgres).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $redshift() {
+            $case(Dialect::Redshift).await
+        }
+    };
+}
+
+both_dialects!(
+    reject_fix_redrive,
+    reject_fix_redrive_and_redrive_again_loads_each_once,
+    reject_fix_redrive_and_redrive_again_loads_each_once_redshift
+);
+both_dialects!(
+    race,
+    two_redrives_at_once_load_each_reject_once,
+    two_redrives_at_once_load_each_reject_once_redshift
+);
+
+async fn reject_fix_redrive(dialect: Dialect) {
     let env = common::TestEnv::named("redrive").await;
     let long = format!(r#"{{"id":2,"name":"{}"}}"#, "much longer than eight");
     put(
@@ -89,7 +114,7 @@ async fn reject_fix_redrive_and_redrive_again_loads_each_once() {
         ],
     )
     .await;
-    let loader = Loader::new(config(&env, 5)).await.unwrap();
+    let loader = Loader::new(config(&env, dialect, 5)).await.unwrap();
     loader.setup::<Narrow>().await.unwrap();
     let report = loader.load::<Narrow>().await.unwrap();
     assert_eq!((report.records, report.rejected), (1, 3), "{report:?}");
@@ -100,7 +125,7 @@ async fn reject_fix_redrive_and_redrive_again_loads_each_once() {
     assert_eq!(early.still_rejected.len(), 3, "{early:?}");
     assert_eq!(ids(&env).await, [1]);
 
-    widen(&env).await;
+    widen(&env, dialect).await;
     let fixed = loader.redrive::<Wide>().await.unwrap();
     assert_eq!(fixed.redriven, 2, "{fixed:?}");
     assert_eq!(fixed.still_rejected.len(), 1, "{fixed:?}");
@@ -135,18 +160,17 @@ async fn reject_fix_redrive_and_redrive_again_loads_each_once() {
 }
 
 /// Two re-drives at once load every kept reject exactly once between them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_redrives_at_once_load_each_reject_once() {
+async fn race(dialect: Dialect) {
     let env = common::TestEnv::named("redrive_race").await;
     let records: Vec<Vec<u8>> = (0..60)
         .map(|i| format!(r#"{{"id":{i},"name":"name number {i} is long"}}"#).into_bytes())
         .collect();
     put(&env, &records.iter().map(|r| raw(r)).collect::<Vec<_>>()).await;
-    let loader = Loader::new(config(&env, 100)).await.unwrap();
+    let loader = Loader::new(config(&env, dialect, 100)).await.unwrap();
     loader.setup::<Narrow>().await.unwrap();
     assert_eq!(loader.load::<Narrow>().await.unwrap().rejected, 60);
-    widen(&env).await;
-    let other = Loader::new(config(&env, 100)).await.unwrap();
+    widen(&env, dialect).await;
+    let other = Loader::new(config(&env, dialect, 100)).await.unwrap();
     let (a, b) = tokio::join!(loader.redrive::<Wide>(), other.redrive::<Wide>());
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.redriven + b.redriven, 60, "{a:?} {b:?}");
@@ -165,12 +189,14 @@ async fn the_redrive_command_reports_what_it_loaded() {
         ],
     )
     .await;
-    let loader = Loader::new(config(&env, 5)).await.unwrap();
+    let loader = Loader::new(config(&env, Dialect::Postgres, 5))
+        .await
+        .unwrap();
     loader.setup::<Narrow>().await.unwrap();
     assert_eq!(loader.load::<Narrow>().await.unwrap().rejected, 2);
-    widen(&env).await;
+    widen(&env, Dialect::Postgres).await;
     let run = |args: &'static [&'static str]| {
-        let config = config(&env, 5);
+        let config = config(&env, Dialect::Postgres, 5);
         async move {
             let (mut out, mut err) = (Vec::new(), Vec::new());
             let code = Cli::new("app")

@@ -3,25 +3,36 @@
 //! A `kinesis_loads` of the Ruby gem (its six columns, its rows) keeps working: `setup` adds
 //! redtrack's columns and the loader goes on from the gem's checkpoints.
 
-use crate::{common, seed};
+use crate::{common, dialects, seed};
 
 use redtrack::__test::{read_checkpoints, OVERLAP_SQL};
 use redtrack::broker::{AnyBroker, Broker, ShardReader, StartingPosition};
-use redtrack::{Client, Loader};
+use redtrack::{Client, Dialect, Loader};
 use seed::TestEvent;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gem_deployments_kinesis_loads_goes_on_from_its_checkpoints() {
+    gem_deployment(Dialect::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gem_deployments_kinesis_loads_goes_on_from_its_checkpoints_redshift() {
+    gem_deployment(Dialect::Redshift).await
+}
+
+async fn gem_deployment(dialect: Dialect) {
     let env = common::TestEnv::named("gem_cps").await;
     let pg = env.pg().await;
     // The gem's table: its six columns and nothing else.
-    pg.batch_execute(
-        "CREATE TABLE kinesis_loads (stream_name VARCHAR(256), shard_id VARCHAR(256), \
+    dialects::connect(&env, dialect)
+        .await
+        .batch_execute(
+            "CREATE TABLE kinesis_loads (stream_name VARCHAR(256), shard_id VARCHAR(256), \
          table_name VARCHAR(256), starting_sequence_number VARCHAR(256), \
          ending_sequence_number VARCHAR(256), load_timestamp TIMESTAMP)",
-    )
-    .await
-    .unwrap();
+        )
+        .await
+        .unwrap();
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(1).await.unwrap();
     for i in 0..10 {
@@ -58,7 +69,7 @@ async fn a_gem_deployments_kinesis_loads_goes_on_from_its_checkpoints() {
     .await
     .unwrap();
 
-    let loader = Loader::new(env.config()).await.unwrap();
+    let loader = Loader::new(dialects::config(&env, dialect)).await.unwrap();
     // Before setup, the loader says what to do instead of failing on a missing column.
     let err = loader.load::<TestEvent>().await.unwrap_err().to_string();
     assert!(err.contains("run setup"), "{err}");

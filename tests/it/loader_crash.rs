@@ -7,14 +7,14 @@
 //! re-drive): its `loader_child` test then runs one load (or re-drive) and exits. `REDTRACK_TEST_PAUSE_AT=<phase>` makes the child print
 //! `REDTRACK_PAUSED <phase>` and sleep at that phase, where the parent kills it.
 
-use crate::{common, seed};
+use crate::{common, dialects, seed};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use redtrack::__test::{Phase, PAUSE_ENV, PAUSE_MARKER};
-use redtrack::{Client, Config, Loader};
+use redtrack::{Client, Config, Dialect, Loader};
 use seed::TestEvent;
 
 const CHILD_ENV: &str = "REDTRACK_LOADER_CHILD";
@@ -52,11 +52,17 @@ fn event(i: i32) -> TestEvent {
 
 /// Runs the child (a load) until it pauses at `phase`, then kills it with SIGKILL.
 fn kill_child_at(env: &common::TestEnv, phase: Phase) {
-    kill_child_in_mode_at(env, "1", phase);
+    kill_child_in_mode_at(env, &[], "1", phase);
 }
 
-/// Runs the child in `mode` until it pauses at `phase`, then kills it with SIGKILL.
-fn kill_child_in_mode_at(env: &common::TestEnv, mode: &str, phase: Phase) {
+/// Runs the child in `mode` (with `env`'s variables, and `more` over them) until it pauses at
+/// `phase`, then kills it with SIGKILL.
+fn kill_child_in_mode_at(
+    env: &common::TestEnv,
+    more: &[(String, String)],
+    mode: &str,
+    phase: Phase,
+) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
@@ -68,6 +74,7 @@ fn kill_child_in_mode_at(env: &common::TestEnv, mode: &str, phase: Phase) {
         .env_clear()
         .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
         .envs(env.vars())
+        .envs(more.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env(CHILD_ENV, mode)
         .env(PAUSE_ENV, phase.name())
         .stdout(Stdio::null())
@@ -156,10 +163,22 @@ async fn sigkill_a_redrive_at_every_phase_then_rerun_loads_each_reject_once() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    redrive_killed(Dialect::Postgres).await;
+}
+
+/// The same in the Redshift dialect, through the stand-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_a_redrive_at_every_phase_then_rerun_loads_each_reject_once_redshift() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    redrive_killed(Dialect::Redshift).await;
+}
+
+async fn redrive_killed(dialect: Dialect) {
     for phase in Phase::ALL {
         let env = common::TestEnv::named("rdkill").await;
-        let config = env
-            .config()
+        let config = dialects::config(&env, dialect)
             .into_builder()
             .with_max_errors(100)
             .build()
@@ -189,13 +208,14 @@ async fn sigkill_a_redrive_at_every_phase_then_rerun_loads_each_reject_once() {
         let report = loader.load::<TestEvent>().await.unwrap();
         assert_eq!((report.records, report.rejected), (10, 30));
         // The fix: a wider column.
-        env.pg()
+        dialects::connect(&env, dialect)
             .await
             .batch_execute("ALTER TABLE test_events ALTER COLUMN client_ip TYPE VARCHAR(64)")
             .await
             .unwrap();
 
-        kill_child_in_mode_at(&env, REDRIVE, phase);
+        let warehouse = dialects::vars(&env, dialect);
+        kill_child_in_mode_at(&env, &warehouse, REDRIVE, phase);
         let after_kill = env.count_distinct("test_events", "timestamp").await;
         let expected = if phase == Phase::Committed { 40 } else { 10 };
         assert_eq!(after_kill.0, expected, "after a kill at {}", phase.name());

@@ -8,9 +8,45 @@
 //!
 //! Both ways are tested: expired records that were loaded are no loss (a quiet shard, several
 //! shards, a reshard, idle loads in between), and unread records trimmed are a loss, reported
-//! with the stream, the shard and the range.
+//! with the stream, the shard and the range; in both dialects (the bookkeeping is SQL of its
+//! own: PostgreSQL, and Redshift through the stand-in).
 
-use crate::{common, seed};
+/// Runs `case` as two tests, one per dialect.
+macro_rules! both_dialects {
+    ($case:ident, $postgres:ident, $redshift:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $case(Dialect::Postgres).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $redshift() {
+            $case(Dialect::Redshift).await
+        }
+    };
+}
+
+both_dialects!(
+    real_loss,
+    trimmed_records_are_reported_as_data_loss,
+    trimmed_records_are_reported_as_data_loss_redshift
+);
+both_dialects!(
+    quiet_shard,
+    a_quiet_shard_whose_loaded_records_expired_loses_nothing,
+    a_quiet_shard_whose_loaded_records_expired_loses_nothing_redshift
+);
+both_dialects!(
+    quiet_shards,
+    expired_loaded_records_are_no_loss_across_shards_idle_loads_and_a_reshard,
+    expired_loaded_records_are_no_loss_across_shards_idle_loads_and_a_reshard_redshift
+);
+both_dialects!(
+    idle_loads,
+    idle_loads_keep_a_quiet_shard_known_caught_up,
+    idle_loads_keep_a_quiet_shard_known_caught_up_redshift
+);
+
+use crate::{common, dialects, seed};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +56,7 @@ use redtrack::broker::{
     cmp_sequence_numbers, AnyBroker, AnyReader, Broker, PutOutcome, PutRecord, ReadBatch,
     SequenceNumber, ShardInfo, ShardReader, StartingPosition, StreamInfo,
 };
-use redtrack::{Client, Error, Loader};
+use redtrack::{Client, Dialect, Error, Loader};
 use seed::TestEvent;
 
 /// Where each shard is trimmed: every record up to its sequence number (inclusive) is gone.
@@ -117,8 +153,7 @@ fn event(i: i32) -> TestEvent {
 
 /// Records written after a load and trimmed before the next one read them are a loss: the
 /// stream keeps records for two seconds, and the loader looks again only after three.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trimmed_records_are_reported_as_data_loss() {
+async fn real_loss(dialect: Dialect) {
     let env = common::TestEnv::named("loss").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(1).await.unwrap();
@@ -133,7 +168,7 @@ async fn trimmed_records_are_reported_as_data_loss() {
             retention: Duration::from_secs(2),
         }
     };
-    let loader = Loader::with_broker(env.config(), broker().await)
+    let loader = Loader::with_broker(dialects::config(&env, dialect), broker().await)
         .await
         .unwrap();
     loader.setup::<TestEvent>().await.unwrap();
@@ -188,7 +223,7 @@ async fn trimmed_records_are_reported_as_data_loss() {
 
     // An operator who has seen the loss goes on: the rest loads, the loss is in the report.
     let accepting = Loader::with_broker(
-        env.config()
+        dialects::config(&env, dialect)
             .into_builder()
             .with_accept_data_loss(true)
             .build()
@@ -245,8 +280,7 @@ async fn expire_everything(env: &common::TestEnv, stream: &str, trim: &TrimPoint
 }
 
 /// The reproducer: a quiet shard whose loaded records all expire is not a lost shard.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quiet_shard_whose_loaded_records_expired_loses_nothing() {
+async fn quiet_shard(dialect: Dialect) {
     let env = common::TestEnv::named("quiet").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(1).await.unwrap();
@@ -259,7 +293,9 @@ async fn a_quiet_shard_whose_loaded_records_expired_loses_nothing() {
         trim: trim.clone(),
         retention: DAY,
     };
-    let loader = Loader::with_broker(env.config(), broker).await.unwrap();
+    let loader = Loader::with_broker(dialects::config(&env, dialect), broker)
+        .await
+        .unwrap();
     loader.setup::<TestEvent>().await.unwrap();
     assert_eq!(loader.load::<TestEvent>().await.unwrap().records, 10);
 
@@ -283,8 +319,7 @@ async fn a_quiet_shard_whose_loaded_records_expired_loses_nothing() {
 
 /// The same with several shards, a reshard, and any number of idle loads in between: only
 /// loaded records expired, so nothing is reported lost and every new event loads once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_loaded_records_are_no_loss_across_shards_idle_loads_and_a_reshard() {
+async fn quiet_shards(dialect: Dialect) {
     let env = common::TestEnv::named("quiet_many").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(2).await.unwrap();
@@ -294,7 +329,9 @@ async fn expired_loaded_records_are_no_loss_across_shards_idle_loads_and_a_resha
         trim: trim.clone(),
         retention: DAY,
     };
-    let loader = Loader::with_broker(env.config(), broker).await.unwrap();
+    let loader = Loader::with_broker(dialects::config(&env, dialect), broker)
+        .await
+        .unwrap();
     loader.setup::<TestEvent>().await.unwrap();
     let stream = env.stream_name("test_events");
     let mut next = 0;
@@ -335,8 +372,7 @@ async fn expired_loaded_records_are_no_loss_across_shards_idle_loads_and_a_resha
 /// records for four seconds, idle loads every second record that they found the shard caught up,
 /// so when the loaded records expire six seconds after the last load that read any, nothing is
 /// reported lost. A loader that stopped as long (the second half) reports the possible loss.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_loads_keep_a_quiet_shard_known_caught_up() {
+async fn idle_loads(dialect: Dialect) {
     let env = common::TestEnv::named("quiet_idle").await;
     let client = Client::new(env.config()).await.unwrap();
     client.create_stream::<TestEvent>(1).await.unwrap();
@@ -347,7 +383,9 @@ async fn idle_loads_keep_a_quiet_shard_known_caught_up() {
         trim: trim.clone(),
         retention,
     };
-    let loader = Loader::with_broker(env.config(), broker).await.unwrap();
+    let loader = Loader::with_broker(dialects::config(&env, dialect), broker)
+        .await
+        .unwrap();
     loader.setup::<TestEvent>().await.unwrap();
     let stream = env.stream_name("test_events");
 

@@ -569,19 +569,7 @@ fn check_value(rule: &Rule, raw: &str) -> Result<Seen, Invalid> {
                 _ if is_number(raw) => Cow::Borrowed(raw),
                 _ => return Err(wrong("a number (a JSON number or a string of one)")),
             };
-            let Some(digits) = decimal_integer_digits(&text, scale) else {
-                return Err(bad(&text, format!("{t} expects a decimal number")));
-            };
-            let room = usize::from(precision - scale);
-            if digits > room {
-                return Err(bad(
-                    &text,
-                    format!(
-                        "{digits} digits before the decimal point (after rounding to {scale} \
-                         after it); {t} holds at most {room}"
-                    ),
-                ));
-            }
+            check_decimal(&text, precision, scale).map_err(|r| bad(&text, r))?;
         }
         SqlType::Char { .. } | SqlType::Varchar { .. } if raw.starts_with('"') => {
             let text = string_value(raw, false).map_err(|r| bad(raw, r))?;
@@ -673,80 +661,66 @@ fn is_number(raw: &str) -> bool {
     matches!(raw.as_bytes().first(), Some(b'-' | b'0'..=b'9'))
 }
 
-/// The number of digits before the decimal point of `text` (a decimal number:
-/// `-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?`) once rounded to `scale` digits after it, half away
-/// from zero as PostgreSQL rounds (Redshift truncates, which never needs more); `None` if it
-/// is not such a number.
-fn decimal_integer_digits(text: &str, scale: u8) -> Option<usize> {
+/// Checks `text` as a value of DECIMAL(`precision`, `scale`): `-?(\d+\.?\d*|\.\d+)` (no
+/// exponent: Redshift reads digits and one point only), at most `precision - scale` digits
+/// before the point once rounded to `scale` after it, half away from zero as PostgreSQL rounds
+/// (Redshift truncates, which never needs more), and for DECIMAL(19, s), Redshift's 64-bit
+/// one, at most 9223372036854775807 unscaled (page `r_Numeric_types201`). The reason if not.
+fn check_decimal(text: &str, precision: u8, scale: u8) -> Result<(), String> {
+    let t = SqlType::Decimal { precision, scale };
     let b = text.strip_prefix('-').unwrap_or(text).as_bytes();
-    let mantissa_end = b
-        .iter()
-        .position(|&c| c == b'e' || c == b'E')
-        .unwrap_or(b.len());
-    let (mantissa, exponent) = b.split_at(mantissa_end);
-    let exponent: i64 = match exponent {
-        [] => 0,
-        [_, rest @ ..] => {
-            let digits = rest
-                .strip_prefix(b"+")
-                .or(rest.strip_prefix(b"-"))
-                .unwrap_or(rest);
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            // Saturated: an exponent beyond any column's reach stays beyond it.
-            let magnitude = std::str::from_utf8(digits)
-                .ok()?
-                .parse::<i64>()
-                .unwrap_or(i64::MAX)
-                .min(1_000_000);
-            if rest.first() == Some(&b'-') {
-                -magnitude
-            } else {
-                magnitude
-            }
-        }
-    };
-    let (int, frac) = match mantissa.iter().position(|&c| c == b'.') {
-        Some(p) => (&mantissa[..p], &mantissa[p + 1..]),
-        None => (mantissa, &mantissa[mantissa.len()..]),
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(p) => (&b[..p], &b[p + 1..]),
+        None => (b, &b[b.len()..]),
     };
     if (int.is_empty() && frac.is_empty()) || !int.iter().chain(frac).all(u8::is_ascii_digit) {
-        return None;
+        return Err(format!(
+            "{t} expects a decimal number (digits and one point, no exponent)"
+        ));
     }
-    // Digit `i` of int ++ frac (0 outside them), and where the decimal point sits among them
-    // after the exponent: before digit `at`.
-    let n = int.len() + frac.len();
-    let digit = |i: i64| -> u8 {
-        match usize::try_from(i) {
-            Ok(i) if i < int.len() => int[i] - b'0',
-            Ok(i) if i < n => frac[i - int.len()] - b'0',
-            _ => 0,
+    // The unscaled digits kept: the integer part and `scale` fraction digits (zero-padded),
+    // plus one at the last of them when the first one dropped is 5 or more.
+    let int = &int[int.iter().position(|&c| c != b'0').unwrap_or(int.len())..];
+    let scale_len = usize::from(scale);
+    let kept = |i: usize| -> u8 {
+        if i < int.len() {
+            int[i]
+        } else {
+            frac.get(i - int.len()).copied().unwrap_or(b'0')
         }
     };
-    let Some(first) = int.iter().chain(frac).position(|&c| c != b'0') else {
-        return Some(0);
-    };
-    let at = i64::try_from(int.len()).ok()? + exponent;
-    let first = i64::try_from(first).ok()?;
-    if at - first > 64 {
-        // More integer digits than any DECIMAL holds, whatever the rounding.
-        return Some(65);
+    let n = int.len() + scale_len;
+    let rounds_up = frac.get(scale_len).is_some_and(|&d| d >= b'5');
+    let all_nines = (0..n).all(|i| kept(i) == b'9');
+    // Digits before the point once rounded: a carry through nines adds one in front, and one
+    // into an integer part of zero makes it 1.
+    let mut int_digits = int.len();
+    if rounds_up && all_nines {
+        int_digits += 1;
     }
-    // Rounding keeps the digits before `round_at` and adds one at the last of them if the
-    // first one dropped is 5 or more; the carry stops at the last kept digit that is not 9
-    // (which becomes the first nonzero one if it lies before), else adds a digit in front.
-    let round_at = at + i64::from(scale);
-    let start = at.min(0);
-    let first = if digit(round_at) >= 5 {
-        match (start..round_at).rev().find(|&i| digit(i) != 9) {
-            Some(j) => first.min(j),
-            None => start - 1,
+    let room = usize::from(precision - scale);
+    if int_digits > room {
+        return Err(format!(
+            "{int_digits} digits before the decimal point (after rounding to {scale} after it); \
+             {t} holds at most {room}"
+        ));
+    }
+    if precision == 19 {
+        // The unscaled value, rounded: it must fit a signed 64-bit integer.
+        let mut unscaled: u128 = 0;
+        for i in 0..n {
+            unscaled = unscaled * 10 + u128::from(kept(i) - b'0');
         }
-    } else {
-        first
-    };
-    Some(usize::try_from(at - first).unwrap_or(0))
+        if rounds_up {
+            unscaled += 1;
+        }
+        if unscaled > u128::from(i64::MAX.unsigned_abs()) {
+            return Err(format!(
+                "{t} is 64-bit on Redshift: at most 9223372036854775807 unscaled"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether `text` is a date (with `date_only`, a time part is allowed and dropped) or a
@@ -1104,47 +1078,29 @@ mod tests {
             "\"999.99\"",
             "-999.994",
             "0.001",
-            "1e2",
-            "\"12.5e1\"",
             "0",
-            ".5",
+            "\".5\"",
+            "\"5.\"",
+            "-0",
         ] {
-            let v = if ok.starts_with('.') {
-                format!("\"{ok}\"")
-            } else {
-                ok.to_owned()
-            };
-            assert!(one(d, &v).is_ok(), "{ok}");
+            assert!(one(d, ok).is_ok(), "{ok}");
         }
         for bad in [
-            "1000",
-            "999.995",
-            "\"1e3\"",
-            "\"abc\"",
-            "\"\"",
-            "true",
-            "\"NaN\"",
-            "1e1000000000",
+            "1000", "999.995", "1e2", "\"1e3\"", "\"abc\"", "\"\"", "true", "\"NaN\"", "\"+1\"",
+            "\".\"",
         ] {
             assert!(one(d, bad).is_err(), "{bad}");
         }
-        assert_eq!(decimal_integer_digits("0.995", 2), Some(1));
-        assert_eq!(decimal_integer_digits("9.995", 2), Some(2));
-        assert_eq!(decimal_integer_digits("000123.4", 0), Some(3));
-        assert_eq!(decimal_integer_digits("1.5e-3", 2), Some(0));
-        assert_eq!(decimal_integer_digits("99.5", 0), Some(3));
-        assert_eq!(decimal_integer_digits("0.5", 0), Some(1));
-        assert_eq!(decimal_integer_digits("0.4", 0), Some(0));
-        assert_eq!(decimal_integer_digits("1.", 0), Some(1));
-        assert_eq!(decimal_integer_digits(".", 0), None);
-        assert_eq!(decimal_integer_digits("0.99", 1), Some(1));
-        assert_eq!(decimal_integer_digits("0.05", 1), Some(0));
-        assert_eq!(decimal_integer_digits("0.009", 2), Some(0));
-        assert_eq!(decimal_integer_digits("5e-1", 0), Some(1));
-        assert_eq!(decimal_integer_digits("5e-2", 0), Some(0));
-        assert_eq!(decimal_integer_digits("9.95e-2", 2), Some(0));
-        assert_eq!(decimal_integer_digits("-99.96", 1), Some(3));
-        assert_eq!(decimal_integer_digits("1e-1000000", 38), Some(0));
+        let fits = |text: &str, p: u8, s: u8| check_decimal(text, p, s).is_ok();
+        assert!(fits("0.995", 3, 2) && !fits("9.995", 3, 2));
+        assert!(fits("000123.4", 3, 0) && !fits("99.5", 2, 0) && fits("99.4", 2, 0));
+        assert!(fits("0.5", 1, 0) && fits("0.99", 2, 1) && !fits("9.96", 2, 1));
+        // DECIMAL(19, s) is 64-bit on Redshift.
+        assert!(fits("9223372036854775807", 19, 0));
+        assert!(!fits("9223372036854775808", 19, 0));
+        assert!(fits("922337203685477580.7", 19, 1));
+        assert!(!fits("922337203685477580.75", 19, 1));
+        assert!(fits("9223372036854775808", 20, 0));
         // Against rust_decimal's own rounding (half away from zero), over many numbers.
         for _ in 0..20_000 {
             let int = rand::random_range(0u64..100_000);
@@ -1159,12 +1115,18 @@ mod tests {
                 )
                 .trunc()
                 .to_string();
-            let digits = rounded.trim_start_matches('0').len();
-            assert_eq!(
-                decimal_integer_digits(&text, scale),
-                Some(digits),
-                "{text} {scale}"
-            );
+            let int_digits = rounded.trim_start_matches('0').len() as u8;
+            for room in [int_digits.saturating_sub(1), int_digits] {
+                let p = room + scale;
+                if p == 0 || p > 38 {
+                    continue;
+                }
+                assert_eq!(
+                    fits(&text, p, scale),
+                    room >= int_digits,
+                    "{text} ({p},{scale})"
+                );
+            }
         }
     }
 
