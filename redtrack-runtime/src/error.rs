@@ -33,6 +33,8 @@ pub mod code {
     pub const INVALID_HASH_KEY: &str = "InvalidHashKey";
     /// A local file of the file broker could not be read or written.
     pub const IO: &str = "io";
+    /// The endpoint refused the request as too large (HTTP 413) without a code of its own.
+    pub const REQUEST_TOO_LARGE: &str = "RequestEntityTooLarge";
     /// A failure without a code.
     pub const UNKNOWN: &str = "Unknown";
 }
@@ -83,12 +85,20 @@ pub enum Error {
         capacity: usize,
     },
 
-    /// An encoded event does not fit in one Kinesis record (1 MiB with its partition key).
-    #[error("an event of `{table}` is {bytes} bytes with its partition key; a Kinesis record holds at most {limit}")]
+    /// An encoded event does not fit in one record of its stream (the stream's maximum record
+    /// size, data and partition key: 1 MiB unless the stream was configured for large records,
+    /// page `large-records`). Nothing was sent.
+    #[error(
+        "an event of `{table}` is {bytes} bytes with its partition key; stream `{stream}` takes \
+         records of at most {limit} bytes (its maximum record size; Kinesis allows up to 10 MiB \
+         on a stream configured for large records)"
+    )]
     #[non_exhaustive]
     RecordTooLarge {
         /// The event's table.
         table: &'static str,
+        /// The stream.
+        stream: String,
         /// The record's size in bytes: encoded event plus partition key.
         bytes: usize,
         /// The limit, in bytes.

@@ -34,6 +34,8 @@ mod loader_follow;
 mod loader_split;
 mod public_api;
 mod services;
+mod write_aggregation;
 mod write_client;
 mod write_file;
 mod write_kinesis;
+mod write_limits;
