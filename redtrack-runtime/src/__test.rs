@@ -41,8 +41,8 @@ pub fn redact_url(url: &str) -> String {
     crate::config::redact_url(url)
 }
 
-use crate::loader::{checkpoint, rejects};
-use crate::schema::{Dialect, TableSchema};
+use crate::loader::{checkpoint, redrive, rejects};
+use crate::schema::{Dialect, TableSchema, KINESIS_LOADS, LOAD_REJECTS};
 use crate::warehouse::{redshift, CopyRequest};
 
 /// Every statement the loader sends to Redshift for `table`, for SQL linters: bound parameters
@@ -72,10 +72,27 @@ pub fn redshift_statements(table: &'static TableSchema) -> Vec<String> {
         checkpoint::INSERT_RANGE_SQL.to_owned(),
         rejects::INSERT_REJECT_SQL.to_owned(),
         checkpoint::recent_loads_sql(20),
+        checkpoint::CAUGHT_UP_SQL.to_owned(),
+        checkpoint::EXISTING_COLUMNS_SQL.to_owned(),
+        rejects::load_reject_parts_ddl(Dialect::Redshift),
+        rejects::INSERT_PART_SQL.to_owned(),
         rejects::recent_rejects_sql(20),
+        format!("{}{}", redrive::CANDIDATES_SQL, redrive::BATCH),
+        redrive::PARTS_SQL.to_owned(),
+        redrive::count_rejected_sql(3),
+        redrive::mark_redriven_sql(3),
         redshift::LAST_COPY_COUNT_SQL.to_owned(),
         redshift::LOAD_ERRORS_SQL.to_owned(),
     ];
+    // What `setup` adds to the tables of the Ruby gem or an older redtrack.
+    for (table, columns) in [
+        (KINESIS_LOADS, checkpoint::ADDED_COLUMNS),
+        (LOAD_REJECTS, rejects::ADDED_COLUMNS),
+    ] {
+        for (name, sql_type) in columns {
+            out.push(format!("ALTER TABLE {table} ADD COLUMN {name} {sql_type}"));
+        }
+    }
     for auth in [
         redshift::iam_role_clause("arn:aws:iam::123456789012:role/redtrack-copy"),
         redshift::credentials_clause("AKIAEXAMPLE", "secret", None),

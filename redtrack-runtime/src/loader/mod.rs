@@ -23,7 +23,7 @@ mod follow;
 mod inspect;
 mod load;
 mod reader;
-mod redrive;
+pub(crate) mod redrive;
 pub(crate) mod rejects;
 mod report;
 mod retention;

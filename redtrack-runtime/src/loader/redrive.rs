@@ -337,6 +337,25 @@ fn placeholders(skip: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// How many of `n` reject ids (`$2`...) are still `rejected` rows of table `$1`.
+pub(crate) fn count_rejected_sql(n: usize) -> String {
+    format!(
+        "SELECT COUNT(*) FROM {LOAD_REJECTS} WHERE table_name = $1 AND status = '{REJECTED}' \
+         AND reject_id IN ({})",
+        placeholders(1, n)
+    )
+}
+
+/// Marks `n` reject ids (`$4`...) of table `$1` re-driven at `$2` by re-drive `$3`.
+pub(crate) fn mark_redriven_sql(n: usize) -> String {
+    format!(
+        "UPDATE {LOAD_REJECTS} SET status = '{REDRIVEN}', \
+         redriven_at = CAST(CAST($2 AS VARCHAR(32)) AS TIMESTAMP), redrive_id = $3 \
+         WHERE table_name = $1 AND status = '{REJECTED}' AND reject_id IN ({})",
+        placeholders(3, n)
+    )
+}
+
 /// How many of `ids` are still `rejected` rows of `table`.
 async fn count_rejected(
     txn: &tokio_postgres::Transaction<'_>,
@@ -344,11 +363,7 @@ async fn count_rejected(
     ids: &[&str],
 ) -> Result<usize> {
     const WHAT: &str = "checking the rejects to re-drive";
-    let sql = format!(
-        "SELECT COUNT(*) FROM {LOAD_REJECTS} WHERE table_name = $1 AND status = '{REJECTED}' \
-         AND reject_id IN ({})",
-        placeholders(1, ids.len())
-    );
+    let sql = count_rejected_sql(ids.len());
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&table];
     params.extend(
         ids.iter()
@@ -372,12 +387,7 @@ async fn mark_redriven(
     if ids.is_empty() {
         return Ok(());
     }
-    let sql = format!(
-        "UPDATE {LOAD_REJECTS} SET status = '{REDRIVEN}', \
-         redriven_at = CAST(CAST($2 AS VARCHAR(32)) AS TIMESTAMP), redrive_id = $3 \
-         WHERE table_name = $1 AND status = '{REJECTED}' AND reject_id IN ({})",
-        placeholders(3, ids.len())
-    );
+    let sql = mark_redriven_sql(ids.len());
     let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         vec![&table, &ts, &redrive_id];
     params.extend(
