@@ -97,8 +97,29 @@ pub(crate) struct LoaderSettings {
     pub(crate) read_concurrency: usize,
     pub(crate) max_errors: u64,
     pub(crate) files_per_slice: usize,
+    pub(crate) serverless_files: Option<usize>,
     pub(crate) accept_data_loss: bool,
     pub(crate) staging_dir: Option<PathBuf>,
+}
+
+/// Uncompressed bytes of the load's budget per staged file on Redshift Serverless.
+const SERVERLESS_BYTES_PER_FILE: u64 = 64 << 20;
+
+/// The most files a load stages on Redshift Serverless by default.
+const MAX_SERVERLESS_FILES: u64 = 64;
+
+impl LoaderSettings {
+    /// The files a load stages where there is no slice count (Redshift Serverless): the
+    /// configured number, else one per 64 MiB of the byte budget, between 1 and 64.
+    pub(crate) fn serverless_files(&self) -> usize {
+        self.serverless_files.unwrap_or_else(|| {
+            let n = self
+                .max_load_bytes
+                .div_ceil(SERVERLESS_BYTES_PER_FILE)
+                .clamp(1, MAX_SERVERLESS_FILES);
+            usize::try_from(n).unwrap_or(1)
+        })
+    }
 }
 
 impl Default for LoaderSettings {
@@ -110,6 +131,7 @@ impl Default for LoaderSettings {
             read_concurrency: 8,
             max_errors: 0,
             files_per_slice: 1,
+            serverless_files: None,
             accept_data_loss: false,
             staging_dir: None,
         }
@@ -405,6 +427,20 @@ impl ConfigBuilder {
     /// How many staged files per warehouse slice one load writes. Default: 1.
     pub fn with_files_per_slice(mut self, n: usize) -> Self {
         self.config.loader.files_per_slice = n.max(1);
+        self
+    }
+
+    /// How many files one load stages for a warehouse that has no slice count to query: Redshift
+    /// Serverless, where the STL/STV system tables (`stv_slices`) do not exist
+    /// (`https://docs.aws.amazon.com/redshift/latest/dg/c_intro_system_views.html`). Default:
+    /// one file per 64 MiB of the load's byte budget
+    /// ([`with_max_load_bytes`](Self::with_max_load_bytes)), between 1 and 64: 16 files for
+    /// the default 1 GiB, so a full load's gzip'd files land inside the 1 MB..1 GB that AWS
+    /// recommends per file (`https://docs.aws.amazon.com/redshift/latest/dg/queries-troubleshooting-load-takes-too-long.html`)
+    /// and COPY reads them in parallel. Where `stv_slices` exists, the slice count decides
+    /// ([`with_files_per_slice`](Self::with_files_per_slice)).
+    pub fn with_serverless_files(mut self, n: usize) -> Self {
+        self.config.loader.serverless_files = Some(n.max(1));
         self
     }
 

@@ -5,18 +5,24 @@
 //! so tests run in parallel (and in several processes at once) without seeing each other:
 //!
 //! - its own `REDTRACK_DATABASE` name, hence its own Kinesis streams `<cluster>.<database>.<table>`;
-//! - its own PostgreSQL database of that name, created for it and dropped when it passes;
+//! - its own warehouse database of that name, created for it and dropped when it passes;
 //! - its own S3 prefix (or subdirectory, for a `file:` stage).
 //!
-//! ```ignore
-//! use crate::common;
+//! A test environment is on one [`Backend`]: PostgreSQL itself (the `postgres` dialect), or the
+//! Redshift stand-in `redshift-local` in front of it (the `redshift` dialect, S3 stage), as a
+//! provisioned cluster or as Serverless. [`each_backend!`](crate::each_backend) turns one test
+//! body into a test per backend, so a new test gets every backend for free:
 //!
-//! #[tokio::test]
-//! async fn loads_what_was_written() {
-//!     let env = common::TestEnv::new().await;
-//!     let client = redtrack::Client::new(env.config()).await.unwrap();
-//!     let pg = env.pg().await; // a tokio_postgres::Client on the test's database
-//!     // ...
+//! ```ignore
+//! use crate::common::{self, TestEnv};
+//!
+//! crate::each_backend! {
+//!     /// What the test shows.
+//!     async fn loads_what_was_written(env: TestEnv) {
+//!         let client = redtrack::Client::new(env.config()).await.unwrap();
+//!         let pg = env.pg().await; // the stored rows, for checks
+//!         // ...
+//!     }
 //! }
 //! ```
 //!
@@ -44,6 +50,8 @@ pub const REQUIRED_VARS: &[&str] = &[
 
 /// The variables passed through unchanged to every test.
 const SHARED_VARS: &[&str] = &[
+    "REDTRACK_REDSHIFT_PROVISIONED_URL",
+    "REDTRACK_REDSHIFT_SERVERLESS_URL",
     "REDTRACK_CLUSTER",
     "REDTRACK_BROKER",
     "REDTRACK_WAREHOUSE_DIALECT",
@@ -105,48 +113,168 @@ impl Services {
     fn var(&self, k: &str) -> &str {
         self.vars.get(k).map(String::as_str).unwrap_or_default()
     }
+
+    /// The database `scripts/services` created (the path of `REDTRACK_WAREHOUSE_URL`).
+    fn db_name(&self) -> String {
+        let url = self.var("REDTRACK_WAREHOUSE_URL");
+        let path = url.rsplit_once('/').map_or("", |(_, p)| p);
+        path.split('?').next().unwrap_or_default().to_owned()
+    }
+}
+
+/// Where a test's warehouse is: which server and dialect its loader talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL itself, the `postgres` dialect (`REDTRACK_WAREHOUSE_URL`).
+    Postgres,
+    /// The Redshift stand-in as a provisioned cluster (`REDTRACK_REDSHIFT_PROVISIONED_URL`,
+    /// `stv_slices` and the STL tables exist), the `redshift` dialect, S3 stage; its databases
+    /// are SNAPSHOT isolation, the default of new clusters (c_serial_isolation).
+    RedshiftProvisioned,
+    /// The Redshift stand-in as Serverless (`REDTRACK_REDSHIFT_SERVERLESS_URL`: no STL/STV
+    /// tables), the `redshift` dialect, S3 stage; its databases are SERIALIZABLE, so that every
+    /// test runs under both of Redshift's isolation levels.
+    RedshiftServerless,
+}
+
+impl Backend {
+    /// The short tag in the names of this backend's databases and streams.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Backend::Postgres => "pg",
+            Backend::RedshiftProvisioned => "rp",
+            Backend::RedshiftServerless => "rs",
+        }
+    }
+
+    /// Whether the loader talks Redshift's dialect to the stand-in.
+    pub fn is_redshift(self) -> bool {
+        !matches!(self, Backend::Postgres)
+    }
+
+    /// The variable with the stand-in's URL of this mode.
+    fn url_var(self) -> Option<&'static str> {
+        match self {
+            Backend::Postgres => None,
+            Backend::RedshiftProvisioned => Some("REDTRACK_REDSHIFT_PROVISIONED_URL"),
+            Backend::RedshiftServerless => Some("REDTRACK_REDSHIFT_SERVERLESS_URL"),
+        }
+    }
+
+    /// The isolation level its databases are created with (Redshift's `CREATE DATABASE ...
+    /// ISOLATION LEVEL`, r_CREATE_DATABASE).
+    pub fn isolation(self) -> Option<&'static str> {
+        match self {
+            Backend::Postgres => None,
+            Backend::RedshiftProvisioned => Some("SNAPSHOT"),
+            Backend::RedshiftServerless => Some("SERIALIZABLE"),
+        }
+    }
+}
+
+/// Turns each `async fn name(env: TestEnv) { ... }` into a module `name` with one test per
+/// [`Backend`] (`name::postgres`, `name::redshift_provisioned`, `name::redshift_serverless`),
+/// each on a fresh [`TestEnv`] of that backend named after `name`. They are separate tests, so
+/// they run in parallel and fail separately; `cargo test --test it name::` runs all three.
+#[macro_export]
+macro_rules! each_backend {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($env:ident : TestEnv) $body:block
+    )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($env: $crate::common::TestEnv) $body
+
+            async fn on(backend: $crate::common::Backend) {
+                body($crate::common::TestEnv::on(backend, stringify!($name)).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                on($crate::common::Backend::Postgres).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redshift_provisioned() {
+                on($crate::common::Backend::RedshiftProvisioned).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redshift_serverless() {
+                on($crate::common::Backend::RedshiftServerless).await
+            }
+        }
+    )*};
 }
 
 /// One test's own streams, stage prefix and database on the shared local services.
 ///
-/// Dropping it drops the test's PostgreSQL database, unless the test is failing (then the
-/// database is kept for a look, and removed by a later run once it is [`STALE_AFTER`] old).
+/// Dropping it drops the test's database, unless the test is failing (then the database is
+/// kept for a look, and removed by a later run once it is [`STALE_AFTER`] old).
 #[derive(Debug)]
 pub struct TestEnv {
     id: String,
+    backend: Backend,
     vars: BTreeMap<String, String>,
     config: redtrack::Config,
+    /// PostgreSQL's own URL (the `redtrack` database), for creating and dropping databases.
     admin_url: String,
+    /// The test database on PostgreSQL itself (also what the stand-in keeps its rows in).
+    storage_url: String,
 }
 
 impl TestEnv {
-    /// A fresh environment named after the running test (the test thread's name).
+    /// A fresh PostgreSQL environment named after the running test (the test thread's name).
     pub async fn new() -> TestEnv {
         let thread = std::thread::current();
         let test = thread.name().unwrap_or("test");
         TestEnv::named(test.rsplit("::").next().unwrap_or(test)).await
     }
 
-    /// A fresh environment whose names start with `name` (only `[a-z0-9_]` of it is kept).
+    /// A fresh PostgreSQL environment whose names start with `name` (only `[a-z0-9_]` of it is
+    /// kept).
     pub async fn named(name: &str) -> TestEnv {
-        TestEnv::with_services(Services::from_env(), name).await
+        TestEnv::on(Backend::Postgres, name).await
+    }
+
+    /// A fresh environment on `backend` whose names start with `name`.
+    pub async fn on(backend: Backend, name: &str) -> TestEnv {
+        TestEnv::with_services(Services::from_env(), backend, name).await
     }
 
     /// A fresh environment on `services`.
-    pub async fn with_services(services: Services, name: &str) -> TestEnv {
-        let id = unique_id(name);
+    pub async fn with_services(services: Services, backend: Backend, name: &str) -> TestEnv {
+        let id = unique_id(&format!("{}_{name}", backend.tag()));
         let mut vars = services.vars.clone();
 
         // REDTRACK_DATABASE names the streams and, as in production, the warehouse database.
         vars.insert("REDTRACK_DATABASE".into(), id.clone());
         let admin_url = services.var("REDTRACK_WAREHOUSE_URL").to_owned();
-        vars.insert(
-            "REDTRACK_WAREHOUSE_URL".into(),
-            with_database(&admin_url, &id),
-        );
+        let storage_url = with_database(&admin_url, &id);
+        let warehouse_url = match backend.url_var() {
+            None => storage_url.clone(),
+            Some(var) => {
+                let Some(url) = services.vars.get(var) else {
+                    panic!(
+                        "{var} is not set: the Redshift tests need the stand-in; \
+                         run `eval \"$(scripts/services up)\"` first (scripts/test does it for you)"
+                    )
+                };
+                vars.insert("REDTRACK_WAREHOUSE_DIALECT".into(), "redshift".into());
+                with_database(url, &id)
+            }
+        };
+        vars.insert("REDTRACK_WAREHOUSE_URL".into(), warehouse_url);
         let stage = services.var("REDTRACK_STAGE");
         let stage = match stage.strip_prefix("file:") {
-            Some(dir) => format!("file:{}", PathBuf::from(dir).join(&id).display()),
+            Some(dir) if !backend.is_redshift() => {
+                format!("file:{}", PathBuf::from(dir).join(&id).display())
+            }
+            Some(_) => panic!("REDTRACK_STAGE is a directory, but Redshift's COPY reads only S3"),
             None => format!("{}/{id}", stage.trim_end_matches('/')),
         };
         vars.insert("REDTRACK_STAGE".into(), stage);
@@ -156,17 +284,37 @@ impl TestEnv {
 
         let admin = connect(&admin_url).await;
         drop_stale_databases(&admin).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {id}"))
-            .await
-            .unwrap_or_else(|e| panic!("cannot create the test database {id}: {e:?}"));
+        match backend.isolation() {
+            None => admin
+                .batch_execute(&format!("CREATE DATABASE {id}"))
+                .await
+                .unwrap_or_else(|e| panic!("cannot create the test database {id}: {e:?}")),
+            Some(level) => {
+                // Through the stand-in: Redshift's CREATE DATABASE sets the isolation level.
+                let url = with_database(&vars["REDTRACK_WAREHOUSE_URL"], &services.db_name());
+                connect(&url)
+                    .await
+                    .batch_execute(&format!("CREATE DATABASE {id} ISOLATION LEVEL {level}"))
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("cannot create the test database {id} through the stand-in: {e:?}")
+                    })
+            }
+        }
 
         TestEnv {
             id,
+            backend,
             vars,
             config,
             admin_url,
+            storage_url,
         }
+    }
+
+    /// The backend this environment's loader talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The unique name of this environment: its `REDTRACK_DATABASE` and PostgreSQL database.
@@ -174,7 +322,8 @@ impl TestEnv {
         &self.id
     }
 
-    /// The test's configuration (Kinesis broker, its stage, its database, postgres dialect).
+    /// The test's configuration (Kinesis broker, its stage, its database, its backend's
+    /// dialect).
     pub fn config(&self) -> redtrack::Config {
         self.config.clone()
     }
@@ -210,7 +359,8 @@ impl TestEnv {
         }
     }
 
-    /// `postgres://...` of the test's own database.
+    /// `postgres://...` of the test's own database as the loader reaches it (the stand-in's URL
+    /// for a Redshift backend).
     pub fn warehouse_url(&self) -> String {
         self.vars["REDTRACK_WAREHOUSE_URL"].clone()
     }
@@ -222,8 +372,16 @@ impl TestEnv {
         loader
     }
 
-    /// A connection to the test's own database.
+    /// A connection to the test's own database on PostgreSQL itself, for checking the stored
+    /// rows with PostgreSQL's types (behind the stand-in too: it keeps its rows there, SUPER as
+    /// `jsonb`). Statements a Redshift user would send go through [`TestEnv::warehouse`].
     pub async fn pg(&self) -> tokio_postgres::Client {
+        connect(&self.storage_url).await
+    }
+
+    /// A connection to the test's own database as the loader reaches it: the stand-in for a
+    /// Redshift backend (so DDL keeps Redshift's catalog), PostgreSQL otherwise.
+    pub async fn warehouse(&self) -> tokio_postgres::Client {
         connect(&self.warehouse_url()).await
     }
 
@@ -285,7 +443,7 @@ impl Drop for TestEnv {
             eprintln!(
                 "kept the database {} of the failed test: {}",
                 self.id,
-                redtrack::__test::redact_url(&self.warehouse_url())
+                redtrack::__test::redact_url(&self.storage_url)
             );
             return;
         }

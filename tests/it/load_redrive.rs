@@ -1,14 +1,14 @@
 //! Kept rejects loaded again once the table is fixed, exactly once: reject, fix the table
 //! (`migrate --apply`), re-drive, re-drive again (nothing twice); two re-drives at once; the
-//! `redrive` command. The first two run in both dialects (PostgreSQL, and Redshift through the
-//! stand-in).
+//! `redrive` command. The first two run on every backend (PostgreSQL, and the Redshift stand-in
+//! provisioned and Serverless).
 
-use crate::{common, dialects};
+use crate::common;
 
 use bytes::Bytes;
 use redtrack::broker::{AnyBroker, Broker, PutRecord};
 use redtrack::cli::{Cli, EXIT_OK};
-use redtrack::{Dialect, Loader, RedTrackEvent};
+use redtrack::{Loader, RedTrackEvent};
 
 /// The table as first deployed: names of at most 8 bytes.
 #[derive(Debug, Clone, RedTrackEvent)]
@@ -44,8 +44,8 @@ async fn put(env: &common::TestEnv, records: &[PutRecord]) {
     }
 }
 
-fn config(env: &common::TestEnv, dialect: Dialect, max_errors: u64) -> redtrack::Config {
-    dialects::config(env, dialect)
+fn config(env: &common::TestEnv, max_errors: u64) -> redtrack::Config {
+    env.config()
         .into_builder()
         .with_max_errors(max_errors)
         .build()
@@ -63,9 +63,10 @@ async fn ids(env: &common::TestEnv) -> Vec<i32> {
         .collect()
 }
 
-/// Widens the table as `migrate --table redrive_events --apply` does, in `dialect`.
-async fn widen(env: &common::TestEnv, dialect: Dialect) {
-    let warehouse = dialects::connect(env, dialect).await;
+/// Widens the table as `migrate --table redrive_events --apply` does, in the backend's dialect.
+async fn widen(env: &common::TestEnv) {
+    let dialect = env.config().dialect();
+    let warehouse = env.warehouse().await;
     let existing = redtrack::migrate::read_columns(&warehouse, "redrive_events")
         .await
         .unwrap();
@@ -76,105 +77,82 @@ async fn widen(env: &common::TestEnv, dialect: Dialect) {
     }
 }
 
-/// Runs `case` as two tests, one per dialect.
-macro_rules! both_dialects {
-    ($case:ident, $postgres:ident, $redshift:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $postgres() {
-            $case(Dialect::Postgres).await
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $redshift() {
-            $case(Dialect::Redshift).await
-        }
-    };
-}
-
-both_dialects!(
-    reject_fix_redrive,
-    reject_fix_redrive_and_redrive_again_loads_each_once,
-    reject_fix_redrive_and_redrive_again_loads_each_once_redshift
-);
-both_dialects!(
-    race,
-    two_redrives_at_once_load_each_reject_once,
-    two_redrives_at_once_load_each_reject_once_redshift
-);
-
-async fn reject_fix_redrive(dialect: Dialect) {
-    let env = common::TestEnv::named("redrive").await;
-    let long = format!(r#"{{"id":2,"name":"{}"}}"#, "much longer than eight");
-    put(
-        &env,
-        &[
-            raw(br#"{"id":1,"name":"short"}"#),
-            raw(long.as_bytes()),
-            raw(br#"{"data":"{\"id\":3,\"name\":\"enveloped and long\"}"}"#),
-            raw(b"{\"id\":4,\"name\":\"\xff\"}"),
-        ],
-    )
-    .await;
-    let loader = Loader::new(config(&env, dialect, 5)).await.unwrap();
-    loader.setup::<Narrow>().await.unwrap();
-    let report = loader.load::<Narrow>().await.unwrap();
-    assert_eq!((report.records, report.rejected), (1, 3), "{report:?}");
-
-    // Before the fix nothing fits: nothing loads, the reasons are today's.
-    let early = loader.redrive::<Narrow>().await.unwrap();
-    assert_eq!(early.redriven, 0);
-    assert_eq!(early.still_rejected.len(), 3, "{early:?}");
-    assert_eq!(ids(&env).await, [1]);
-
-    widen(&env, dialect).await;
-    let fixed = loader.redrive::<Wide>().await.unwrap();
-    assert_eq!(fixed.redriven, 2, "{fixed:?}");
-    assert_eq!(fixed.still_rejected.len(), 1, "{fixed:?}");
-    assert!(
-        fixed.still_rejected[0].reason.contains("UTF-8"),
-        "{fixed:?}"
-    );
-    assert_eq!(ids(&env).await, [1, 2, 3]);
-
-    // Again: nothing twice.
-    let again = loader.redrive::<Wide>().await.unwrap();
-    assert_eq!(again.redriven, 0, "{again:?}");
-    assert_eq!(ids(&env).await, [1, 2, 3]);
-    let statuses: Vec<(String, i64)> = env
-        .pg()
-        .await
-        .query(
-            "SELECT status, count(*) FROM redtrack_load_rejects GROUP BY status ORDER BY status",
-            &[],
+crate::each_backend! {
+    async fn reject_fix_redrive_and_redrive_again_loads_each_once(env: TestEnv) {
+        let long = format!(r#"{{"id":2,"name":"{}"}}"#, "much longer than eight");
+        put(
+            &env,
+            &[
+                raw(br#"{"id":1,"name":"short"}"#),
+                raw(long.as_bytes()),
+                raw(br#"{"data":"{\"id\":3,\"name\":\"enveloped and long\"}"}"#),
+                raw(b"{\"id\":4,\"name\":\"\xff\"}"),
+            ],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    assert_eq!(
-        statuses,
-        [("redriven".to_owned(), 2), ("rejected".to_owned(), 1)]
-    );
-    // Loads go on as before: the re-driven records are not read again.
-    assert_eq!(loader.load::<Wide>().await.unwrap().records, 0);
+        .await;
+        let loader = Loader::new(config(&env, 5)).await.unwrap();
+        loader.setup::<Narrow>().await.unwrap();
+        let report = loader.load::<Narrow>().await.unwrap();
+        assert_eq!((report.records, report.rejected), (1, 3), "{report:?}");
+
+        // Before the fix nothing fits: nothing loads, the reasons are today's.
+        let early = loader.redrive::<Narrow>().await.unwrap();
+        assert_eq!(early.redriven, 0);
+        assert_eq!(early.still_rejected.len(), 3, "{early:?}");
+        assert_eq!(ids(&env).await, [1]);
+
+        widen(&env).await;
+        let fixed = loader.redrive::<Wide>().await.unwrap();
+        assert_eq!(fixed.redriven, 2, "{fixed:?}");
+        assert_eq!(fixed.still_rejected.len(), 1, "{fixed:?}");
+        assert!(
+            fixed.still_rejected[0].reason.contains("UTF-8"),
+            "{fixed:?}"
+        );
+        assert_eq!(ids(&env).await, [1, 2, 3]);
+
+        // Again: nothing twice.
+        let again = loader.redrive::<Wide>().await.unwrap();
+        assert_eq!(again.redriven, 0, "{again:?}");
+        assert_eq!(ids(&env).await, [1, 2, 3]);
+        let statuses: Vec<(String, i64)> = env
+            .pg()
+            .await
+            .query(
+                "SELECT status, count(*) FROM redtrack_load_rejects GROUP BY status ORDER BY status",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(
+            statuses,
+            [("redriven".to_owned(), 2), ("rejected".to_owned(), 1)]
+        );
+        // Loads go on as before: the re-driven records are not read again.
+        assert_eq!(loader.load::<Wide>().await.unwrap().records, 0);
+    }
 }
 
-/// Two re-drives at once load every kept reject exactly once between them.
-async fn race(dialect: Dialect) {
-    let env = common::TestEnv::named("redrive_race").await;
-    let records: Vec<Vec<u8>> = (0..60)
-        .map(|i| format!(r#"{{"id":{i},"name":"name number {i} is long"}}"#).into_bytes())
-        .collect();
-    put(&env, &records.iter().map(|r| raw(r)).collect::<Vec<_>>()).await;
-    let loader = Loader::new(config(&env, dialect, 100)).await.unwrap();
-    loader.setup::<Narrow>().await.unwrap();
-    assert_eq!(loader.load::<Narrow>().await.unwrap().rejected, 60);
-    widen(&env, dialect).await;
-    let other = Loader::new(config(&env, dialect, 100)).await.unwrap();
-    let (a, b) = tokio::join!(loader.redrive::<Wide>(), other.redrive::<Wide>());
-    let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.redriven + b.redriven, 60, "{a:?} {b:?}");
-    assert_eq!(ids(&env).await, (0..60).collect::<Vec<_>>());
+crate::each_backend! {
+    /// Two re-drives at once load every kept reject exactly once between them.
+    async fn two_redrives_at_once_load_each_reject_once(env: TestEnv) {
+        let records: Vec<Vec<u8>> = (0..60)
+            .map(|i| format!(r#"{{"id":{i},"name":"name number {i} is long"}}"#).into_bytes())
+            .collect();
+        put(&env, &records.iter().map(|r| raw(r)).collect::<Vec<_>>()).await;
+        let loader = Loader::new(config(&env, 100)).await.unwrap();
+        loader.setup::<Narrow>().await.unwrap();
+        assert_eq!(loader.load::<Narrow>().await.unwrap().rejected, 60);
+        widen(&env).await;
+        let other = Loader::new(config(&env, 100)).await.unwrap();
+        let (a, b) = tokio::join!(loader.redrive::<Wide>(), other.redrive::<Wide>());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.redriven + b.redriven, 60, "{a:?} {b:?}");
+        assert_eq!(ids(&env).await, (0..60).collect::<Vec<_>>());
+    }
 }
 
 /// The `redrive` command: what it loaded and what still does not fit.
@@ -189,14 +167,12 @@ async fn the_redrive_command_reports_what_it_loaded() {
         ],
     )
     .await;
-    let loader = Loader::new(config(&env, Dialect::Postgres, 5))
-        .await
-        .unwrap();
+    let loader = Loader::new(config(&env, 5)).await.unwrap();
     loader.setup::<Narrow>().await.unwrap();
     assert_eq!(loader.load::<Narrow>().await.unwrap().rejected, 2);
-    widen(&env, Dialect::Postgres).await;
+    widen(&env).await;
     let run = |args: &'static [&'static str]| {
-        let config = config(&env, Dialect::Postgres, 5);
+        let config = config(&env, 5);
         async move {
             let (mut out, mut err) = (Vec::new(), Vec::new());
             let code = Cli::new("app")

@@ -4,17 +4,18 @@
 //! exactly once.
 //!
 //! The child is this test binary run again with `REDTRACK_LOADER_CHILD=1` (`=redrive` for a
-//! re-drive): its `loader_child` test then runs one load (or re-drive) and exits. `REDTRACK_TEST_PAUSE_AT=<phase>` makes the child print
-//! `REDTRACK_PAUSED <phase>` and sleep at that phase, where the parent kills it.
+//! re-drive): its `loader_child` test then runs one load (or re-drive) and exits.
+//! `REDTRACK_TEST_PAUSE_AT=<phase>` makes the child print `REDTRACK_PAUSED <phase>` and sleep at
+//! that phase, where the parent kills it.
 
-use crate::{common, dialects, seed};
+use crate::{common, seed};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use redtrack::__test::{Phase, PAUSE_ENV, PAUSE_MARKER};
-use redtrack::{Client, Config, Dialect, Loader};
+use redtrack::{Client, Config, Loader};
 use seed::TestEvent;
 
 const CHILD_ENV: &str = "REDTRACK_LOADER_CHILD";
@@ -52,17 +53,12 @@ fn event(i: i32) -> TestEvent {
 
 /// Runs the child (a load) until it pauses at `phase`, then kills it with SIGKILL.
 fn kill_child_at(env: &common::TestEnv, phase: Phase) {
-    kill_child_in_mode_at(env, &[], "1", phase);
+    kill_child_in_mode_at(env, "1", phase);
 }
 
-/// Runs the child in `mode` (with `env`'s variables, and `more` over them) until it pauses at
-/// `phase`, then kills it with SIGKILL.
-fn kill_child_in_mode_at(
-    env: &common::TestEnv,
-    more: &[(String, String)],
-    mode: &str,
-    phase: Phase,
-) {
+/// Runs the child in `mode` (with `env`'s variables) until it pauses at `phase`, then kills it
+/// with SIGKILL.
+fn kill_child_in_mode_at(env: &common::TestEnv, mode: &str, phase: Phase) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
@@ -74,7 +70,6 @@ fn kill_child_in_mode_at(
         .env_clear()
         .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
         .envs(env.vars())
-        .envs(more.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env(CHILD_ENV, mode)
         .env(PAUSE_ENV, phase.name())
         .stdout(Stdio::null())
@@ -109,128 +104,119 @@ fn kill_child_in_mode_at(
     child.wait().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_every_phase_then_rerun_loads_exactly_once() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    let env = common::TestEnv::named("kill").await;
-    let client = Client::new(env.config()).await.unwrap();
-    client.create_stream::<TestEvent>(2).await.unwrap();
-    let loader = env.loader::<TestEvent>().await;
-
-    let mut written = 0;
-    for phase in Phase::ALL {
-        for _ in 0..300 {
-            drop(client.enqueue(&event(written)).await.unwrap());
-            written += 1;
+crate::each_backend! {
+    async fn sigkill_at_every_phase_then_rerun_loads_exactly_once(env: TestEnv) {
+        if std::env::var(CHILD_ENV).is_ok() {
+            return;
         }
-        client.flush().await.unwrap();
-        let before = env.count_distinct("test_events", "timestamp").await;
-        kill_child_at(&env, phase);
-        let after_kill = env.count_distinct("test_events", "timestamp").await;
-        if phase == Phase::Committed {
-            assert_eq!(after_kill.0, written as i64, "committed before the kill");
-        } else {
+        let client = Client::new(env.config()).await.unwrap();
+        client.create_stream::<TestEvent>(2).await.unwrap();
+        let loader = env.loader::<TestEvent>().await;
+
+        let mut written = 0;
+        for phase in Phase::ALL {
+            for _ in 0..300 {
+                drop(client.enqueue(&event(written)).await.unwrap());
+                written += 1;
+            }
+            client.flush().await.unwrap();
+            let before = env.count_distinct("test_events", "timestamp").await;
+            kill_child_at(&env, phase);
+            let after_kill = env.count_distinct("test_events", "timestamp").await;
+            if phase == Phase::Committed {
+                assert_eq!(after_kill.0, written as i64, "committed before the kill");
+            } else {
+                assert_eq!(
+                    after_kill,
+                    before,
+                    "a load killed at {} left rows",
+                    phase.name()
+                );
+            }
+            // PostgreSQL ends the killed child's session (and its lock) when it sees the socket close.
+            let report = tokio::time::timeout(Duration::from_secs(120), loader.load::<TestEvent>())
+                .await
+                .expect("the rerun waited on a lock too long")
+                .unwrap();
+            let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
             assert_eq!(
-                after_kill,
-                before,
-                "a load killed at {} left rows",
+                n,
+                written as i64,
+                "after a kill at {} and a rerun ({report:?})",
                 phase.name()
             );
+            assert_eq!(distinct, n, "duplicates after a kill at {}", phase.name());
         }
-        // PostgreSQL ends the killed child's session (and its lock) when it sees the socket close.
-        let report = tokio::time::timeout(Duration::from_secs(120), loader.load::<TestEvent>())
-            .await
-            .expect("the rerun waited on a lock too long")
-            .unwrap();
-        let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
-        assert_eq!(
-            n,
-            written as i64,
-            "after a kill at {} and a rerun ({report:?})",
-            phase.name()
-        );
-        assert_eq!(distinct, n, "duplicates after a kill at {}", phase.name());
+        assert_eq!(loader.load::<TestEvent>().await.unwrap().records, 0);
     }
-    assert_eq!(loader.load::<TestEvent>().await.unwrap().records, 0);
 }
 
-/// A re-drive killed at each phase (rejects read, file uploaded, mid-COPY, before COMMIT, after
-/// COMMIT), then run again: each kept reject is loaded exactly once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_a_redrive_at_every_phase_then_rerun_loads_each_reject_once() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    redrive_killed(Dialect::Postgres).await;
-}
-
-/// The same in the Redshift dialect, through the stand-in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_a_redrive_at_every_phase_then_rerun_loads_each_reject_once_redshift() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    redrive_killed(Dialect::Redshift).await;
-}
-
-async fn redrive_killed(dialect: Dialect) {
-    for phase in Phase::ALL {
-        let env = common::TestEnv::named("rdkill").await;
-        let config = dialects::config(&env, dialect)
-            .into_builder()
-            .with_max_errors(100)
-            .build()
-            .unwrap();
-        let client = Client::new(config.clone()).await.unwrap();
-        client.create_stream::<TestEvent>(1).await.unwrap();
-        // 40-byte client IPs: too long for VARCHAR(32), written by another producer.
-        let broker = redtrack::broker::AnyBroker::from_config(&config)
-            .await
-            .unwrap();
-        let records: Vec<_> = (0..30)
-            .map(|i| redtrack::broker::PutRecord {
-                partition_key: format!("k{i}"),
-                data: format!(r#"{{"client_ip":"{}","timestamp":{i}}}"#, "9".repeat(40)).into(),
-            })
-            .collect();
-        use redtrack::broker::Broker;
-        broker
-            .put_records(&env.stream_name("test_events"), &records)
-            .await
-            .unwrap();
-        for i in 30..40 {
-            client.write(&event(i)).await.unwrap();
+crate::each_backend! {
+    /// A re-drive killed at each phase (rejects read, file uploaded, mid-COPY, before COMMIT,
+    /// after COMMIT), then run again: each kept reject is loaded exactly once.
+    async fn sigkill_a_redrive_at_every_phase_then_rerun_loads_each_reject_once(env: TestEnv) {
+        if std::env::var(CHILD_ENV).is_ok() {
+            return;
         }
-        let loader = Loader::new(config).await.unwrap();
-        loader.setup::<TestEvent>().await.unwrap();
-        let report = loader.load::<TestEvent>().await.unwrap();
-        assert_eq!((report.records, report.rejected), (10, 30));
-        // The fix: a wider column.
-        dialects::connect(&env, dialect)
-            .await
-            .batch_execute("ALTER TABLE test_events ALTER COLUMN client_ip TYPE VARCHAR(64)")
-            .await
-            .unwrap();
+        // A fresh table with fresh rejects for each phase.
+        let backend = env.backend();
+        drop(env);
+        for phase in Phase::ALL {
+            let env = common::TestEnv::on(backend, "rdkill").await;
+            let config = env
+                .config()
+                .into_builder()
+                .with_max_errors(100)
+                .build()
+                .unwrap();
+            let client = Client::new(config.clone()).await.unwrap();
+            client.create_stream::<TestEvent>(1).await.unwrap();
+            // 40-byte client IPs: too long for VARCHAR(32), written by another producer.
+            let broker = redtrack::broker::AnyBroker::from_config(&config)
+                .await
+                .unwrap();
+            let records: Vec<_> = (0..30)
+                .map(|i| redtrack::broker::PutRecord {
+                    partition_key: format!("k{i}"),
+                    data: format!(r#"{{"client_ip":"{}","timestamp":{i}}}"#, "9".repeat(40)).into(),
+                })
+                .collect();
+            use redtrack::broker::Broker;
+            broker
+                .put_records(&env.stream_name("test_events"), &records)
+                .await
+                .unwrap();
+            for i in 30..40 {
+                client.write(&event(i)).await.unwrap();
+            }
+            let loader = Loader::new(config).await.unwrap();
+            loader.setup::<TestEvent>().await.unwrap();
+            let report = loader.load::<TestEvent>().await.unwrap();
+            assert_eq!((report.records, report.rejected), (10, 30));
+            // The fix: a wider column.
+            env.warehouse()
+                .await
+                .batch_execute("ALTER TABLE test_events ALTER COLUMN client_ip TYPE VARCHAR(64)")
+                .await
+                .unwrap();
 
-        let warehouse = dialects::vars(&env, dialect);
-        kill_child_in_mode_at(&env, &warehouse, REDRIVE, phase);
-        let after_kill = env.count_distinct("test_events", "timestamp").await;
-        let expected = if phase == Phase::Committed { 40 } else { 10 };
-        assert_eq!(after_kill.0, expected, "after a kill at {}", phase.name());
+            kill_child_in_mode_at(&env, REDRIVE, phase);
+            let after_kill = env.count_distinct("test_events", "timestamp").await;
+            let expected = if phase == Phase::Committed { 40 } else { 10 };
+            assert_eq!(after_kill.0, expected, "after a kill at {}", phase.name());
 
-        let rerun = tokio::time::timeout(Duration::from_secs(120), loader.redrive::<TestEvent>())
-            .await
-            .expect("the rerun waited on a lock too long")
-            .unwrap();
-        assert_eq!(rerun.redriven, 40 - expected as u64, "{rerun:?}");
-        assert_eq!(
-            env.count_distinct("test_events", "timestamp").await,
-            (40, 40),
-            "after a kill at {} and a rerun",
-            phase.name()
-        );
-        assert_eq!(loader.redrive::<TestEvent>().await.unwrap().redriven, 0);
+            let rerun = tokio::time::timeout(Duration::from_secs(120), loader.redrive::<TestEvent>())
+                .await
+                .expect("the rerun waited on a lock too long")
+                .unwrap();
+            assert_eq!(rerun.redriven, 40 - expected as u64, "{rerun:?}");
+            assert_eq!(
+                env.count_distinct("test_events", "timestamp").await,
+                (40, 40),
+                "after a kill at {} and a rerun",
+                phase.name()
+            );
+            assert_eq!(loader.redrive::<TestEvent>().await.unwrap().redriven, 0);
+        }
     }
 }

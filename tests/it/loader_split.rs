@@ -1,7 +1,7 @@
 //! A shard split while writing and loading: no loss, no duplicate. The closed parents are
 //! drained to their ends and the children read from their first records.
 
-use crate::{common, seed};
+use crate::seed;
 
 use std::time::Duration;
 
@@ -16,57 +16,57 @@ fn event(i: i32) -> TestEvent {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shard_split_while_writing_and_loading() {
-    let env = common::TestEnv::named("split").await;
-    let client = Client::new(env.config()).await.unwrap();
-    client.create_stream::<TestEvent>(2).await.unwrap();
-    let loader = env.loader::<TestEvent>().await;
+crate::each_backend! {
+    async fn shard_split_while_writing_and_loading(env: TestEnv) {
+        let client = Client::new(env.config()).await.unwrap();
+        client.create_stream::<TestEvent>(2).await.unwrap();
+        let loader = env.loader::<TestEvent>().await;
 
-    const TOTAL: i32 = 3000;
-    let writer = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            for i in 0..TOTAL {
-                drop(client.enqueue(&event(i)).await.unwrap());
-                if i % 100 == 99 {
-                    client.flush().await.unwrap();
-                    tokio::time::sleep(Duration::from_millis(15)).await;
+        const TOTAL: i32 = 3000;
+        let writer = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..TOTAL {
+                    drop(client.enqueue(&event(i)).await.unwrap());
+                    if i % 100 == 99 {
+                        client.flush().await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(15)).await;
+                    }
                 }
+                client.flush().await.unwrap();
+            })
+        };
+        // Load while writing; split once some events are in.
+        let mut split = false;
+        let mut loaded = 0;
+        while !writer.is_finished() {
+            loaded += loader.load::<TestEvent>().await.unwrap().records;
+            if !split && loaded > 300 {
+                assert_eq!(client.split_shards::<TestEvent>().await.unwrap(), 2);
+                split = true;
             }
-            client.flush().await.unwrap();
-        })
-    };
-    // Load while writing; split once some events are in.
-    let mut split = false;
-    let mut loaded = 0;
-    while !writer.is_finished() {
-        loaded += loader.load::<TestEvent>().await.unwrap().records;
-        if !split && loaded > 300 {
-            assert_eq!(client.split_shards::<TestEvent>().await.unwrap(), 2);
-            split = true;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    writer.await.unwrap();
-    assert!(split, "the split happened while writing");
-    loop {
-        let r = loader.load::<TestEvent>().await.unwrap();
-        loaded += r.records;
-        if r.records == 0 && !r.more {
-            break;
+        writer.await.unwrap();
+        assert!(split, "the split happened while writing");
+        loop {
+            let r = loader.load::<TestEvent>().await.unwrap();
+            loaded += r.records;
+            if r.records == 0 && !r.more {
+                break;
+            }
         }
-    }
-    assert_eq!(loaded, TOTAL as u64);
+        assert_eq!(loaded, TOTAL as u64);
 
-    let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
-    assert_eq!((n, distinct), (TOTAL as i64, TOTAL as i64));
+        let (n, distinct) = env.count_distinct("test_events", "timestamp").await;
+        assert_eq!((n, distinct), (TOTAL as i64, TOTAL as i64));
 
-    let status = loader.status::<TestEvent>().await.unwrap();
-    assert_eq!(status.len(), 6, "two parents and four children: {status:?}");
-    for s in &status {
-        if s.shard.is_closed() {
-            assert!(s.done, "closed parent {} not drained", s.shard.shard_id);
+        let status = loader.status::<TestEvent>().await.unwrap();
+        assert_eq!(status.len(), 6, "two parents and four children: {status:?}");
+        for s in &status {
+            if s.shard.is_closed() {
+                assert!(s.done, "closed parent {} not drained", s.shard.shard_id);
+            }
         }
     }
 }

@@ -15,7 +15,6 @@ mod broker_kinesis;
 mod cli;
 pub mod derive_lints;
 mod derive_schema;
-mod dialects;
 mod e2e_types;
 mod encode_postgres;
 mod encode_proptest;

@@ -224,6 +224,63 @@ async fn two_environments_are_isolated() {
     assert_eq!(seen, 0);
 }
 
+crate::each_backend! {
+    /// Each backend's environment reaches its own warehouse: PostgreSQL, or the stand-in in the
+    /// backend's mode with the backend's isolation level, the stored rows behind it in a
+    /// PostgreSQL database of the same name.
+    async fn each_backend_has_its_own_warehouse(env: TestEnv) {
+        let warehouse = env.warehouse().await;
+        let version: String = warehouse
+            .query_one("SELECT CAST(version() AS VARCHAR(512))", &[])
+            .await
+            .expect("version()")
+            .get(0);
+        let config = env.config();
+        assert_eq!(version.contains("Redshift"), env.backend().is_redshift(), "{version}");
+        assert_eq!(
+            config.dialect(),
+            if env.backend().is_redshift() {
+                redtrack::Dialect::Redshift
+            } else {
+                redtrack::Dialect::Postgres
+            }
+        );
+        if env.backend().is_redshift() {
+            let slices = warehouse.query_one("SELECT COUNT(*) FROM stv_slices", &[]).await;
+            assert_eq!(
+                slices.is_ok(),
+                env.backend() == crate::common::Backend::RedshiftProvisioned,
+                "stv_slices exists only on a provisioned cluster: {slices:?}"
+            );
+        }
+        let isolation: String = env
+            .pg()
+            .await
+            .query_one("SHOW default_transaction_isolation", &[])
+            .await
+            .expect("isolation")
+            .get(0);
+        let want = match env.backend().isolation() {
+            Some("SERIALIZABLE") => "serializable",
+            Some(_) => "repeatable read", // the stand-in's SNAPSHOT
+            None => "read committed",
+        };
+        assert_eq!(isolation, want);
+        warehouse
+            .batch_execute("CREATE TABLE kept (id INTEGER NOT NULL); INSERT INTO kept VALUES (7)")
+            .await
+            .expect("CREATE TABLE and INSERT through the warehouse");
+        let n: i32 = env
+            .pg()
+            .await
+            .query_one("SELECT id FROM kept", &[])
+            .await
+            .expect("the row, stored")
+            .get(0);
+        assert_eq!(n, 7);
+    }
+}
+
 #[tokio::test]
 async fn config_points_at_the_tests_own_resources() {
     let env = TestEnv::new().await;

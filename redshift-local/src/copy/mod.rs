@@ -125,7 +125,9 @@ impl Fallback for PgFallback {
             *guard = Some(self.connect());
         }
         let client = guard.as_ref()?.as_ref()?;
-        let sql = format!("SELECT CAST(CAST($1 AS {ty}) AS text)");
+        // `$1` typed as text: `CAST($1 AS date)` alone would make it a DATE parameter, which a
+        // string can't be bound to, and every value would be refused.
+        let sql = format!("SELECT CAST(CAST(CAST($1 AS text) AS {ty}) AS text)");
         let text = text.to_owned();
         self.handle
             .block_on(async move { client.query_one(sql.as_str(), &[&text]).await })

@@ -227,6 +227,52 @@ async fn conversion_options() {
     );
 }
 
+/// automatic-recognition, r_Datetime_types: DATEFORMAT / TIMEFORMAT 'auto' recognise more than
+/// ISO (a Julian date, `Mon-DD-YY BC`, BC years, years past 9999 up to 294276 AD), the forms
+/// PostgreSQL's date parser reads, which the stand-in asks.
+#[tokio::test]
+async fn auto_recognises_more_than_iso_dates() {
+    let (_db, c, s3, p) = setup("copy_auto_dates").await;
+    let m = manifest(
+        &s3,
+        &p,
+        &[concat!(
+            r#"{"id": 1, "day": "4713-01-01 BC", "at": "4713-01-01 00:00:00 BC", "atz": "4713-01-01 00:00:00+00 BC"}"#,
+            "\n",
+            r#"{"id": 2, "day": "262142-12-31", "at": "262142-12-31 23:59:59.999999", "atz": "262142-12-31 23:59:59.999999+00"}"#,
+            "\n",
+            r#"{"id": 3, "day": "J2451187", "at": "Jan-08-95 BC"}"#,
+            "\n",
+        )],
+    )
+    .await;
+    c.batch_execute(&copy_sql("ev", &m, "")).await.unwrap();
+    assert_eq!(
+        rows(
+            &c,
+            "SELECT CAST(day AS VARCHAR), CAST(at AS VARCHAR), CAST(atz AS VARCHAR) FROM ev ORDER BY id"
+        )
+        .await,
+        vec![
+            vec![
+                Some("4713-01-01 BC".into()),
+                Some("4713-01-01 00:00:00 BC".into()),
+                Some("4713-01-01 00:00:00+00 BC".into())
+            ],
+            vec![
+                Some("262142-12-31".into()),
+                Some("262142-12-31 23:59:59.999999".into()),
+                Some("262142-12-31 23:59:59.999999+00".into())
+            ],
+            vec![
+                Some("1999-01-08".into()),
+                Some("0095-01-08 00:00:00 BC".into()),
+                None
+            ],
+        ]
+    );
+}
+
 /// copy-parameters-data-conversion (ACCEPTINVCHARS), multi-byte-character-load-errors: invalid
 /// UTF-8 rejects the row with 1220, unless ACCEPTINVCHARS replaces each invalid byte.
 #[tokio::test]

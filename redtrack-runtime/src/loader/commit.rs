@@ -104,9 +104,9 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
         }
     }
 
-    // max_errors is the load's budget for records it cannot load: those rejected before COPY
-    // use part of it, COPY gets the rest, and the total is checked again after COPY (Redshift
-    // may report more than MAXERROR; PostgreSQL's path counts its own).
+    // `with_max_errors(n)` is the load's budget, up to n records rejected in all: those
+    // rejected before COPY use part of it, COPY may reject the rest, one more fails the load;
+    // the total is counted again after COPY (Redshift may report more than MAXERROR).
     let budget = commit.copy.max_errors;
     let staging_rejects = commit.staging_rejects.len() as u64;
     if staging_rejects > budget {
@@ -115,7 +115,23 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     }
     commit.copy.max_errors = budget - staging_rejects;
     let mut outcome = if commit.copy.lines() > 0 {
-        warehouse.copy(&txn, &commit.copy, stage).await?
+        match warehouse.copy(&txn, &commit.copy, stage).await {
+            Ok(outcome) => outcome,
+            Err(Error::LoadRejected {
+                table,
+                rejected,
+                first,
+                ..
+            }) => {
+                return Err(Error::LoadRejected {
+                    table,
+                    rejected: rejected + staging_rejects,
+                    max_errors: budget,
+                    first,
+                })
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         CopyOutcome::default()
     };

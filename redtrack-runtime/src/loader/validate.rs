@@ -242,14 +242,19 @@ impl RecordRules {
                 text.len()
             )));
         }
-        match text.first() {
-            Some(b'{') => {}
-            Some(b'[') => return Err(Invalid::record("not a JSON object: a JSON array")),
-            Some(b'"') => return Err(Invalid::record("not a JSON object: a JSON string")),
-            Some(b't' | b'f') => return Err(Invalid::record("not a JSON object: a boolean")),
-            Some(b'n') => return Err(Invalid::record("not a JSON object: null")),
-            Some(b'-' | b'0'..=b'9') => return Err(Invalid::record("not a JSON object: a number")),
-            _ => return Err(Invalid::record("not a JSON object: not JSON at all")),
+        if text.first() != Some(&b'{') {
+            // Which JSON value it is, if it is one at all.
+            let what = match serde_json::from_slice::<de::IgnoredAny>(text) {
+                Err(_) => "not JSON at all",
+                Ok(_) => match text.first() {
+                    Some(b'[') => "a JSON array",
+                    Some(b'"') => "a JSON string",
+                    Some(b't' | b'f') => "a boolean",
+                    Some(b'n') => "null",
+                    _ => "a number",
+                },
+            };
+            return Err(Invalid::record(format!("not a JSON object: {what}")));
         }
         let mut state = vec![Seen::Missing; self.columns.len()];
         let mut invalid = None;
@@ -638,7 +643,7 @@ fn check_text(rule: &Rule, text: &str) -> Result<(), String> {
             }
             if text.len() > usize::from(len) {
                 return Err(format!(
-                    "{} bytes; {} holds at most {len}",
+                    "too long: {} bytes; {} holds at most {len}",
                     text.len(),
                     rule.sql_type
                 ));
@@ -646,7 +651,7 @@ fn check_text(rule: &Rule, text: &str) -> Result<(), String> {
         }
         SqlType::Varchar { len } if text.len() > usize::try_from(len).unwrap_or(usize::MAX) => {
             return Err(format!(
-                "{} bytes; {} holds at most {len} (bytes, not characters)",
+                "too long: {} bytes; {} holds at most {len} (bytes, not characters)",
                 text.len(),
                 rule.sql_type
             ));
@@ -918,6 +923,8 @@ mod tests {
             (b"null", "null"),
             (b"true", "boolean"),
             (b"hello", "not JSON"),
+            (b"this is not json", "not JSON at all"),
+            (b"nulls", "not JSON at all"),
             (b"{\"a\":", "not valid JSON"),
             (b"{\"a\":1} {}", "not valid JSON"),
             (b"{\"a\":1,\"b\":\"\xe9\"}", "UTF-8"),

@@ -48,7 +48,8 @@ pub struct CopyRequest {
     pub manifest_url: String,
     /// The files, in manifest order.
     pub files: Vec<StagedFile>,
-    /// How many rows COPY may reject before it fails (MAXERROR).
+    /// How many rows COPY may reject; one more fails it (Redshift's COPY is sent MAXERROR
+    /// `max_errors + 1`, since it fails once the errors reach MAXERROR).
     pub max_errors: u64,
 }
 

@@ -40,11 +40,13 @@ enum Auth {
     Credentials { aws: Aws, config: Box<Config> },
 }
 
-/// Amazon Redshift.
+/// Amazon Redshift, provisioned or Serverless.
 #[derive(Clone)]
 pub struct RedshiftWarehouse {
     connector: Connector,
     auth: Auth,
+    /// The files of a load where `stv_slices` does not exist (Serverless).
+    serverless_files: usize,
 }
 
 impl std::fmt::Debug for RedshiftWarehouse {
@@ -56,6 +58,7 @@ impl std::fmt::Debug for RedshiftWarehouse {
         f.debug_struct("RedshiftWarehouse")
             .field("connector", &self.connector)
             .field("auth", &auth)
+            .field("serverless_files", &self.serverless_files)
             .finish()
     }
 }
@@ -72,27 +75,22 @@ pub(crate) fn quote_literal(what: &str, text: &str) -> Result<String> {
     Ok(format!("'{}'", text.replace('\'', "''")))
 }
 
-/// The `MAXERROR` that lets COPY reject `allowed` rows and go on: the load fails once errors
-/// reach MAXERROR ("the error_count number of errors or greater", page
-/// `copy-parameters-data-load`), so `allowed + 1`; `0` (fail at the first) for none; at most
-/// [`MAX_MAXERROR`]. The loader counts the rejects again after COPY, so it keeps
-/// `max_errors`' meaning (that many rejects, no more) whichever way a server counts.
-pub(crate) fn maxerror(allowed: u64) -> u64 {
-    if allowed == 0 {
-        0
-    } else {
-        allowed.saturating_add(1).min(MAX_MAXERROR)
-    }
+/// The MAXERROR that lets COPY reject up to `allowed` rows and fail on one more: Redshift fails
+/// a load once its errors *reach* MAXERROR, and 0 and 1 both stop at the first error (page
+/// `copy-parameters-data-load`, MAXERROR), so `allowed + 1`, at most Redshift's 100,000 (which
+/// allows 99,999).
+pub(crate) fn maxerror_for(allowed: u64) -> u64 {
+    allowed.saturating_add(1).min(MAX_MAXERROR)
 }
 
 /// The `COPY` statement of a load, with `authorization` (`IAM_ROLE '...'` or the credentials)
-/// already rendered, letting COPY reject `max_errors` rows ([`maxerror`]).
-pub(crate) fn copy_sql(req: &CopyRequest, authorization: &str, max_errors: u64) -> Result<String> {
+/// already rendered; COPY may reject up to `allowed` rows ([`maxerror_for`]).
+pub(crate) fn copy_sql(req: &CopyRequest, authorization: &str, allowed: u64) -> Result<String> {
     Ok(format!(
         "COPY {} FROM {} {authorization} FORMAT AS JSON 'auto' GZIP MANIFEST TIMEFORMAT 'auto' DATEFORMAT 'auto' MAXERROR {}",
         quote_ident(req.table.name),
         quote_literal("manifest URL", &req.manifest_url)?,
-        maxerror(max_errors)
+        maxerror_for(allowed)
     ))
 }
 
@@ -134,7 +132,11 @@ impl RedshiftWarehouse {
                 config: Box::new(config.clone()),
             },
         };
-        RedshiftWarehouse { connector, auth }
+        RedshiftWarehouse {
+            connector,
+            auth,
+            serverless_files: config.loader.serverless_files(),
+        }
     }
 
     async fn authorization(&self) -> Result<String> {
@@ -192,8 +194,10 @@ impl RedshiftWarehouse {
             if let Some(f) = req.files.iter().find(|f| f.url == reject.file) {
                 match read_line(stage, &f.key, reject.line).await {
                     Ok(line) => {
-                        reject.value =
-                            truncate_string(String::from_utf8_lossy(&line).into_owned(), 1024);
+                        reject.value = field_value(
+                            String::from_utf8_lossy(&line).into_owned(),
+                            &reject.column,
+                        );
                         // The whole staged line, so the row can be loaded again later.
                         reject.raw = Some(bytes::Bytes::from(line));
                     }
@@ -209,6 +213,14 @@ impl RedshiftWarehouse {
     }
 }
 
+/// Whether `e` says a system table does not exist for this user (undefined table, or no
+/// permission to read it): how Redshift Serverless answers for an STL/STV table.
+fn no_system_table(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code()
+        .is_some_and(|c| *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INSUFFICIENT_PRIVILEGE)
+}
+
 /// Line `n` (1-based) of the gzip'd staged file `key`; empty if the file has fewer lines.
 async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<Vec<u8>> {
     let mut lines = GzipLines::open(stage, key).await?;
@@ -222,6 +234,22 @@ async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<Vec<u8>> {
     Ok(Vec::new())
 }
 
+/// The raw value of a rejected row, as `stl_load_errors.raw_field_value` would give it (which
+/// `sys_load_error_detail`, the view both provisioned and Serverless have, lacks): the value of
+/// `column`'s key in the staged JSON `line` (a string without its quotes, anything else as JSON
+/// text, a missing key empty), else the whole line; at most 1024 bytes.
+fn field_value(line: String, column: &str) -> String {
+    let field = (!column.is_empty())
+        .then(|| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).ok())
+        .flatten()
+        .map(|object| match object.get(column) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        });
+    truncate_string(field.unwrap_or(line), 1024)
+}
+
 impl Warehouse for RedshiftWarehouse {
     fn dialect(&self) -> Dialect {
         Dialect::Redshift
@@ -231,12 +259,23 @@ impl Warehouse for RedshiftWarehouse {
         self.connector.connect().await
     }
 
+    /// The slice count of a provisioned cluster (`stv_slices`, page `r_STV_SLICES`). Redshift
+    /// Serverless has no STL/STV tables (page `c_intro_system_views`): where `stv_slices` is
+    /// missing or not readable, the configured file count stands in for it
+    /// (`ConfigBuilder::with_serverless_files`).
     async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {
         const WHAT: &str = "counting slices (stv_slices)";
-        let row = client
-            .query_one(SLICES_SQL, &[])
-            .await
-            .map_err(|e| db_error(WHAT, e))?;
+        let row = match client.query_one(SLICES_SQL, &[]).await {
+            Ok(row) => row,
+            Err(e) if no_system_table(&e) => {
+                tracing::debug!(
+                    files = self.serverless_files,
+                    "no stv_slices (Redshift Serverless): staging the configured number of files"
+                );
+                return Ok(self.serverless_files);
+            }
+            Err(e) => return Err(db_error(WHAT, e)),
+        };
         let n: i64 = column(&row, 0, WHAT)?;
         Ok(usize::try_from(n).unwrap_or(1).max(1))
     }
@@ -276,8 +315,9 @@ impl Warehouse for RedshiftWarehouse {
                     detail = self.load_errors(&t, req, stage).await.unwrap_or_default();
                 }
             }
+            let rejected = detail.len() as u64;
             return Err(match detail.into_iter().next() {
-                Some(first) => first.into_error(req.table.name, 0, req.max_errors),
+                Some(first) => first.into_error(req.table.name, rejected, req.max_errors),
                 None => db_error(&format!("COPY into {}", req.table.name), e),
             });
         }
@@ -314,6 +354,17 @@ mod tests {
     };
 
     #[test]
+    fn a_rejects_value_is_its_columns_field() {
+        let line = r#"{"a":"soon","b":12,"c":{"x":[1]}}"#.to_owned();
+        assert_eq!(field_value(line.clone(), "a"), "soon");
+        assert_eq!(field_value(line.clone(), "b"), "12");
+        assert_eq!(field_value(line.clone(), "c"), r#"{"x":[1]}"#);
+        assert_eq!(field_value(line.clone(), "d"), "");
+        assert_eq!(field_value(line.clone(), ""), line);
+        assert_eq!(field_value("not json".into(), "a"), "not json");
+    }
+
+    #[test]
     fn quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_ident("user"), "\"user\"");
@@ -347,5 +398,15 @@ mod tests {
         assert!(copy_sql(&req, &creds, 1_000_000)
             .unwrap()
             .ends_with("MAXERROR 100000"));
+    }
+
+    /// MAXERROR n fails once n rows are rejected; 0 and 1 both stop at the first
+    /// (copy-parameters-data-load): allowing n rejects takes MAXERROR n + 1.
+    #[test]
+    fn maxerror_allows_the_rejects_asked_for() {
+        assert_eq!(maxerror_for(0), 1);
+        assert_eq!(maxerror_for(1), 2);
+        assert_eq!(maxerror_for(99_999), 100_000);
+        assert_eq!(maxerror_for(u64::MAX), 100_000);
     }
 }
