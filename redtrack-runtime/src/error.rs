@@ -171,11 +171,17 @@ pub enum Error {
         message: String,
     },
 
-    /// Records were trimmed from a shard (older than the stream's retention) before they were
-    /// loaded. Nothing was loaded; see `ConfigBuilder::with_accept_data_loss` to go on.
+    /// Records after a shard's checkpoint were trimmed (older than the stream's retention)
+    /// before any load read them: the record after the checkpoint is known and gone, or no load
+    /// found the shard caught up within the retention, so records may have come and gone
+    /// unread. Only already-loaded records expiring is no loss. Nothing was loaded; see
+    /// `ConfigBuilder::with_accept_data_loss` to go on.
     #[error(
-        "DATA LOSS on stream `{stream}` shard `{shard_id}`: the records after sequence number \
-         {after} up to {first_available} (exclusive) were trimmed before they were loaded"
+        "DATA LOSS on stream `{stream}` shard `{shard_id}`: records after sequence number \
+         {after}, before {first_available} (the oldest one still in the shard), were trimmed \
+         before any load read them (the shard was not read within the stream's retention); \
+         nothing was loaded: raise the stream's retention or load more often, and to go on past \
+         the loss set ConfigBuilder::with_accept_data_loss(true) for one load"
     )]
     #[non_exhaustive]
     DataLoss {

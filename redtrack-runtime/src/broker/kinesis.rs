@@ -252,24 +252,9 @@ impl Broker for KinesisBroker {
             .collect();
         let mut split = 0;
         for shard in open {
-            let Some(range) = shard.hash_key_range() else {
+            let Some((start, end)) = hash_range(stream, &shard)? else {
                 continue;
             };
-            let parse = |s: &str| {
-                s.parse::<u128>().map_err(|_| {
-                    broker_error(
-                        "ListShards",
-                        stream,
-                        code::INVALID_HASH_KEY,
-                        &format!("shard {} has hash key `{s}`", shard.shard_id()),
-                        false,
-                    )
-                })
-            };
-            let (start, end) = (
-                parse(range.starting_hash_key())?,
-                parse(range.ending_hash_key())?,
-            );
             if end <= start {
                 continue; // a one-key shard cannot be split
             }
@@ -406,25 +391,10 @@ impl Broker for KinesisBroker {
             let open = shard
                 .sequence_number_range()
                 .is_none_or(|r| r.ending_sequence_number().is_none());
-            let Some(range) = shard.hash_key_range().filter(|_| open) else {
+            let Some((start, end)) = hash_range(stream, &shard)?.filter(|_| open) else {
                 continue;
             };
-            let parse = |s: &str| {
-                s.parse::<u128>().map_err(|_| {
-                    broker_error(
-                        "ListShards",
-                        stream,
-                        code::INVALID_HASH_KEY,
-                        &format!("shard {} has hash key `{s}`", shard.shard_id()),
-                        false,
-                    )
-                })
-            };
-            ranges.push((
-                parse(range.starting_hash_key())?,
-                parse(range.ending_hash_key())?,
-                shard.shard_id().to_owned(),
-            ));
+            ranges.push((start, end, shard.shard_id().to_owned()));
         }
         Ok(Some(ShardMap::new(ranges)))
     }
@@ -444,6 +414,28 @@ impl Broker for KinesisBroker {
             iterator,
         })
     }
+}
+
+/// A shard's hash key range as numbers (`None` if ListShards gave none).
+fn hash_range(stream: &str, shard: &aws_sdk_kinesis::types::Shard) -> Result<Option<(u128, u128)>> {
+    let Some(range) = shard.hash_key_range() else {
+        return Ok(None);
+    };
+    let parse = |s: &str| {
+        s.parse::<u128>().map_err(|_| {
+            broker_error(
+                "ListShards",
+                stream,
+                code::INVALID_HASH_KEY,
+                &format!("shard {} has hash key `{s}`", shard.shard_id()),
+                false,
+            )
+        })
+    };
+    Ok(Some((
+        parse(range.starting_hash_key())?,
+        parse(range.ending_hash_key())?,
+    )))
 }
 
 /// Every shard of the stream (ListShards, all pages; closed shards in retention included).

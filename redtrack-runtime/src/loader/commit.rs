@@ -23,6 +23,22 @@ pub(crate) fn now_text() -> String {
         .to_string()
 }
 
+/// A transaction holding the loads' lock on `kinesis_loads` (`warehouse`'s LOCK statement):
+/// loads, re-drives and the marking of quiet shards serialize on it.
+pub(crate) async fn begin_locked<'c, W: Warehouse>(
+    client: &'c mut tokio_postgres::Client,
+    warehouse: &W,
+) -> Result<tokio_postgres::Transaction<'c>> {
+    let txn = client
+        .transaction()
+        .await
+        .map_err(|e| db_error("BEGIN", e))?;
+    txn.batch_execute(warehouse.lock_sql())
+        .await
+        .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+    Ok(txn)
+}
+
 /// What the commit transaction needs.
 pub(crate) struct Commit<'a> {
     pub(crate) stream: &'a str,
@@ -53,13 +69,7 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     stage: &S,
     mut commit: Commit<'_>,
 ) -> Result<CopyOutcome> {
-    let txn = client
-        .transaction()
-        .await
-        .map_err(|e| db_error("BEGIN", e))?;
-    txn.batch_execute(warehouse.lock_sql())
-        .await
-        .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+    let txn = begin_locked(client, warehouse).await?;
 
     // Another loader may have loaded these shards since this one read its checkpoints.
     let now = read_checkpoints(&txn, commit.stream).await?;
@@ -194,13 +204,7 @@ pub(crate) async fn mark_caught_up<W: Warehouse>(
     expected: &HashMap<String, Checkpoint>,
     caught_up: &[CaughtUp],
 ) -> Result<()> {
-    let txn = client
-        .transaction()
-        .await
-        .map_err(|e| db_error("BEGIN", e))?;
-    txn.batch_execute(warehouse.lock_sql())
-        .await
-        .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+    let txn = begin_locked(client, warehouse).await?;
     let now = read_checkpoints(&txn, stream).await?;
     // Only what this load saw: a shard another loader moved since is left to its rows.
     let unchanged: Vec<CaughtUp> = caught_up

@@ -74,16 +74,18 @@ struct Read {
 }
 
 impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
-    /// One pass over every shard of `E`'s stream: read from the checkpoints, stage, and COPY +
-    /// record the ranges in one transaction.
+    /// One pass over every shard of `E`'s stream: read from the checkpoints, check each record
+    /// against the table's columns, stage, and COPY + record the ranges in one transaction.
+    /// Records that cannot be loaded are kept in `redtrack_load_rejects` (up to `max_errors`).
     ///
     /// # Errors
     ///
     /// [`Error::LoadConflict`] (retryable, nothing loaded) if another loader loaded the same
-    /// shards meanwhile; [`Error::LoadRejected`] if COPY rejected more rows than MAXERROR
-    /// (nothing loaded, the first bad row kept in `redtrack_load_rejects`); [`Error::DataLoss`]
-    /// if records were trimmed before they were loaded (unless accepted); and the errors of the
-    /// broker, the stage and the warehouse.
+    /// shards meanwhile; [`Error::LoadRejected`] if more records than `max_errors` cannot be
+    /// loaded (nothing loaded, the first one kept in `redtrack_load_rejects`, the error naming
+    /// its shard and sequence number); [`Error::DataLoss`] if records were trimmed before any
+    /// load read them (unless accepted; see `loader::retention`); and the errors of the broker,
+    /// the stage and the warehouse.
     pub async fn load<E: RedTrackEvent>(&self) -> Result<LoadReport> {
         let started = Instant::now();
         let mut client = self.warehouse.connect().await?;

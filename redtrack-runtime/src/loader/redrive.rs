@@ -24,7 +24,7 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::commit::now_text;
+use super::commit::{begin_locked, now_text};
 use super::rejects::{unescape_raw, REDRIVEN, REJECTED};
 use super::staging::part_name;
 use super::validate::RecordRules;
@@ -34,7 +34,7 @@ use crate::error::{Error, RecordSource, RejectedRow, Result};
 use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
 use crate::migrate::read_columns;
-use crate::schema::{KINESIS_LOADS, LOAD_REJECTS};
+use crate::schema::LOAD_REJECTS;
 use crate::stage::{load_folder, Manifest, Stage};
 use crate::warehouse::{column, db_error, CopyRequest, StagedFile, Warehouse};
 
@@ -171,13 +171,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let (file, manifest_url) = uploaded?;
         pause_at(Phase::Upload).await;
 
-        let txn = client
-            .transaction()
-            .await
-            .map_err(|e| db_error("BEGIN", e))?;
-        txn.batch_execute(self.warehouse.lock_sql())
-            .await
-            .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+        let txn = begin_locked(&mut client, &self.warehouse).await?;
         // Another re-drive may have loaded some of these rows since they were read.
         let ids: Vec<&str> = staged.iter().map(|c| c.reject_id.as_str()).collect();
         let still = count_rejected(&txn, table, &ids).await?;

@@ -237,27 +237,32 @@ fn stage_records(
             .map(String::as_str)
             .unwrap_or("?");
         for record in chunk.records {
-            if !is_aggregated(&record.data) {
-                // The common case, without de-aggregation's allocations.
-                match rules.check(&record.data) {
+            // One user record (the record itself, or user record `sub` of a KPL aggregate):
+            // staged if it passes the check, else rejected with where it came from.
+            let mut stage_one = |data: &bytes::Bytes, sub: Option<u64>| -> Result<()> {
+                match rules.check(data) {
                     Ok(line) => {
                         write_line(&mut parts, &line)?;
                         staged.lines += 1;
                         staged.bytes += line.len() as u64 + 1;
                     }
-                    Err(invalid) => staged.rejects.push(reject(
-                        stream,
-                        shard,
-                        &record,
-                        None,
-                        &record.data,
-                        invalid,
-                    )),
+                    Err(invalid) => staged
+                        .rejects
+                        .push(reject(stream, shard, &record, sub, data, invalid)),
                 }
+                Ok(())
+            };
+            if !is_aggregated(&record.data) {
+                // The common case, without de-aggregation's allocations.
+                stage_one(&record.data, None)?;
                 continue;
             }
-            let users = match deaggregate(&record.partition_key, &record.data) {
-                Ok(users) => users,
+            match deaggregate(&record.partition_key, &record.data) {
+                Ok(users) => {
+                    for (sub, user) in users.into_iter().enumerate() {
+                        stage_one(&user.data, Some(sub as u64))?;
+                    }
+                }
                 Err(e) => {
                     let invalid = Invalid {
                         column: String::new(),
@@ -272,24 +277,6 @@ fn stage_records(
                         &record.data,
                         invalid,
                     ));
-                    continue;
-                }
-            };
-            for (sub, user) in users.into_iter().enumerate() {
-                match rules.check(&user.data) {
-                    Ok(line) => {
-                        write_line(&mut parts, &line)?;
-                        staged.lines += 1;
-                        staged.bytes += line.len() as u64 + 1;
-                    }
-                    Err(invalid) => staged.rejects.push(reject(
-                        stream,
-                        shard,
-                        &record,
-                        Some(sub as u64),
-                        &user.data,
-                        invalid,
-                    )),
                 }
             }
         }
