@@ -204,3 +204,43 @@ async fn the_redrive_command_reports_what_it_loaded() {
     assert_eq!(json["redriven"], 0, "{out}");
     assert_eq!(ids(&env).await, [1]);
 }
+
+crate::each_backend! {
+    /// The rejects table of an older redtrack (its first eight columns, a row of its own): before
+    /// `setup` a re-drive says to run it; `setup` adds the new columns and keeps the row, which
+    /// is listed and never re-driven (it has no raw record); new rejects are kept whole.
+    async fn an_older_rejects_table_keeps_its_rows_and_gets_the_new_columns(env: TestEnv) {
+        env.warehouse()
+            .await
+            .batch_execute(
+                "CREATE TABLE redtrack_load_rejects (load_id VARCHAR(64) NOT NULL, \
+                 table_name VARCHAR(256) NOT NULL, file_name VARCHAR(1024) NOT NULL, \
+                 line_number BIGINT NOT NULL, column_name VARCHAR(256) NOT NULL, \
+                 raw_value VARCHAR(4096) NOT NULL, reason VARCHAR(1024) NOT NULL, \
+                 rejected_at TIMESTAMP NOT NULL)",
+            )
+            .await
+            .unwrap();
+        env.pg()
+            .await
+            .batch_execute(
+                "INSERT INTO redtrack_load_rejects VALUES ('old', 'redrive_events', 'f', 1, \
+                 'name', 'x', 'value too long', '2024-01-01 00:00:00')",
+            )
+            .await
+            .unwrap();
+        let loader = Loader::new(config(&env, 5)).await.unwrap();
+        let err = loader.redrive::<Narrow>().await.unwrap_err().to_string();
+        assert!(err.contains("run setup"), "{err}");
+        loader.setup::<Narrow>().await.unwrap();
+        put(&env, &[raw(br#"{"id":1,"name":"far too long a name"}"#)]).await;
+        assert_eq!(loader.load::<Narrow>().await.unwrap().rejected, 1);
+        let kept = loader.rejects::<Narrow>(10).await.unwrap();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept.iter().any(|k| k.load_id == "old"), "{kept:?}");
+        widen(&env).await;
+        let report = loader.redrive::<Wide>().await.unwrap();
+        assert_eq!((report.redriven, report.still_rejected.len()), (1, 0), "{report:?}");
+        assert_eq!(ids(&env).await, [1]);
+    }
+}

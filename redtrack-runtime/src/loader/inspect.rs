@@ -3,7 +3,7 @@
 
 use super::checkpoint::{read_checkpoints, recent_loads_sql, Checkpoint, LoadedRange};
 use super::reader::shard_done;
-use super::rejects::recent_rejects_sql;
+use super::rejects::{recent_rejects_sql, rejects_error};
 use super::{KeptReject, Loader, ShardStatus};
 use crate::broker::Broker;
 use crate::error::{RecordSource, RejectedRow, Result};
@@ -73,7 +73,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let rows = client
             .query(&recent_rejects_sql(limit), &[&E::TABLE_NAME])
             .await
-            .map_err(|e| db_error(WHAT, e))?;
+            .map_err(|e| rejects_error(WHAT, e))?;
         rows.iter()
             .map(|r| {
                 let mut row = RejectedRow::new(

@@ -25,7 +25,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use super::commit::{begin_locked, now_text};
-use super::rejects::{unescape_raw, REDRIVEN, REJECTED};
+use super::rejects::{rejects_error, unescape_raw, REDRIVEN, REJECTED};
 use super::staging::part_name;
 use super::validate::RecordRules;
 use super::{Loader, RedriveReport};
@@ -280,7 +280,7 @@ async fn read_candidates(
     let rows = client
         .query(&sql, &[&table, &after])
         .await
-        .map_err(|e| db_error(WHAT, e))?;
+        .map_err(|e| rejects_error(WHAT, e))?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let reject_id: String = column(&r, 0, WHAT)?;

@@ -108,6 +108,21 @@ pub(crate) fn recent_rejects_sql(limit: u32) -> String {
     )
 }
 
+/// The error of a statement on `redtrack_load_rejects` (`what` it was doing), saying to run
+/// `setup` when the table lacks redtrack's newer columns (an older redtrack made it).
+pub(crate) fn rejects_error(what: &str, e: tokio_postgres::Error) -> crate::error::Error {
+    if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_COLUMN) {
+        crate::error::Error::warehouse(format!(
+            "{what}: {LOAD_REJECTS} lacks redtrack's newer columns (an older redtrack made it); \
+             run setup once (`redtrack setup` or `Loader::setup`), which adds them and keeps \
+             every row"
+        ))
+        .with_source(e)
+    } else {
+        db_error(what, e)
+    }
+}
+
 /// `bytes` as text: UTF-8 characters as they are, except control characters; every byte that
 /// starts no UTF-8 character, and every control character, as `\xNN` (two uppercase hex
 /// digits); a backslash doubled when what follows it would otherwise read as an escape (a
@@ -204,6 +219,7 @@ pub(crate) async fn keep_rejects<C: tokio_postgres::GenericClient>(
     status: &str,
 ) -> Result<()> {
     let what = || format!("keeping a rejected row in {LOAD_REJECTS}");
+    let failed = |e| rejects_error(&what(), e);
     for (n, r) in rows.iter().enumerate() {
         let reject_id = format!("{load_id}-{n}");
         let line = r.line.to_string();
@@ -238,7 +254,7 @@ pub(crate) async fn keep_rejects<C: tokio_postgres::GenericClient>(
                 ],
             )
             .await
-            .map_err(|e| db_error(&what(), e))?;
+            .map_err(failed)?;
         for (i, part) in parts.iter().enumerate().skip(1) {
             client
                 .execute(
@@ -246,7 +262,7 @@ pub(crate) async fn keep_rejects<C: tokio_postgres::GenericClient>(
                     &[&reject_id.as_str(), &i.to_string().as_str(), part],
                 )
                 .await
-                .map_err(|e| db_error(&what(), e))?;
+                .map_err(failed)?;
         }
     }
     Ok(())
