@@ -41,6 +41,12 @@ pub fn redact_url(url: &str) -> String {
     crate::config::redact_url(url)
 }
 
+/// Registers `secret` for the warehouse connections' swap (see `warehouse::masked`): statements
+/// carry the guard's placeholder, the server gets the secret.
+pub fn mask_secret(secret: &str) -> crate::warehouse::masked::MaskGuard {
+    crate::warehouse::masked::mask(secret)
+}
+
 use crate::loader::{checkpoint, redrive, rejects};
 use crate::schema::{Dialect, TableSchema, KINESIS_LOADS, LOAD_REJECTS};
 use crate::warehouse::{redshift, CopyRequest};

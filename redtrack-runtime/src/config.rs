@@ -46,7 +46,7 @@ impl StageLocation {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(Error::Config(format!(
-                    "REDTRACK_STAGE `{s}` names no bucket; use s3://bucket/prefix"
+                    "REDTRACK_STAGE `{s}` names no bucket: use s3://bucket/prefix"
                 )));
             }
             Ok(StageLocation::S3 {
@@ -160,18 +160,10 @@ impl fmt::Debug for Config {
     }
 }
 
-/// `postgres://user:secret@host/db` with the password replaced by `***`, for logs and `Debug`.
+/// Any connection string (URL with or without its scheme, key=value) with its password replaced
+/// by `***`, for logs, `Debug` and messages.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    crate::text::redact_connection_string(url)
 }
 
 impl Config {
@@ -203,56 +195,20 @@ impl Config {
     /// Reads the `REDTRACK_*` variables (see the README's configuration reference).
     ///
     /// `REDTRACK_CLUSTER` and `REDTRACK_DATABASE` are required; the rest have defaults or are
-    /// checked when the part that needs them (the loader's stage and warehouse) is built.
+    /// checked when the part that needs them (the loader's stage and warehouse) is built. Every
+    /// variable that is set is checked, so a value it cannot take fails here, at once.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] naming the variable that is missing or has a value it cannot take.
+    /// [`Error::Config`] naming every variable that is missing or has a value it cannot take
+    /// (all of them in one message, one per line), with what to set.
     pub fn from_env() -> Result<Config> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// Like [`Config::from_env`] with variables from `lookup` (for tests and embedding).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let require = |k: &str| get(k).ok_or_else(|| Error::Config(format!("{k} is not set")));
-        let mut b = Config::builder()
-            .cluster(require("REDTRACK_CLUSTER")?)
-            .database(require("REDTRACK_DATABASE")?);
-        if let Some(broker) = get("REDTRACK_BROKER") {
-            b = b.broker(match broker.as_str() {
-                "kinesis" => BrokerKind::Kinesis,
-                other => match other.strip_prefix("file:") {
-                    Some(dir) if !dir.is_empty() => BrokerKind::File(PathBuf::from(dir)),
-                    _ => {
-                        return Err(Error::Config(format!(
-                            "REDTRACK_BROKER `{other}` is neither `kinesis` nor `file:<dir>`"
-                        )))
-                    }
-                },
-            });
-        }
-        if let Some(stage) = get("REDTRACK_STAGE") {
-            b = b.stage(StageLocation::parse(&stage)?);
-        }
-        if let Some(url) = get("REDTRACK_WAREHOUSE_URL") {
-            b = b.warehouse_url(url);
-        }
-        if let Some(d) = get("REDTRACK_WAREHOUSE_DIALECT") {
-            b = b.dialect(match d.to_ascii_lowercase().as_str() {
-                "redshift" => Dialect::Redshift,
-                "postgres" | "postgresql" => Dialect::Postgres,
-                other => {
-                    return Err(Error::Config(format!(
-                        "REDTRACK_WAREHOUSE_DIALECT `{other}` is neither `redshift` nor `postgres`"
-                    )))
-                }
-            });
-        }
-        if let Some(role) = get("REDTRACK_COPY_IAM_ROLE") {
-            b = b.copy_iam_role(role);
-        }
-        b.build()
+        from_lookup_for(lookup, Needs::default())
     }
 
     /// A builder holding every setting of this configuration, to change some of them.
@@ -470,23 +426,295 @@ impl ConfigBuilder {
     /// [`Error::Config`] if the cluster or database name is missing or holds a character a
     /// Kinesis stream name cannot (they are part of every stream's name).
     pub fn build(self) -> Result<Config> {
-        let c = self.config;
-        for (what, v) in [("cluster", &c.cluster), ("database", &c.database)] {
-            if v.is_empty() {
-                return Err(Error::Config(format!(
-                    "the {what} name is required (REDTRACK_{})",
-                    what.to_uppercase()
-                )));
-            }
-            if !v
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
-            {
-                return Err(Error::Config(format!(
-                    "the {what} name `{v}` may hold only letters, digits, `_`, `-` and `.` (it is part of Kinesis stream names)"
-                )));
+        let problems = name_problems(&self.config);
+        if problems.is_empty() {
+            Ok(self.config)
+        } else {
+            Err(config_error(problems))
+        }
+    }
+}
+
+/// The problems of the cluster and database names: each missing one, and each holding a
+/// character a Kinesis stream name cannot.
+fn name_problems(c: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (what, v) in [("cluster", &c.cluster), ("database", &c.database)] {
+        let var = format!("REDTRACK_{}", what.to_uppercase());
+        if v.is_empty() {
+            problems.push(format!(
+                "{var} is not set: the {what} name, part of every stream's name \
+                 (<cluster>.<database>.<table>)"
+            ));
+        } else if !v
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+        {
+            problems.push(format!(
+                "{var} `{v}` may hold only letters, digits, `_`, `-` and `.` (it is part of \
+                 Kinesis stream names)"
+            ));
+        }
+    }
+    problems
+}
+
+/// One [`Error::Config`] for every problem found: one line each, the variable to set first.
+pub(crate) fn config_error(problems: Vec<String>) -> Error {
+    match problems.as_slice() {
+        [one] => Error::Config(one.clone()),
+        many => Error::Config(format!(
+            "{} settings are missing or wrong:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        )),
+    }
+}
+
+/// What a part of redtrack needs from the configuration, so that everything it lacks is said
+/// at once, before any network call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Needs {
+    /// Writes or reads streams (Kinesis needs AWS settings).
+    pub(crate) broker: bool,
+    /// Stages files (an S3 stage needs AWS settings).
+    pub(crate) stage: bool,
+    /// Connects to the warehouse (Redshift without an IAM role passes AWS credentials to COPY).
+    pub(crate) warehouse: bool,
+}
+
+impl Needs {
+    /// The client: the broker.
+    pub(crate) const WRITER: Needs = Needs {
+        broker: true,
+        stage: false,
+        warehouse: false,
+    };
+    /// The loader: all three.
+    pub(crate) const LOADER: Needs = Needs {
+        broker: true,
+        stage: true,
+        warehouse: true,
+    };
+    /// The warehouse alone (migrations, DDL).
+    pub(crate) const WAREHOUSE: Needs = Needs {
+        broker: false,
+        stage: false,
+        warehouse: true,
+    };
+}
+
+/// What the AWS SDK configuration must provide for some [`Needs`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AwsNeeds {
+    /// A region (Kinesis and S3 calls are signed for one).
+    pub(crate) region: bool,
+    /// Credentials.
+    pub(crate) credentials: bool,
+}
+
+impl Config {
+    /// What this configuration lacks for `needs`, one line per problem, each naming the
+    /// variable to set. The AWS settings are checked apart ([`Config::aws_needs`]).
+    pub(crate) fn problems(&self, needs: Needs) -> Vec<String> {
+        self.problems_with(needs, true)
+    }
+
+    /// [`Config::problems`], checking the warehouse URL's form only if `check_url`.
+    fn problems_with(&self, needs: Needs, check_url: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        if needs.stage && self.stage.is_none() {
+            problems.push(
+                "REDTRACK_STAGE is not set: where the loader stages files for COPY \
+                 (s3://bucket/prefix; file:<dir> with the postgres dialect)"
+                    .to_owned(),
+            );
+        }
+        if needs.warehouse && self.warehouse_url.is_none() {
+            problems.push(
+                "REDTRACK_WAREHOUSE_URL is not set: the warehouse to load into \
+                 (postgres://user:password@host:port/database)"
+                    .to_owned(),
+            );
+        }
+        if let Some(url) = self
+            .warehouse_url
+            .as_deref()
+            .filter(|_| needs.warehouse && check_url)
+        {
+            if let Err(e) = parse_warehouse_url(url) {
+                problems.push(e);
             }
         }
-        Ok(c)
+        if needs.stage && needs.warehouse && self.dialect == Dialect::Redshift {
+            if let Some(StageLocation::Dir(dir)) = &self.stage {
+                problems.push(format!(
+                    "REDTRACK_STAGE is the directory `{}`, but Redshift's COPY reads only from \
+                     S3: set REDTRACK_STAGE=s3://bucket/prefix (or \
+                     REDTRACK_WAREHOUSE_DIALECT=postgres for a PostgreSQL warehouse)",
+                    dir.display()
+                ));
+            }
+        }
+        problems
+    }
+
+    /// Which AWS settings `needs` call for here: Kinesis and an S3 stage need a region and
+    /// credentials; a Redshift COPY without `REDTRACK_COPY_IAM_ROLE` needs credentials. A
+    /// configuration with its own SDK configuration ([`ConfigBuilder::with_sdk_config`]) is
+    /// checked the same way.
+    pub(crate) fn aws_needs(&self, needs: Needs) -> AwsNeeds {
+        let kinesis = needs.broker && self.broker == BrokerKind::Kinesis;
+        let s3 = needs.stage && matches!(self.stage, Some(StageLocation::S3 { .. }));
+        let copy =
+            needs.warehouse && self.dialect == Dialect::Redshift && self.copy_iam_role.is_none();
+        AwsNeeds {
+            region: kinesis || s3,
+            credentials: kinesis || s3 || copy,
+        }
+    }
+}
+
+/// The form a warehouse URL takes, for messages.
+const WAREHOUSE_URL_FORM: &str = "postgres://user:password@host:port/database";
+
+/// Parses a warehouse connection string: a `postgres://` (or `postgresql://`) URL, or a
+/// key=value string. The error names what is wrong and shows the string with its password
+/// hidden, never as given.
+pub(crate) fn parse_warehouse_url(
+    url: &str,
+) -> std::result::Result<tokio_postgres::Config, String> {
+    let shown = crate::text::redact_connection_string(url);
+    let form = WAREHOUSE_URL_FORM;
+    match url.split_once("://") {
+        Some((scheme, _))
+            if !scheme.eq_ignore_ascii_case("postgres")
+                && !scheme.eq_ignore_ascii_case("postgresql") =>
+        {
+            return Err(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` is a `{scheme}` URL; redtrack speaks \
+                 PostgreSQL's protocol (as Redshift does): set it to {form}"
+            ));
+        }
+        Some(_) => {}
+        // A key=value string has `=`; anything else is a URL without its scheme.
+        None if !url.contains('=') => {
+            return Err(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` has no scheme: set it to {form}"
+            ));
+        }
+        None => {}
+    }
+    let config = url.parse::<tokio_postgres::Config>().map_err(|e| {
+        // The parser's message may quote a part of the string: hide passwords there too.
+        format!(
+            "REDTRACK_WAREHOUSE_URL `{shown}` is not a valid connection URL ({}): set it to \
+             {form}",
+            crate::text::redact_connection_string(&e.to_string())
+        )
+    })?;
+    if config.get_user().is_none() {
+        return Err(format!(
+            "REDTRACK_WAREHOUSE_URL `{shown}` names no user: set it to {form}"
+        ));
+    }
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        return Err(format!(
+            "REDTRACK_WAREHOUSE_URL `{shown}` names no host: set it to {form}"
+        ));
+    }
+    Ok(config)
+}
+
+/// Reads the `REDTRACK_*` variables through `lookup`, and checks them for `needs`: every
+/// problem in one [`Error::Config`].
+pub(crate) fn from_lookup_for(
+    lookup: impl Fn(&str) -> Option<String>,
+    needs: Needs,
+) -> Result<Config> {
+    let read = read_lookup(lookup, needs);
+    if read.problems.is_empty() {
+        Ok(read.config)
+    } else {
+        Err(config_error(read.problems))
+    }
+}
+
+/// What [`read_lookup`] found: the configuration as far as it could be read, and its problems.
+pub(crate) struct Read {
+    /// The configuration; with problems, only partly what was meant.
+    pub(crate) config: Config,
+    /// Every problem found, one line each.
+    pub(crate) problems: Vec<String>,
+    /// Whether the broker and the stage are as meant (their variables, if set, were valid), so
+    /// that what they need of AWS can be told.
+    pub(crate) kinds_known: bool,
+}
+
+/// Reads the `REDTRACK_*` variables through `lookup`, and checks them for `needs`.
+pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs) -> Read {
+    let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    let mut problems = Vec::new();
+    let mut kinds_known = true;
+    let mut b = Config::builder();
+    if let Some(cluster) = get("REDTRACK_CLUSTER") {
+        b = b.cluster(cluster);
+    }
+    if let Some(database) = get("REDTRACK_DATABASE") {
+        b = b.database(database);
+    }
+    if let Some(broker) = get("REDTRACK_BROKER") {
+        match broker.as_str() {
+            "kinesis" => b = b.broker(BrokerKind::Kinesis),
+            other => match other.strip_prefix("file:") {
+                Some(dir) if !dir.is_empty() => b = b.broker(BrokerKind::File(PathBuf::from(dir))),
+                _ => {
+                    kinds_known = false;
+                    problems.push(format!(
+                        "REDTRACK_BROKER `{other}` is neither `kinesis` nor `file:<dir>`"
+                    ));
+                }
+            },
+        }
+    }
+    if let Some(stage) = get("REDTRACK_STAGE") {
+        match StageLocation::parse(&stage) {
+            Ok(stage) => b = b.stage(stage),
+            Err(e) => {
+                kinds_known = false;
+                problems.push(match e {
+                    Error::Config(m) => m,
+                    other => other.to_string(),
+                });
+            }
+        }
+    }
+    if let Some(url) = get("REDTRACK_WAREHOUSE_URL") {
+        if let Err(e) = parse_warehouse_url(&url) {
+            problems.push(e);
+        }
+        b = b.warehouse_url(url);
+    }
+    if let Some(d) = get("REDTRACK_WAREHOUSE_DIALECT") {
+        match d.to_ascii_lowercase().as_str() {
+            "redshift" => b = b.dialect(Dialect::Redshift),
+            "postgres" | "postgresql" => b = b.dialect(Dialect::Postgres),
+            other => problems.push(format!(
+                "REDTRACK_WAREHOUSE_DIALECT `{other}` is neither `redshift` nor `postgres`"
+            )),
+        }
+    }
+    if let Some(role) = get("REDTRACK_COPY_IAM_ROLE") {
+        b = b.copy_iam_role(role);
+    }
+    let config = b.config;
+    let mut all = name_problems(&config);
+    all.extend(problems);
+    // The URL, if set, was checked above.
+    all.extend(config.problems_with(needs, false));
+    Read {
+        config,
+        problems: all,
+        kinds_known,
     }
 }

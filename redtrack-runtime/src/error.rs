@@ -149,6 +149,19 @@ pub enum Error {
         source: Option<Source>,
     },
 
+    /// A step that comes first was not taken: the warehouse lacks a table or a column the
+    /// operation needs. The message names it and the step that makes it (`setup`, `migrate
+    /// --apply`); nothing was changed.
+    #[error("{missing}")]
+    #[non_exhaustive]
+    Missing {
+        /// What is missing, with the step to take.
+        missing: Missing,
+        /// The warehouse's error, when it was the warehouse that said so.
+        #[source]
+        source: Option<Source>,
+    },
+
     /// A local file or directory could not be read or written.
     #[error("{}: {source}", path.display())]
     #[non_exhaustive]
@@ -345,6 +358,63 @@ impl Error {
                 }),
             Error::LoadConflict { .. } => true,
             _ => false,
+        }
+    }
+}
+
+/// Something of the warehouse a step creates, missing because the step was not taken (yet):
+/// [`Error::Missing`]. Its `Display` names the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// A table: an event table, `kinesis_loads` or `redtrack_load_rejects`. `setup` (or
+    /// `Loader::setup`) creates them.
+    Table {
+        /// The table's name.
+        table: String,
+    },
+    /// Columns of an event table: its struct has fields that were deployed before the table
+    /// was migrated. `migrate --apply` adds them.
+    Columns {
+        /// The table's name.
+        table: String,
+        /// The missing columns, in the struct's order.
+        columns: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::Table { table }
+                if table == crate::schema::KINESIS_LOADS
+                    || table == crate::schema::LOAD_REJECTS =>
+            {
+                write!(
+                    f,
+                    "table `{table}` does not exist: run `setup` (or `Loader::setup`), which \
+                     creates it"
+                )
+            }
+            Missing::Table { table } => write!(
+                f,
+                "table `{table}` does not exist: run `setup --table {table}` (or \
+                 `Loader::setup`), which creates it"
+            ),
+            Missing::Columns { table, columns } => {
+                let names: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
+                let (noun, verb) = if columns.len() == 1 {
+                    ("column", "is")
+                } else {
+                    ("columns", "are")
+                };
+                write!(
+                    f,
+                    "{noun} {} of table `{table}` {verb} missing (the struct has fields the \
+                     table lacks): run `migrate --table {table} --apply`",
+                    names.join(", ")
+                )
+            }
         }
     }
 }

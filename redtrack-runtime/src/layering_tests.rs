@@ -16,11 +16,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("threads", &[]),
     ("hooks", &[]),
     ("retry", &[]),
-    ("error", &["encode", "sequence"]),
+    ("error", &["encode", "schema", "sequence"]),
     // What the derive's output calls.
     ("encode", &["schema", "text"]),
     ("event", &["encode", "schema"]),
-    ("config", &["error", "schema"]),
+    ("config", &["error", "schema", "text"]),
     ("aws", &["config", "error", "retry", "text"]),
     // The backends: below the loader and the client, beside each other only where a trait
     // says so (the warehouse copies from a stage).
@@ -60,7 +60,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "broker", "config", "encode", "error", "event", "retry", "schema", "text",
+            "aws", "broker", "config", "encode", "error", "event", "retry", "schema", "text",
         ],
     ),
     (
@@ -87,6 +87,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
+            "aws",
             "broker",
             "client",
             "config",

@@ -13,6 +13,7 @@ mod seed;
 
 mod broker_kinesis;
 mod cli;
+mod config_errors;
 pub mod derive_lints;
 mod derive_schema;
 mod e2e_types;
@@ -31,7 +32,9 @@ mod loader_crash;
 mod loader_data_loss;
 mod loader_follow;
 mod loader_split;
+mod missing_steps;
 mod public_api;
+mod secrets;
 mod services;
 mod write_aggregation;
 mod write_client;

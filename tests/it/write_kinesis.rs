@@ -207,8 +207,12 @@ async fn bad_events_fail_at_the_call_site_and_try_write_fails_when_full() {
         task: 0,
         score: 1.0,
     };
+    // `try_write` decides when it is called, not when awaited: refused now, the refusal stands
+    // even if the buffer frees before it is awaited, and nothing was taken from the buffer.
+    let refused = client.try_write(&fourth);
+    assert_eq!(client.unanswered(), 3);
     assert!(matches!(
-        client.try_write(&fourth).await,
+        refused.await,
         Err(Error::BufferFull { capacity: 3, .. })
     ));
     // A waiting `write` gets in once flush frees the buffer.
@@ -340,4 +344,34 @@ async fn a_write_to_a_missing_stream_says_to_create_it() {
         other => panic!("expected Error::Broker, got {other:?}"),
     }
     assert_eq!(client.stats().calls, 1, "no retry");
+}
+
+/// `try_write` takes its record into the buffer when it is called: the record is on its way
+/// (counted as unanswered) before the returned future is awaited, and is stored even if that
+/// future is dropped.
+#[tokio::test]
+async fn try_write_accepts_at_the_call() {
+    let env = common::TestEnv::new().await;
+    let client = Client::new(env.config()).await.unwrap();
+    client.create_stream::<WriteEvent>(1).await.unwrap();
+    let accepted = client.try_write(&WriteEvent {
+        id: "t1".into(),
+        task: 0,
+        score: 1.0,
+    });
+    assert_eq!(client.unanswered(), 1, "accepted before any await");
+    accepted.await.unwrap();
+    #[allow(unused_must_use)]
+    {
+        // Dropped unawaited (the compiler warns without the allow): still written.
+        client.try_write(&WriteEvent {
+            id: "t2".into(),
+            task: 0,
+            score: 2.0,
+        });
+    }
+    client.flush().await.unwrap();
+    let records = read_stream(client.broker(), &client.stream_name::<WriteEvent>()).await;
+    assert_eq!(ids(&records), ["t1", "t2"]);
+    client.close().await.unwrap();
 }

@@ -14,8 +14,9 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamSt
 use bytes::Bytes;
 
 use super::{
-    Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo, ShardMap,
-    ShardReader, StartingPosition, StoredRecord, StreamInfo, MAX_RECORDS_PER_GET, MAX_RECORD_BYTES,
+    count_backlog, Backlog, Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber,
+    ShardInfo, ShardMap, ShardReader, StartingPosition, StoredRecord, StreamInfo,
+    MAX_RECORDS_PER_GET, MAX_RECORD_BYTES,
 };
 use crate::aws::{sdk_failure, Aws};
 use crate::config::Config;
@@ -399,6 +400,28 @@ impl Broker for KinesisBroker {
         Ok(Some(ShardMap::new(ranges)))
     }
 
+    /// A checkpoint of at most 20 digits, in a shard whose sequence numbers are longer (Kinesis'
+    /// have 56), is a byte offset of the file broker.
+    async fn check_checkpoint(
+        &self,
+        stream: &str,
+        shard: &ShardInfo,
+        checkpoint: &SequenceNumber,
+    ) -> Result<()> {
+        let digits = |s: &SequenceNumber| s.as_str().trim_start_matches('0').len();
+        if checkpoint.parse::<u64>().is_ok() && digits(&shard.starting_sequence_number) > 20 {
+            return Err(super::foreign_checkpoint(
+                stream,
+                &shard.shard_id,
+                checkpoint,
+                "the file broker (REDTRACK_BROKER=file:<dir>)",
+                "Kinesis",
+                "REDTRACK_BROKER=file:<dir> (the directory it used)",
+            ));
+        }
+        Ok(())
+    }
+
     async fn read_shard(
         &self,
         stream: &str,
@@ -412,7 +435,20 @@ impl Broker for KinesisBroker {
             shard_id: shard_id.to_owned(),
             position: from,
             iterator,
+            first_arrival: None,
         })
+    }
+
+    /// Counts by GetRecords (at most [`BACKLOG_LIMIT`](super::BACKLOG_LIMIT) records, 5 calls a
+    /// second), with the arrival time of the first record and MillisBehindLatest.
+    async fn backlog(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> Result<Backlog> {
+        let mut reader = self.read_shard(stream, shard_id, from).await?;
+        count_backlog(&mut reader, |r| r.first_arrival.take()).await
     }
 }
 
@@ -480,6 +516,8 @@ pub struct KinesisReader {
     position: StartingPosition,
     /// `None` once the end of a closed shard was reached.
     iterator: Option<String>,
+    /// When the first record of the last batch reached Kinesis (ApproximateArrivalTimestamp).
+    first_arrival: Option<std::time::SystemTime>,
 }
 
 impl ShardReader for KinesisReader {
@@ -532,6 +570,11 @@ impl ShardReader for KinesisReader {
                     }
                 }
             };
+            self.first_arrival = out
+                .records
+                .first()
+                .and_then(|r| r.approximate_arrival_timestamp())
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok());
             let records: Vec<StoredRecord> = out
                 .records
                 .into_iter()
@@ -592,8 +635,8 @@ where
     let failure = sdk_failure(e);
     let message = if failure.code == "ResourceNotFoundException" {
         format!(
-            "{} (create the stream first: `Client::create_stream::<E>(shards)` or `redtrack \
-             setup --shards N`)",
+            "the stream does not exist: run `setup` (or `Client::create_stream::<E>(shards)`), \
+             which creates it ({})",
             failure.message
         )
     } else {

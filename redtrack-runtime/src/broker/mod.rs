@@ -219,6 +219,87 @@ pub struct ReadBatch {
     pub shard_end: bool,
 }
 
+/// What a shard holds after a position (a checkpoint): what a load from there would read. For
+/// status displays; see [`Broker::backlog`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backlog {
+    /// Records after the position (a KPL aggregate counts once); with `complete` false, at
+    /// least this many.
+    pub records: u64,
+    /// Their bytes as the broker stores them.
+    pub bytes: u64,
+    /// Whether every record was counted: counting stops at [`BACKLOG_LIMIT`] records where
+    /// counting means reading them (Kinesis).
+    pub complete: bool,
+    /// When the oldest of them reached the broker, if the broker says (Kinesis'
+    /// ApproximateArrivalTimestamp; the file broker's write time).
+    pub oldest_arrival: Option<std::time::SystemTime>,
+    /// Kinesis' MillisBehindLatest from the position, if the broker gives one.
+    pub millis_behind_latest: Option<i64>,
+}
+
+impl Backlog {
+    /// How long the oldest unloaded record has waited, at `now`; `None` if unknown or if there
+    /// is none.
+    pub fn oldest_age(&self, now: std::time::SystemTime) -> Option<Duration> {
+        self.oldest_arrival
+            .filter(|_| self.records > 0)
+            .map(|t| now.duration_since(t).unwrap_or_default())
+    }
+}
+
+/// How many records [`Broker::backlog`] reads at most to count them (where counting means
+/// reading, as on Kinesis): 10 GetRecords calls of 10,000.
+pub const BACKLOG_LIMIT: u64 = 100_000;
+
+/// Counts what `reader` has left by reading it, by its [`ReadPolicy`], up to [`BACKLOG_LIMIT`]
+/// records; `first_arrival` gives the arrival time of the first record of the last batch, if
+/// the reader knows it.
+pub(crate) async fn count_backlog<R: ShardReader>(
+    reader: &mut R,
+    mut first_arrival: impl FnMut(&mut R) -> Option<std::time::SystemTime>,
+) -> Result<Backlog> {
+    const MAX_EMPTY: u32 = 5;
+    let policy = reader.read_policy();
+    let mut backlog = Backlog::default();
+    let mut first = true;
+    let mut empty = 0;
+    loop {
+        let started = std::time::Instant::now();
+        let batch = reader.next_batch(policy.records_per_call).await?;
+        if first {
+            backlog.millis_behind_latest = batch.millis_behind_latest;
+            first = false;
+        }
+        if backlog.oldest_arrival.is_none() && !batch.records.is_empty() {
+            backlog.oldest_arrival = first_arrival(reader);
+        }
+        backlog.records += batch.records.len() as u64;
+        backlog.bytes += batch
+            .records
+            .iter()
+            .map(|r| r.data.len() as u64)
+            .sum::<u64>();
+        let caught_up = batch.records.is_empty()
+            && (batch.millis_behind_latest.unwrap_or(0) <= 0 || {
+                empty += 1;
+                empty >= MAX_EMPTY
+            });
+        if batch.shard_end || caught_up {
+            backlog.complete = true;
+            return Ok(backlog);
+        }
+        if backlog.records >= BACKLOG_LIMIT {
+            return Ok(backlog);
+        }
+        let spent = started.elapsed();
+        if spent < policy.min_call_interval {
+            tokio::time::sleep(policy.min_call_interval - spent).await;
+        }
+    }
+}
+
 /// How a shard is best read: how many records to ask for at once and how long to leave between
 /// two calls. The loader reads every shard by its reader's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +386,34 @@ pub trait Broker: Send + Sync {
         shard_id: &str,
         from: StartingPosition,
     ) -> impl Future<Output = Result<Self::Reader>> + Send;
+
+    /// Refuses `checkpoint`, the last loaded sequence number of `shard` in `kinesis_loads`, if
+    /// it cannot be one of this broker's: the table was loaded from another broker before (the
+    /// checkpoints of Kinesis and of the file broker mean nothing to each other), or the
+    /// broker's data was replaced since. The error says what to do. Default: accepts any.
+    fn check_checkpoint(
+        &self,
+        stream: &str,
+        shard: &ShardInfo,
+        checkpoint: &SequenceNumber,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (stream, shard, checkpoint);
+        async { Ok(()) }
+    }
+
+    /// What `shard_id` holds after `from`: how many records and bytes, since when (for status
+    /// displays). Default: reads them with [`Broker::read_shard`], up to [`BACKLOG_LIMIT`].
+    fn backlog(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> impl Future<Output = Result<Backlog>> + Send {
+        async move {
+            let mut reader = self.read_shard(stream, shard_id, from).await?;
+            count_backlog(&mut reader, |_| None).await
+        }
+    }
 
     /// How many shards are worth reading at once, at most. `None` (the default): reads wait on
     /// the network, so the loader's `read_concurrency` alone decides; a broker whose reads are
@@ -432,4 +541,46 @@ impl Broker for AnyBroker {
             AnyBroker::File(b) => b.max_parallel_reads(),
         }
     }
+
+    async fn backlog(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> Result<Backlog> {
+        match self {
+            AnyBroker::Kinesis(b) => b.backlog(stream, shard_id, from).await,
+            AnyBroker::File(b) => b.backlog(stream, shard_id, from).await,
+        }
+    }
+
+    async fn check_checkpoint(
+        &self,
+        stream: &str,
+        shard: &ShardInfo,
+        checkpoint: &SequenceNumber,
+    ) -> Result<()> {
+        match self {
+            AnyBroker::Kinesis(b) => b.check_checkpoint(stream, shard, checkpoint).await,
+            AnyBroker::File(b) => b.check_checkpoint(stream, shard, checkpoint).await,
+        }
+    }
+}
+
+/// The [`crate::Error::Config`] of a checkpoint of the other broker: what it is and what to do.
+pub(crate) fn foreign_checkpoint(
+    stream: &str,
+    shard_id: &str,
+    checkpoint: &SequenceNumber,
+    written_by: &str,
+    this_broker: &str,
+    go_back: &str,
+) -> crate::error::Error {
+    crate::error::Error::Config(format!(
+        "the checkpoint of shard `{shard_id}` of stream `{stream}` in kinesis_loads (sequence \
+         number {checkpoint}) was written by a loader reading {written_by}, and this loader \
+         reads {this_broker}: the checkpoints belong to the other broker. Set {go_back} to go \
+         on where they are; or, to load this broker's stream from its start instead, delete \
+         the old checkpoints first: DELETE FROM kinesis_loads WHERE stream_name = '{stream}'"
+    ))
 }

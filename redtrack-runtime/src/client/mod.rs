@@ -183,10 +183,13 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// The file broker's directory cannot be made ([`Error::Broker`] with code `io`). Kinesis is
-    /// not called until the first write.
+    /// [`Error::Config`] naming what is missing (for Kinesis: no AWS region or credentials),
+    /// before any call to Kinesis, which is not called until the first write; the file broker's
+    /// directory cannot be made ([`Error::Broker`] with code `io`).
     pub async fn new(config: Config) -> Result<Client> {
-        let broker = AnyBroker::from_config(&config).await?;
+        let aws = crate::aws::Aws::default();
+        crate::aws::check(&config, crate::config::Needs::WRITER, &aws).await?;
+        let broker = AnyBroker::with_aws(&config, &aws).await?;
         Ok(Client::with_broker(config, broker))
     }
 }
@@ -292,10 +295,24 @@ impl<B: Broker + 'static> Client<B> {
         self.enqueue(event).await?.await
     }
 
-    /// Like [`Client::write`], but fails at once with [`Error::BufferFull`] instead of waiting
-    /// when the buffer is full.
-    pub async fn try_write<E: RedTrackEvent>(&self, event: &E) -> Result<()> {
-        self.try_enqueue(event)?.await
+    /// Like [`Client::write`], but never waits for room in the buffer: the event is encoded
+    /// and the record accepted, or refused with [`Error::BufferFull`] (or an encoding error),
+    /// when `try_write` is *called*, not when the returned [`TryWrite`] is awaited; awaiting it
+    /// gives the refusal at once, or waits for the broker's acknowledgement.
+    ///
+    /// ```no_run
+    /// # async fn demo<E: redtrack_runtime::RedTrackEvent>(client: redtrack_runtime::Client, event: E) {
+    /// match client.try_write(&event).await {
+    ///     Ok(()) => {}                                             // stored
+    ///     Err(redtrack_runtime::Error::BufferFull { .. }) => {}    // shed load: drop or count it
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// To learn of a refusal without awaiting anything, use [`Client::try_enqueue`].
+    pub fn try_write<E: RedTrackEvent>(&self, event: &E) -> TryWrite {
+        TryWrite(self.try_enqueue(event).map_err(Some))
     }
 
     /// Encodes `event` and hands it to the batcher, waiting for room in the buffer; the returned
@@ -455,6 +472,24 @@ fn random_partition_key() -> String {
         .rev()
         .map(|i| HEX[((n >> (i * 4)) & 0xf) as usize] as char)
         .collect()
+}
+
+/// What [`Client::try_write`] returns: a record already accepted (or refused) when `try_write`
+/// was called; awaiting it gives the refusal, or the broker's answer.
+#[must_use = "the record was accepted or refused when try_write was called; await this for the \
+              broker's answer (dropping it does not cancel the write)"]
+#[derive(Debug)]
+pub struct TryWrite(std::result::Result<Ack, Option<Error>>);
+
+impl Future for TryWrite {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match &mut self.0 {
+            Ok(ack) => Pin::new(ack).poll(cx),
+            Err(refused) => Poll::Ready(Err(refused.take().unwrap_or(Error::ClientClosed))),
+        }
+    }
 }
 
 /// The acknowledgement of one accepted record: resolves to `Ok(())` once the broker stored it,

@@ -4,12 +4,17 @@
 use super::checkpoint::{read_checkpoints, recent_loads_sql, Checkpoint, LoadedRange};
 use super::reader::shard_done;
 use super::rejects::{recent_rejects_sql, rejects_error};
+use futures::{StreamExt, TryStreamExt};
+
 use super::{KeptReject, Loader, ShardStatus};
-use crate::broker::Broker;
+use crate::broker::{Backlog, Broker, StartingPosition};
 use crate::error::{RecordSource, RejectedRow, Result};
 use crate::event::RedTrackEvent;
 use crate::stage::Stage;
 use crate::warehouse::{column, db_error, Warehouse};
+
+/// How many shards `status` counts at once.
+const STATUS_CONCURRENCY: usize = 8;
 
 impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
     /// The latest checkpoint of every shard ever loaded for `E`'s stream.
@@ -24,24 +29,57 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         Ok(cps)
     }
 
-    /// Every shard of `E`'s stream with how far it was loaded.
+    /// Every shard of `E`'s stream with how far it was loaded and what waits to be loaded
+    /// after its checkpoint: records, bytes, the age of the oldest
+    /// ([`ShardStatus::backlog`]). Counting reads the shards (several at once; on Kinesis up to
+    /// [`BACKLOG_LIMIT`](crate::broker::BACKLOG_LIMIT) records each, 5 calls a second).
+    ///
+    /// # Errors
+    ///
+    /// Those of the broker and the warehouse; [`Error::Missing`](crate::Error::Missing) before
+    /// `setup`; [`Error::Config`](crate::Error::Config) if the checkpoints were written by
+    /// another broker.
     pub async fn status<E: RedTrackEvent>(&self) -> Result<Vec<ShardStatus>> {
         let stream = self.config.stream_name(E::TABLE_NAME);
-        let shards = self.broker.list_shards(&stream).await?;
         let client = self.warehouse.connect().await?;
         let mut cps = read_checkpoints(&client, &stream).await?;
-        Ok(shards
-            .into_iter()
-            .map(|shard| {
-                let checkpoint = cps.remove(&shard.shard_id);
+        let shards = self.broker.list_shards(&stream).await?;
+        let mut counting = Vec::with_capacity(shards.len());
+        for shard in shards {
+            let checkpoint = cps.remove(&shard.shard_id);
+            let stream = &stream;
+            counting.push(async move {
                 let done = shard_done(&shard, checkpoint.as_ref().map(|c| &c.sequence_number));
-                ShardStatus {
+                let backlog = match (&checkpoint, done) {
+                    (_, true) => Backlog {
+                        complete: true,
+                        ..Backlog::default()
+                    },
+                    (Some(c), false) => {
+                        self.broker
+                            .check_checkpoint(stream, &shard, &c.sequence_number)
+                            .await?;
+                        let from = StartingPosition::AfterSequenceNumber(c.sequence_number.clone());
+                        self.broker.backlog(stream, &shard.shard_id, from).await?
+                    }
+                    (None, false) => {
+                        self.broker
+                            .backlog(stream, &shard.shard_id, StartingPosition::TrimHorizon)
+                            .await?
+                    }
+                };
+                Ok::<_, crate::error::Error>(ShardStatus {
                     shard,
                     checkpoint,
                     done,
-                }
-            })
-            .collect())
+                    backlog,
+                })
+            });
+        }
+        futures::stream::iter(counting)
+            .buffered(STATUS_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     /// The `limit` most recent rows of `kinesis_loads` for `E`'s stream, newest first (by

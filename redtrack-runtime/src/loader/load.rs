@@ -26,7 +26,7 @@ use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
 use crate::migrate::{read_columns, WarehouseColumn};
 use crate::stage::{load_folder, Manifest, Stage};
-use crate::warehouse::{CopyRequest, StagedFile, Warehouse};
+use crate::warehouse::{check_table, CopyRequest, StagedFile, Warehouse};
 
 /// How many chunks of records may wait for the stager (bounds the loader's memory).
 const CHANNEL_CHUNKS: usize = 2;
@@ -98,6 +98,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             }
         };
         let mut report = LoadReport {
+            shards: plan.shards.len(),
             read_elapsed: started.elapsed(),
             more: read.more,
             kinesis_records: read.ranges.iter().map(|r| r.records).sum(),
@@ -172,10 +173,18 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let stream = self.config.stream_name(table);
         let slices = self.slices(client).await?;
         let positions = read_positions(client, &stream).await?;
+        // Before reading: a table or column missing (setup or migrate not run) says so here.
+        check_table(client, E::schema()).await?;
+        // The table's columns as the warehouse has them: what each record is checked against.
         let columns = read_columns(client, table).await?;
         let mut shards = Vec::new();
         for shard in self.broker.list_shards(&stream).await? {
             let position = positions.get(&shard.shard_id).map(|(_, p)| p.clone());
+            if let Some(p) = &position {
+                self.broker
+                    .check_checkpoint(&stream, &shard, &p.sequence_number)
+                    .await?;
+            }
             if shard_done(&shard, position.as_ref().map(|p| &p.sequence_number)) {
                 continue;
             }

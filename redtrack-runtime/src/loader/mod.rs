@@ -39,13 +39,12 @@ pub use checkpoint::{Checkpoint, LoadedRange, ShardRange};
 pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, RedriveReport, ShardStatus};
 
 pub(crate) use checkpoint::kinesis_loads_ddl;
-
-use rejects::load_rejects_ddl;
+pub(crate) use rejects::load_rejects_ddl;
 pub(crate) use validate::RecordRules;
 
 use crate::aws::Aws;
 use crate::broker::{AnyBroker, Broker, StreamInfo};
-use crate::config::Config;
+use crate::config::{Config, Needs};
 use crate::error::Result;
 use crate::event::RedTrackEvent;
 use crate::schema::{KINESIS_LOADS, LOAD_REJECTS};
@@ -86,11 +85,13 @@ impl Loader<AnyBroker> {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`](crate::Error::Config) without a stage or a warehouse URL, or with a
-    /// stage the warehouse cannot COPY from; the warehouse itself is first reached by the first
-    /// call that needs it.
+    /// [`Error::Config`](crate::Error::Config) listing everything missing or wrong, at once and
+    /// before any call to a service: no stage or warehouse URL, a stage the warehouse cannot
+    /// COPY from, no AWS region or credentials where Kinesis, S3 or COPY need them. The
+    /// warehouse itself is first reached by the first call that needs it.
     pub async fn new(config: Config) -> Result<Loader> {
         let aws = Aws::default();
+        crate::aws::check(&config, Needs::LOADER, &aws).await?;
         let broker = AnyBroker::with_aws(&config, &aws).await?;
         let stage = AnyStage::with_aws(&config, &aws).await?;
         let warehouse = AnyWarehouse::with_aws(&config, &aws)?;
@@ -103,6 +104,11 @@ impl<B: Broker> Loader<B> {
     /// and warehouse from `config`.
     pub async fn with_broker(config: Config, broker: B) -> Result<Loader<B>> {
         let aws = Aws::default();
+        let needs = Needs {
+            broker: false,
+            ..Needs::LOADER
+        };
+        crate::aws::check(&config, needs, &aws).await?;
         let stage = AnyStage::with_aws(&config, &aws).await?;
         let warehouse = AnyWarehouse::with_aws(&config, &aws)?;
         Loader::with_parts(config, broker, stage, warehouse)

@@ -54,11 +54,13 @@ impl Budget {
         n
     }
 
+    /// Whether the load must stop reading: a limit was reached. Then more may be waiting
+    /// (`exhausted`), also when the limit was reached exactly, with no record refused.
     fn done(&mut self) -> bool {
-        if Instant::now() >= self.deadline {
+        if Instant::now() >= self.deadline || self.records == 0 || self.bytes == 0 {
             self.exhausted = true;
         }
-        self.exhausted || self.records == 0 || self.bytes == 0
+        self.exhausted
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::checkpoint::{Checkpoint, ShardRange};
-use crate::broker::{SequenceNumber, ShardInfo};
+use crate::broker::{Backlog, SequenceNumber, ShardInfo};
 use crate::error::{Error, RejectedRow};
 
 /// Records trimmed from a shard before they were loaded.
@@ -47,8 +47,12 @@ pub struct LoadReport {
     pub kinesis_records: u64,
     /// Uncompressed bytes of event JSON staged.
     pub bytes: u64,
-    /// The range loaded from each shard that had records.
+    /// The range loaded from each shard that had records (and from each closed shard whose
+    /// end this load reached, with 0 records).
     pub ranges: Vec<ShardRange>,
+    /// How many shards this load read: every shard of the stream but the closed ones already
+    /// loaded to their end.
+    pub shards: usize,
     /// Shards that lost records to the stream's retention (only with
     /// `ConfigBuilder::with_accept_data_loss`; otherwise the load fails instead).
     pub data_loss: Vec<DataLoss>,
@@ -109,6 +113,8 @@ pub struct ShardStatus {
     pub checkpoint: Option<Checkpoint>,
     /// Closed and loaded to its end: nothing left.
     pub done: bool,
+    /// What waits to be loaded after the checkpoint (from the trim horizon without one).
+    pub backlog: Backlog,
 }
 
 /// A row kept in `redtrack_load_rejects`.

@@ -4,6 +4,7 @@
 
 use aws_sdk_s3::config::ProvideCredentials;
 
+use super::masked::{mask, MaskGuard};
 use super::{
     column, db_error, quote_ident, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
@@ -139,9 +140,13 @@ impl RedshiftWarehouse {
         }
     }
 
-    async fn authorization(&self) -> Result<String> {
+    /// COPY's authorization clause. With credentials, the clause holds placeholders of the
+    /// access key, the secret and the session token, and the guards that swap them back on the
+    /// wire (keep them until the COPY was sent): the statement's text, which tokio-postgres logs,
+    /// never holds a secret.
+    async fn authorization(&self) -> Result<(String, Vec<MaskGuard>)> {
         match &self.auth {
-            Auth::Role(arn) => iam_role_clause(arn),
+            Auth::Role(arn) => Ok((iam_role_clause(arn)?, Vec::new())),
             Auth::Credentials { aws, config } => {
                 let sdk = aws.sdk(config).await;
                 let provider = sdk.credentials_provider().ok_or_else(|| {
@@ -151,16 +156,28 @@ impl RedshiftWarehouse {
                     )
                 })?;
                 let creds = provider.provide_credentials().await.map_err(|e| {
-                    Error::warehouse(format!(
-                        "loading AWS credentials for COPY: {e} (or set REDTRACK_COPY_IAM_ROLE)"
+                    Error::Config(format!(
+                        "COPY needs AWS credentials to read the stage, and none could be loaded \
+                         ({}): set REDTRACK_COPY_IAM_ROLE (recommended), or AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+                        crate::text::error_chain(&e)
                     ))
-                    .with_source(e)
                 })?;
-                credentials_clause(
-                    creds.access_key_id(),
-                    creds.secret_access_key(),
-                    creds.session_token(),
-                )
+                let mut guards = Vec::new();
+                let mut masked = |what: &str, value: &str| -> Result<String> {
+                    let literal = quote_literal(what, value)?;
+                    let guard = mask(&literal[1..literal.len() - 1]);
+                    let placeholder = guard.placeholder().to_owned();
+                    guards.push(guard);
+                    Ok(placeholder)
+                };
+                let key = masked("access key id", creds.access_key_id())?;
+                let secret = masked("secret access key", creds.secret_access_key())?;
+                let token = creds
+                    .session_token()
+                    .map(|t| masked("session token", t))
+                    .transpose()?;
+                Ok((credentials_clause(&key, &secret, token.as_deref())?, guards))
             }
         }
     }
@@ -305,9 +322,12 @@ impl Warehouse for RedshiftWarehouse {
         stage: &'a S,
     ) -> Result<CopyOutcome> {
         self.check_stage(stage)?;
-        let sql = copy_sql(req, &self.authorization().await?, req.max_errors)?;
+        let (authorization, masks) = self.authorization().await?;
+        let sql = copy_sql(req, &authorization, req.max_errors)?;
         pause_at(Phase::Copy).await;
-        if let Err(e) = txn.batch_execute(&sql).await {
+        let copied = txn.batch_execute(&sql).await;
+        drop(masks);
+        if let Err(e) = copied {
             // The transaction is aborted: read the errors on a fresh connection.
             let mut detail = Vec::new();
             if let Ok(mut other) = self.connect().await {

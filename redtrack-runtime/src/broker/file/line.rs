@@ -1,5 +1,7 @@
-//! The line format of a shard file: one record per line, `{"k":"<partition key>","d":"<text>"}`,
-//! or `"b":"<base64>"` instead of `"d"` for bytes that are not one line of UTF-8. Writing goes
+//! The line format of a shard file: one record per line,
+//! `{"t":<ms>,"k":"<partition key>","d":"<text>"}`, or `"b":"<base64>"` instead of `"d"` for bytes
+//! that are not one line of UTF-8; `t` is when the record was written (milliseconds since the
+//! epoch), for the backlog's age, and lines written before it existed have none. Writing goes
 //! through serde_json; reading takes the usual shape in one pass (unescaping as it checks) and
 //! leaves anything else to serde_json.
 
@@ -15,6 +17,8 @@ const DATA_BLOCK: usize = 256 * 1024;
 /// One line of a shard file.
 #[derive(Serialize, Deserialize)]
 struct Line<'a> {
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    written_ms: Option<u64>,
     #[serde(rename = "k", borrow)]
     key: std::borrow::Cow<'a, str>,
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none", borrow)]
@@ -65,13 +69,25 @@ fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
     const HEAD: &[u8] = b"{\"k\":";
     const MID: &[u8] = b",\"d\":\"";
     const TAIL: &[u8] = b"\"}";
-    let rest = line.strip_prefix(HEAD)?;
+    let rest = match written_ms(line) {
+        Some((_, after)) => after.strip_prefix(&HEAD[1..])?,
+        None => line.strip_prefix(HEAD)?,
+    };
     let key_end = json_scan::plain_string_end(rest, 0)?;
     let key = &rest[1..key_end];
     let text = rest[key_end + 1..].strip_prefix(MID)?.strip_suffix(TAIL)?;
     // Printable ASCII (checked by the scanner) is UTF-8.
     let key = std::str::from_utf8(key).ok()?;
     Some((key, text))
+}
+
+/// The write time of a line that begins `{"t":<digits>,`, and the rest of the line after the
+/// comma.
+pub(super) fn written_ms(line: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = line.strip_prefix(b"{\"t\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let ms = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    Some((ms, rest[digits..].strip_prefix(b",")?))
 }
 
 /// Appends the JSON string body `text` unescaped to `out`, if it is printable ASCII (or UTF-8)
@@ -121,11 +137,13 @@ fn unescape_into(text: &[u8], out: &mut BytesMut) -> bool {
     ok
 }
 
-pub(super) fn encode_line(r: &PutRecord, out: &mut Vec<u8>) {
+/// Appends `r` as one line, written at `written_ms` (milliseconds since the epoch).
+pub(super) fn encode_line(r: &PutRecord, written_ms: u64, out: &mut Vec<u8>) {
     let text = std::str::from_utf8(&r.data)
         .ok()
         .filter(|t| !t.contains(['\n', '\r']));
     let line = Line {
+        written_ms: Some(written_ms),
         key: r.partition_key.as_str().into(),
         text: text.map(Into::into),
         base64: match text {
@@ -173,7 +191,7 @@ mod tests {
             for key in keys {
                 let r = rec(key, data);
                 let mut line = Vec::new();
-                encode_line(&r, &mut line);
+                encode_line(&r, 1_764_500_000_123, &mut line);
                 let line = &line[..line.len() - 1];
                 let mut buf = BytesMut::new();
                 let got = parse_line(line, 7, &mut buf).unwrap();
@@ -189,5 +207,12 @@ mod tests {
         assert!(parse_line(b"{\"k\":\"a\",\"d\":\"x\\\"}", 1, &mut buf).is_err());
         let r = parse_line(b"{\"d\":\"x\\/y\",\"k\":\"a\"}", 1, &mut buf).unwrap();
         assert_eq!(&r.data[..], b"x/y");
+        // Lines written before the write time was kept still read, by either path.
+        let r = parse_line(b"{\"k\":\"a\",\"d\":\"{}\"}", 1, &mut buf).unwrap();
+        assert_eq!((&r.data[..], r.partition_key.as_str()), (&b"{}"[..], "a"));
+        let mut line = Vec::new();
+        encode_line(&rec("k", b"{}"), 42, &mut line);
+        assert_eq!(line, b"{\"t\":42,\"k\":\"k\",\"d\":\"{}\"}\n");
+        assert_eq!(written_ms(&line).map(|(t, _)| t), Some(42));
     }
 }

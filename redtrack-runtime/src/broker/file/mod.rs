@@ -34,8 +34,9 @@ use std::sync::{Arc, Mutex};
 use bytes::BytesMut;
 
 use super::{
-    hash_key, Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo,
-    ShardMap, ShardReader, StartingPosition, StreamInfo, MAX_RECORDS_PER_GET, MAX_RECORD_BYTES,
+    hash_key, Backlog, Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber,
+    ShardInfo, ShardMap, ShardReader, StartingPosition, StreamInfo, MAX_RECORDS_PER_GET,
+    MAX_RECORD_BYTES,
 };
 use crate::error::{code, Error, Result};
 use line::parse_line;
@@ -319,6 +320,76 @@ impl Broker for FileBroker {
         .await
     }
 
+    /// Exact and without parsing records: the whole lines of the shard's file after the
+    /// position, their bytes, and the write time of the first (lines written by older versions
+    /// have none).
+    async fn backlog(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> Result<Backlog> {
+        let dir = self.stream_dir(stream)?;
+        let pos = offset(stream, &from)?;
+        let (log, shard) = (dir.join(format!("{shard_id}.log")), shard_id.to_owned());
+        let counted = log.clone();
+        tokio::task::spawn_blocking(move || count_lines(&counted, pos))
+            .await
+            .map_err(|e| {
+                Error::io(
+                    &log,
+                    std::io::Error::other(format!("file broker task: {e}")),
+                )
+            })?
+            .map_err(|e| io_error("GetRecords", stream, &log, e))
+            .map(|mut b| {
+                tracing::trace!(shard = %shard, records = b.records, "file broker backlog");
+                b.complete = true;
+                b
+            })
+    }
+
+    /// A file broker's sequence number is a byte offset in the shard's file: a checkpoint that
+    /// is not a number was written by a Kinesis loader; one beyond the end of the file means the
+    /// directory was replaced or emptied since (new records would never be read).
+    async fn check_checkpoint(
+        &self,
+        stream: &str,
+        shard: &ShardInfo,
+        checkpoint: &SequenceNumber,
+    ) -> Result<()> {
+        let Ok(offset) = checkpoint.parse::<u64>() else {
+            return Err(super::foreign_checkpoint(
+                stream,
+                &shard.shard_id,
+                checkpoint,
+                "Kinesis",
+                &format!("the file broker ({})", self.dir.display()),
+                "REDTRACK_BROKER=kinesis",
+            ));
+        };
+        let log = self
+            .stream_dir(stream)?
+            .join(format!("{}.log", shard.shard_id));
+        let len = tokio::fs::metadata(&log)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if offset > len {
+            return Err(Error::Config(format!(
+                "the checkpoint of shard `{}` of stream `{stream}` in kinesis_loads (byte \
+                 {offset}) lies beyond the end of its file {} ({len} bytes): the file broker's \
+                 directory was replaced or emptied since that load, and its new records would \
+                 never be read. Point REDTRACK_BROKER at the directory that was loaded; or, to \
+                 load this directory's stream from its start, delete the old checkpoints first: \
+                 DELETE FROM kinesis_loads WHERE stream_name = '{stream}'",
+                shard.shard_id,
+                log.display()
+            )));
+        }
+        Ok(())
+    }
+
     async fn read_shard(
         &self,
         stream: &str,
@@ -326,18 +397,7 @@ impl Broker for FileBroker {
         from: StartingPosition,
     ) -> Result<FileReader> {
         let dir = self.stream_dir(stream)?;
-        let pos = match &from {
-            StartingPosition::TrimHorizon => 0,
-            StartingPosition::AfterSequenceNumber(s) => s.parse::<u64>().map_err(|_| {
-                Error::broker(
-                    "GetShardIterator",
-                    stream,
-                    "InvalidArgumentException",
-                    format!("`{s}` is not a sequence number of the file broker"),
-                    false,
-                )
-            })?,
-        };
+        let pos = offset(stream, &from)?;
         let log = dir.join(format!("{shard_id}.log"));
         let exists = tokio::fs::try_exists(&log).await.unwrap_or(false);
         if !exists {
@@ -460,6 +520,56 @@ impl ShardReader for FileReader {
         .map_err(|e| io_error("GetRecords", &self.stream, &self.dir, e))?;
         self.pos = pos;
         Ok(batch)
+    }
+}
+
+/// The byte offset a read from `from` starts at.
+fn offset(stream: &str, from: &StartingPosition) -> Result<u64> {
+    match from {
+        StartingPosition::TrimHorizon => Ok(0),
+        StartingPosition::AfterSequenceNumber(s) => s.parse::<u64>().map_err(|_| {
+            Error::broker(
+                "GetShardIterator",
+                stream,
+                "InvalidArgumentException",
+                format!("`{s}` is not a sequence number of the file broker"),
+                false,
+            )
+        }),
+    }
+}
+
+/// The whole lines of `log` from byte `pos`: how many, their bytes, and the write time of the
+/// first.
+fn count_lines(log: &Path, pos: u64) -> std::io::Result<Backlog> {
+    let mut file = File::open(log)?;
+    file.seek(SeekFrom::Start(pos))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut backlog = Backlog::default();
+    let mut first = Vec::new();
+    if reader.read_until(b'\n', &mut first)? == 0 || first.last() != Some(&b'\n') {
+        return Ok(backlog);
+    }
+    backlog.records = 1;
+    backlog.oldest_arrival = line::written_ms(&first)
+        .map(|(ms, _)| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+    // `at`: the file offset of the buffer's start; `end`: just past the last whole line (bytes
+    // after it are a line still being written).
+    let mut at = pos + first.len() as u64;
+    let mut end = at;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            backlog.bytes = end - pos;
+            return Ok(backlog);
+        }
+        for nl in memchr::memchr_iter(b'\n', buf) {
+            backlog.records += 1;
+            end = at + nl as u64 + 1;
+        }
+        let n = buf.len();
+        at += n as u64;
+        reader.consume(n);
     }
 }
 
