@@ -193,7 +193,12 @@ where
     let (code, message, retryable) = match &e {
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
-            let code = s.err().code().unwrap_or(code::UNKNOWN).to_owned();
+            let fallback = if status == 413 {
+                code::REQUEST_TOO_LARGE
+            } else {
+                code::UNKNOWN
+            };
+            let code = s.err().code().unwrap_or(fallback).to_owned();
             let retryable = is_retryable_code(&code) || status == 429 || status >= 500;
             let message = s.err().message().unwrap_or("no message").to_owned();
             (code, message, retryable)
@@ -203,6 +208,16 @@ where
             code::DISPATCH_FAILURE.to_owned(),
             error_chain(&e),
             !d.is_user(),
+        ),
+        // An answer that is no AWS error document: the HTTP status tells. 413 (the request
+        // is too large) cannot succeed as it is; anything else may.
+        SdkError::ResponseError(r) if r.raw().status().as_u16() == 413 => (
+            code::REQUEST_TOO_LARGE.to_owned(),
+            format!(
+                "the endpoint refused the request as too large (HTTP 413): {}",
+                error_chain(&e)
+            ),
+            false,
         ),
         SdkError::ResponseError(_) => (code::RESPONSE_ERROR.to_owned(), error_chain(&e), true),
         SdkError::ConstructionFailure(_) => (

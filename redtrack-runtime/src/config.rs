@@ -453,8 +453,12 @@ impl ConfigBuilder {
         self
     }
 
-    /// COPY's MAXERROR: how many bad rows a load may reject (they are kept in
-    /// `redtrack_load_rejects` and counted in the report) before it fails. Default: 0.
+    /// How many records one load may reject, the same in both dialects: records that are no
+    /// valid JSON object of the table's columns (rejected by the loader's check before COPY)
+    /// and rows COPY refuses, together. They are kept in `redtrack_load_rejects` (with their
+    /// stream, shard, sequence number and raw bytes, for `redrive`) and counted in the report;
+    /// one more fails the load, which then loads nothing. On Redshift, COPY's MAXERROR is set
+    /// so that it tolerates what is left of this budget. Default: 0.
     pub fn with_max_errors(mut self, n: u64) -> Self {
         self.config.loader.max_errors = n;
         self

@@ -77,6 +77,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "hooks",
             "identity",
             "json_scan",
+            "migrate",
             "schema",
             "sequence",
             "stage",

@@ -234,6 +234,36 @@ impl Aggregator {
         self.keys.first().map_or(0, String::len) + MAGIC.len() + self.body_len + DIGEST_LEN
     }
 
+    /// The size [`Aggregator::size`] would have with this user record added (the first one
+    /// sets the Kinesis record's partition key).
+    pub fn size_with(&self, partition_key: &str, data: &[u8]) -> usize {
+        self.size_with_tags(partition_key, data, &[])
+    }
+
+    /// [`Aggregator::size_with`] of a user record with these tags, `(key, value)`.
+    pub fn size_with_tags(
+        &self,
+        partition_key: &str,
+        data: &[u8],
+        tags: &[(&str, Option<&str>)],
+    ) -> usize {
+        let (key_len, index, new_key) = match self.keys.iter().position(|k| k == partition_key) {
+            Some(i) => (0, i, 0),
+            None => (
+                partition_key.len(),
+                self.keys.len(),
+                key_entry_len(partition_key),
+            ),
+        };
+        let outer_key = self.keys.first().map_or(key_len, String::len);
+        outer_key
+            + MAGIC.len()
+            + self.body_len
+            + new_key
+            + record_entry_len(index, data.len(), tags)
+            + DIGEST_LEN
+    }
+
     /// The size of a record holding just this one user record, for checking at write time
     /// whether an event fits at all.
     pub fn single_size(partition_key: &str, data: &[u8]) -> usize {
@@ -438,7 +468,14 @@ mod tests {
     fn round_trips_and_respects_the_size_limit() {
         let mut agg = Aggregator::new(2_000);
         let mut taken = 0;
-        while agg.try_push(&format!("key-{}", taken % 3), &[b'x'; 100]) {
+        loop {
+            let key = format!("key-{}", taken % 3);
+            let predicted = agg.size_with(&key, &[b'x'; 100]);
+            if !agg.try_push(&key, &[b'x'; 100]) {
+                assert!(predicted > 2_000);
+                break;
+            }
+            assert_eq!(agg.size(), predicted);
             taken += 1;
             assert!(agg.size() <= 2_000);
         }

@@ -25,9 +25,116 @@ pub use file::{FileBroker, FileReader};
 pub use kinesis::{KinesisBroker, KinesisReader};
 
 pub use crate::schema::limits::{
-    MAX_BYTES_PER_PUT, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORDS_PER_GET, MAX_RECORDS_PER_PUT,
-    MAX_RECORD_BYTES,
+    DEFAULT_RETENTION, MAX_BYTES_PER_PUT, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORDS_PER_GET,
+    MAX_RECORDS_PER_PUT, MAX_RECORD_BYTES, MAX_RECORD_BYTES_LARGE,
 };
+
+/// What a stream is configured with, as its writers and its loader must respect it (Kinesis:
+/// `DescribeStreamSummary`, page `API_DescribeStreamSummary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamInfo {
+    /// How long the stream keeps a record after it was written (`RetentionPeriodHours`);
+    /// `None`: until the stream is deleted. The loader's data-loss rule rests on it: a record
+    /// is never trimmed sooner.
+    pub retention: Option<Duration>,
+    /// The largest record the stream takes, data plus partition key, in bytes
+    /// (`MaxRecordSizeInKiB`; 1 MiB unless the stream was configured for large records, page
+    /// `large-records`).
+    pub max_record_bytes: usize,
+    /// Kinesis places the stream's records itself (service-managed record distribution,
+    /// `RecordDistributionStrategy` `AUTO`): partition keys do not choose the shard, so no KPL
+    /// aggregate can be kept within one shard and writers send plain records (page
+    /// `service-managed-pk-kpl-aggregation`).
+    pub service_managed_distribution: bool,
+}
+
+impl StreamInfo {
+    /// A Kinesis stream as created by default: 24 hours of retention, records up to 1 MiB,
+    /// partition keys choose the shard.
+    pub const KINESIS_DEFAULT: StreamInfo = StreamInfo {
+        retention: Some(DEFAULT_RETENTION),
+        max_record_bytes: MAX_RECORD_BYTES,
+        service_managed_distribution: false,
+    };
+
+    /// A stream keeping records for `retention` (`None`: forever), taking records of up to
+    /// `max_record_bytes`, its records placed by partition key unless
+    /// `service_managed_distribution`. For a broker of your own.
+    pub fn new(
+        retention: Option<Duration>,
+        max_record_bytes: usize,
+        service_managed_distribution: bool,
+    ) -> StreamInfo {
+        StreamInfo {
+            retention,
+            max_record_bytes,
+            service_managed_distribution,
+        }
+    }
+}
+
+impl Default for StreamInfo {
+    fn default() -> StreamInfo {
+        StreamInfo::KINESIS_DEFAULT
+    }
+}
+
+/// The 128-bit hash key of a partition key, as Kinesis computes it: the MD5 digest of the key's
+/// UTF-8 bytes, read as a big-endian number (page `key-concepts`, "Partition key").
+pub fn hash_key(partition_key: &str) -> u128 {
+    use md5::{Digest, Md5};
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
+/// The open shards of a stream by hash key range: which shard Kinesis puts a partition key in,
+/// as a producer must know to keep each KPL aggregate within one shard (a KCL consumer drops an
+/// aggregate holding a user record whose hash lies outside the shard that stores it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ShardMap {
+    /// `(starting hash key, ending hash key, shard id)`, inclusive, by starting hash key.
+    ranges: Vec<(u128, u128, String)>,
+}
+
+impl ShardMap {
+    /// The map of these open shards, each `(starting hash key, ending hash key, shard id)` with
+    /// its range inclusive, as ListShards reports them.
+    pub fn new(ranges: impl IntoIterator<Item = (u128, u128, String)>) -> ShardMap {
+        let mut ranges: Vec<_> = ranges.into_iter().collect();
+        ranges.sort_by_key(|r| r.0);
+        ShardMap { ranges }
+    }
+
+    /// The shard whose range holds `hash`, if any.
+    pub fn shard_of_hash(&self, hash: u128) -> Option<&str> {
+        let i = self.ranges.partition_point(|r| r.0 <= hash);
+        let (start, end, shard) = self.ranges.get(i.checked_sub(1)?)?;
+        (*start <= hash && hash <= *end).then_some(shard.as_str())
+    }
+
+    /// The shard a record with `partition_key` goes to, if the map covers its hash.
+    pub fn shard_of_key(&self, partition_key: &str) -> Option<&str> {
+        self.shard_of_hash(hash_key(partition_key))
+    }
+
+    /// How many open shards.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether the map holds no shard.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The hash key range of `shard_id`, if it is in the map.
+    pub fn range_of(&self, shard_id: &str) -> Option<(u128, u128)> {
+        self.ranges
+            .iter()
+            .find(|r| r.2 == shard_id)
+            .map(|r| (r.0, r.1))
+    }
+}
 
 /// One record to put into a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,6 +370,21 @@ pub trait Broker: Send + Sync {
     /// Every shard of the stream, closed parents still in retention included.
     fn list_shards(&self, stream: &str) -> impl Future<Output = Result<Vec<ShardInfo>>> + Send;
 
+    /// The stream's retention, record size limit and record distribution. Default:
+    /// [`StreamInfo::KINESIS_DEFAULT`] (what a Kinesis stream has unless configured otherwise).
+    fn stream_info(&self, stream: &str) -> impl Future<Output = Result<StreamInfo>> + Send {
+        let _ = stream;
+        async { Ok(StreamInfo::KINESIS_DEFAULT) }
+    }
+
+    /// The stream's open shards by hash key range, for writers that keep each KPL aggregate
+    /// within one shard. Default: `None` (not known), and aggregating writers send plain
+    /// records.
+    fn shard_map(&self, stream: &str) -> impl Future<Output = Result<Option<ShardMap>>> + Send {
+        let _ = stream;
+        async { Ok(None) }
+    }
+
     /// A reader of `shard_id` from `from`.
     fn read_shard(
         &self,
@@ -388,6 +510,20 @@ impl Broker for AnyBroker {
         match self {
             AnyBroker::Kinesis(b) => b.list_shards(stream).await,
             AnyBroker::File(b) => b.list_shards(stream).await,
+        }
+    }
+
+    async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
+        match self {
+            AnyBroker::Kinesis(b) => b.stream_info(stream).await,
+            AnyBroker::File(b) => b.stream_info(stream).await,
+        }
+    }
+
+    async fn shard_map(&self, stream: &str) -> Result<Option<ShardMap>> {
+        match self {
+            AnyBroker::Kinesis(b) => b.shard_map(stream).await,
+            AnyBroker::File(b) => b.shard_map(stream).await,
         }
     }
 

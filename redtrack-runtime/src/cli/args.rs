@@ -81,6 +81,16 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load the table's kept rejects again (after fixing the table): each exactly once; those
+    /// that still do not fit stay kept, with today's reason.
+    Redrive {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Split every open shard of the table's stream in two.
     SplitShards {
         /// The table.

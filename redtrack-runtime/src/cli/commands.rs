@@ -243,6 +243,57 @@ pub(super) async fn errors(
     Ok(EXIT_OK)
 }
 
+/// `redrive`: the table's kept rejects loaded again, each once; what still does not fit, with
+/// today's reason.
+pub(super) async fn redrive(
+    t: &dyn TableOps,
+    config: Config,
+    json: bool,
+    out: &mut dyn Write,
+) -> Outcome {
+    let loader = Loader::new(config).await?;
+    let report = t.redrive(&loader).await?;
+    let table = t.schema().name;
+    let text = if json {
+        let still: Vec<_> = report
+            .still_rejected
+            .iter()
+            .map(|r| {
+                let source = r.source.as_ref();
+                serde_json::json!({"shard_id": source.map(|s| &s.shard_id),
+                    "sequence_number": source.map(|s| s.sequence_number.as_str()),
+                    "column": r.column, "value": r.value, "reason": r.reason})
+            })
+            .collect();
+        format!(
+            "{}\n",
+            serde_json::json!({"table": table, "redriven": report.redriven,
+                "still_rejected": still, "redrive_ids": report.redrive_ids})
+        )
+    } else {
+        let mut text = format!(
+            "{table}: loaded {} kept rejects again; {} still do not fit\n",
+            report.redriven,
+            report.still_rejected.len()
+        );
+        for r in &report.still_rejected {
+            let at = match &r.source {
+                Some(s) => format!("shard {} sequence number {}", s.shard_id, s.sequence_number),
+                None => format!("{} line {}", r.file, r.line),
+            };
+            let column = if r.column.is_empty() {
+                "(record)"
+            } else {
+                &r.column
+            };
+            text.push_str(&format!("  {at}: column {column}: {}\n", r.reason));
+        }
+        text
+    };
+    write_out(out, &text)?;
+    Ok(EXIT_OK)
+}
+
 /// `split-shards`: every open shard of the table's stream in two.
 pub(super) async fn split_shards(t: &dyn TableOps, config: Config, out: &mut dyn Write) -> Outcome {
     let broker = AnyBroker::from_config(&config).await?;

@@ -18,7 +18,7 @@
 //! }
 //! ```
 //!
-//! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `split-shards`, `migrate` (see
+//! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `redrive`, `split-shards`, `migrate` (see
 //! `--help`). Configuration comes from the environment ([`Config::from_env`]); what a command
 //! needs is checked before it calls any service, and everything missing or wrong is said at once
 //! (exit code 2). Logs go to stderr, filtered by `RUST_LOG` (default
@@ -292,6 +292,11 @@ impl Cli {
                 let t = self.table(&table)?;
                 let config = config.get(Needs::LOADER).await?;
                 commands::errors(t, config, limit, json, out).await
+            }
+            Command::Redrive { table, json } => {
+                let t = self.table(&table)?;
+                let config = config.get(Needs::LOADER).await?;
+                commands::redrive(t, config, json, out).await
             }
             Command::SplitShards { table } => {
                 let t = self.table(&table)?;

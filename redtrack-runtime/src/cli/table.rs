@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
-use crate::loader::{FollowReport, KeptReject, LoadReport, Loader, ShardStatus};
+use crate::loader::{FollowReport, KeptReject, LoadReport, Loader, RedriveReport, ShardStatus};
 use crate::schema::TableSchema;
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
@@ -33,6 +33,7 @@ pub(super) trait TableOps {
     ) -> Fut<'a, FollowReport>;
     fn status<'a>(&self, loader: &'a Loader) -> Fut<'a, Vec<ShardStatus>>;
     fn rejects<'a>(&self, loader: &'a Loader, limit: u32) -> Fut<'a, Vec<KeptReject>>;
+    fn redrive<'a>(&self, loader: &'a Loader) -> Fut<'a, RedriveReport>;
 }
 
 /// [`TableOps`] of the event type `E`.
@@ -62,5 +63,8 @@ impl<E: RedTrackEvent + 'static> TableOps for Ops<E> {
     }
     fn rejects<'a>(&self, loader: &'a Loader, limit: u32) -> Fut<'a, Vec<KeptReject>> {
         Box::pin(loader.rejects::<E>(limit))
+    }
+    fn redrive<'a>(&self, loader: &'a Loader) -> Fut<'a, RedriveReport> {
+        Box::pin(loader.redrive::<E>())
     }
 }

@@ -14,13 +14,22 @@
 //!
 //! `write` encodes the event on the caller's task (a bad event fails there, at once) and hands
 //! the record to the client's batcher, one task shared by every clone of the client. The batcher
-//! coalesces records from all writers into PutRecords calls of at most 500 records and 10 MiB;
-//! each writer waits for the one shared round trip that carries its record. A record waits at
-//! most the configured linger (default 5 ms) for others to join it, and less when the stream is
-//! idle: the first record to an idle stream goes at once, and writers that write again as soon
-//! as they are answered are gathered into one call; at most 16 calls are under way at once. From 64 writer tasks
-//! against the emulator this gives about 61 records per call, and 0.8 or more of the rate of
-//! bare 500-record PutRecords calls (`examples/bench_write.rs`).
+//! coalesces records from all writers into PutRecords calls of at most 500 records and 10 MiB
+//! (the request limit of page `API_PutRecords`, or less for an endpoint that refused a call as
+//! too large); each writer waits for the one shared round trip that carries its record. A record
+//! waits at most the configured linger (default 5 ms) for others to join it, and less when the
+//! stream is idle: the first record to an idle stream goes at once, and writers that write again
+//! as soon as they are answered are gathered into one call; at most 16 calls are under way at
+//! once. From 64 writer tasks against the emulator this gives about 61 records per call, and
+//! 0.8 or more of the rate of bare 500-record PutRecords calls (`examples/bench_write.rs`).
+//!
+//! # The stream's limits
+//!
+//! Before a stream's first call, and every minute, the batcher reads the stream's settings
+//! (DescribeStreamSummary): a record larger than the stream's maximum record size (1 MiB, or up
+//! to 10 MiB on a stream configured for large records, page `large-records`) fails with
+//! [`Error::RecordTooLarge`] naming the stream and its limit, and is never sent. Writers need
+//! `kinesis:DescribeStreamSummary`; without it the batcher assumes Kinesis' defaults.
 //!
 //! # Failures and delivery
 //!
@@ -29,8 +38,11 @@
 //! (`ProvisionedThroughputExceededException`, `KMSThrottlingException`), internal failures and
 //! transient network errors are retried; any other error, or running out of attempts, reaches
 //! exactly the writers whose records failed, as [`Error::Broker`] with the Kinesis error code.
-//! A call without an answer within `attempt_timeout` (default 30 s) is given up and its records
-//! sent again, so a record is sent for at most [`Config::write_retry_span`].
+//! A whole call refused for what it holds (too large, a validation error) is not retried as it
+//! is: it is split in halves, each sent on its own, so the records that can be stored are, and
+//! the one the refusal concerns fails at once with an error that says why. A call without an
+//! answer within `attempt_timeout` (default 30 s) is given up and its records sent again, so a
+//! record is sent for at most [`Config::write_retry_span`].
 //!
 //! When a PutRecords call times out or its connection drops after the request went out, Kinesis
 //! may have stored the records, and they are sent again: the stream then holds a *twin*. Every
@@ -49,10 +61,16 @@
 //! (one user record per Kinesis record). With
 //! `ConfigBuilder::with_aggregation(true)` the batcher packs many events into one Kinesis record
 //! in the KPL aggregated format (up to
-//! [`DEFAULT_AGGREGATE_MAX_BYTES`](crate::broker::aggregate::DEFAULT_AGGREGATE_MAX_BYTES) each);
-//! every event keeps its own partition key inside the aggregate, but the Kinesis record goes to
-//! the shard of its first event's key, so events with the same key are no longer bound to one
-//! shard. The loader de-aggregates ([`crate::broker::aggregate::deaggregate`]).
+//! [`DEFAULT_AGGREGATE_MAX_BYTES`](crate::broker::aggregate::DEFAULT_AGGREGATE_MAX_BYTES) each),
+//! **per shard**: from the stream's hash key ranges (ListShards), every event in an aggregate
+//! hashes into the shard that stores it, as the KPL does, so a KCL consumer of the same stream
+//! (which drops an aggregate holding an event of another shard) keeps all of them, and events
+//! with the same key stay in one shard. The map is read again after [`Client::split_shards`],
+//! every minute, and as soon as a record lands in a shard the map did not expect (another
+//! process resharded; the records of that one call may have mixed, as with the KPL). On a
+//! stream with service-managed record distribution, where Kinesis ignores partition keys, or
+//! when the map cannot be read (`kinesis:ListShards`), records go plain. The loader
+//! de-aggregates ([`crate::broker::aggregate::deaggregate`]).
 //!
 //! # Backpressure
 //!
@@ -72,12 +90,12 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::broker::{AnyBroker, Broker, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD_BYTES};
+use crate::broker::{AnyBroker, Broker, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD_BYTES_LARGE};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::identity::RecordIds;
-use batcher::{Command, Counters, Pending, Settings};
+use batcher::{Command, Counters, Pending, RecordLimits, Settings};
 use identity::Outgoing;
 
 /// Writes events to their tables' streams. Cheap to clone; clones share one batcher.
@@ -107,6 +125,8 @@ struct Inner<B> {
     capacity: usize,
     closed: AtomicBool,
     counters: Arc<Counters>,
+    /// The largest record of each stream, as the batcher learned it.
+    limits: Arc<RecordLimits>,
     /// The ids of the records this client writes (all clones together).
     ids: RecordIds,
     /// Stream names by table.
@@ -189,12 +209,14 @@ impl<B: Broker + 'static> Client<B> {
         let broker = Arc::new(broker);
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
+        let limits = Arc::new(RecordLimits::default());
         let settings = Settings {
             linger: config.linger,
             max_attempts: config.max_attempts,
             attempt_timeout: config.attempt_timeout,
             aggregate: config.aggregate,
             counters: counters.clone(),
+            limits: limits.clone(),
         };
         tokio::spawn(batcher::run(broker.clone(), rx, settings));
         let capacity = config.max_buffered_records.max(1);
@@ -207,6 +229,7 @@ impl<B: Broker + 'static> Client<B> {
                 tx,
                 closed: AtomicBool::new(false),
                 counters,
+                limits,
                 ids: RecordIds::new(),
                 streams: Default::default(),
             }),
@@ -257,12 +280,19 @@ impl<B: Broker + 'static> Client<B> {
     }
 
     /// Splits every open shard of `E`'s stream in two at the middle of its hash range, one at a
-    /// time, waiting for ACTIVE after each; returns how many shards were split.
+    /// time, waiting for ACTIVE after each; returns how many shards were split. The client's
+    /// own writes then wait for the new shard map (with aggregation on).
     pub async fn split_shards<E: RedTrackEvent>(&self) -> Result<usize> {
-        self.inner
+        let split = self
+            .inner
             .broker
             .split_shards(&self.stream_name::<E>())
-            .await
+            .await;
+        let _ = self
+            .inner
+            .tx
+            .send(Command::Resharded(self.stream_of(E::TABLE_NAME)));
+        split
     }
 
     /// Encodes `event` and returns once the broker acknowledged it.
@@ -299,7 +329,7 @@ impl<B: Broker + 'static> Client<B> {
     /// [`Ack`] resolves once the broker acknowledged it. Lets one task keep many writes in
     /// flight: `write` is `enqueue(..).await?.await`.
     pub async fn enqueue<E: RedTrackEvent>(&self, event: &E) -> Result<Ack> {
-        let (stream, record) = self.encode(event)?;
+        let (stream, table, record) = self.encode(event)?;
         let permit = self
             .inner
             .buffer
@@ -307,13 +337,13 @@ impl<B: Broker + 'static> Client<B> {
             .acquire_owned()
             .await
             .map_err(|_| Error::ClientClosed)?;
-        self.send(stream, record, permit)
+        self.send(stream, table, record, permit)
     }
 
     /// Like [`Client::enqueue`], but fails at once with [`Error::BufferFull`] when the buffer
     /// is full.
     pub fn try_enqueue<E: RedTrackEvent>(&self, event: &E) -> Result<Ack> {
-        let (stream, record) = self.encode(event)?;
+        let (stream, table, record) = self.encode(event)?;
         let permit = match self.inner.buffer.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::NoPermits) => {
@@ -323,7 +353,7 @@ impl<B: Broker + 'static> Client<B> {
             }
             Err(TryAcquireError::Closed) => return Err(Error::ClientClosed),
         };
-        self.send(stream, record, permit)
+        self.send(stream, table, record, permit)
     }
 
     /// Returns once every record accepted before this call was acknowledged or failed (their
@@ -348,7 +378,7 @@ impl<B: Broker + 'static> Client<B> {
         self.flush().await
     }
 
-    fn encode<E: RedTrackEvent>(&self, event: &E) -> Result<(Arc<str>, Outgoing)> {
+    fn encode<E: RedTrackEvent>(&self, event: &E) -> Result<(Arc<str>, &'static str, Outgoing)> {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::ClientClosed);
         }
@@ -374,16 +404,29 @@ impl<B: Broker + 'static> Client<B> {
         let config = &self.inner.config;
         let ids = config.record_identity.then_some(&self.inner.ids);
         let out = identity::outgoing(buf, user_key, ids, config.aggregate);
-        // With aggregation on, a record too large for the aggregate's framing is sent plain;
-        // one whose identity is in a tag must have room for the framing.
-        if out.bytes > MAX_RECORD_BYTES {
+        // The stream's own limit once the batcher knows it, else the largest any stream takes
+        // (the batcher checks again). With aggregation on, a record too large for the
+        // aggregate's framing is sent plain; one whose identity is in a tag must have room for
+        // the framing.
+        let stream = self.stream_of(E::TABLE_NAME);
+        let limit = self
+            .inner
+            .limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&stream)
+            .copied()
+            .unwrap_or(MAX_RECORD_BYTES_LARGE);
+        let bytes = out.bytes;
+        if bytes > limit {
             return Err(Error::RecordTooLarge {
                 table: E::TABLE_NAME,
-                bytes: out.bytes,
-                limit: MAX_RECORD_BYTES,
+                stream: stream.to_string(),
+                bytes,
+                limit,
             });
         }
-        Ok((self.stream_of(E::TABLE_NAME), out))
+        Ok((stream, E::TABLE_NAME, out))
     }
 
     /// The stream of `table`, built once per table and shared by its records.
@@ -409,6 +452,7 @@ impl<B: Broker + 'static> Client<B> {
     fn send(
         &self,
         stream: Arc<str>,
+        table: &'static str,
         record: Outgoing,
         permit: OwnedSemaphorePermit,
     ) -> Result<Ack> {
@@ -417,6 +461,8 @@ impl<B: Broker + 'static> Client<B> {
             .tx
             .send(Command::Record(Pending {
                 stream,
+                table,
+                wire_bytes: record.bytes,
                 record: record.record,
                 id_tag: record.id_tag,
                 reply,

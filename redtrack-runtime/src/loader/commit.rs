@@ -4,9 +4,12 @@
 
 use std::collections::HashMap;
 
-use super::checkpoint::{read_checkpoints, Checkpoint, ShardRange, INSERT_RANGE_SQL, OVERLAP_SQL};
+use super::checkpoint::{
+    read_checkpoints, timestamp_text, CaughtUp, Checkpoint, RangeMark, ShardRange, CAUGHT_UP_SQL,
+    INSERT_RANGE_SQL, OVERLAP_SQL,
+};
 use super::dedupe::{self, DedupeCommit};
-use super::rejects::keep_rejects;
+use super::rejects::{keep_rejects, REJECTED};
 use crate::error::{Error, RejectedRow, Result};
 use crate::hooks::{pause_at, Phase};
 use crate::schema::KINESIS_LOADS;
@@ -21,6 +24,22 @@ pub(crate) fn now_text() -> String {
         .to_string()
 }
 
+/// A transaction holding the loads' lock on `kinesis_loads` (`warehouse`'s LOCK statement):
+/// loads, re-drives and the marking of quiet shards serialize on it.
+pub(crate) async fn begin_locked<'c, W: Warehouse>(
+    client: &'c mut tokio_postgres::Client,
+    warehouse: &W,
+) -> Result<tokio_postgres::Transaction<'c>> {
+    let txn = client
+        .transaction()
+        .await
+        .map_err(|e| db_error("BEGIN", e))?;
+    txn.batch_execute(warehouse.lock_sql())
+        .await
+        .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+    Ok(txn)
+}
+
 /// What the commit transaction needs.
 pub(crate) struct Commit<'a> {
     pub(crate) stream: &'a str,
@@ -29,9 +48,13 @@ pub(crate) struct Commit<'a> {
     pub(crate) expected: &'a HashMap<String, Checkpoint>,
     /// The ranges read, one per shard that had records.
     pub(crate) ranges: &'a [ShardRange],
-    /// Records rejected while staging (not JSON objects).
+    /// What each range's row records beyond it, by shard.
+    pub(crate) marks: &'a HashMap<String, RangeMark>,
+    /// Quiet shards to mark as caught up at their checkpoints.
+    pub(crate) caught_up: &'a [CaughtUp],
+    /// Records rejected before staging (see `validate`).
     pub(crate) staging_rejects: Vec<RejectedRow>,
-    /// The COPY, with MAXERROR the load's whole budget.
+    /// The COPY, with `max_errors` the load's whole budget of rejects.
     pub(crate) copy: CopyRequest,
     /// The dedupe step's part of the transaction.
     pub(crate) dedupe: DedupeCommit<'a>,
@@ -49,13 +72,7 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     stage: &S,
     mut commit: Commit<'_>,
 ) -> Result<CopyOutcome> {
-    let txn = client
-        .transaction()
-        .await
-        .map_err(|e| db_error("BEGIN", e))?;
-    txn.batch_execute(warehouse.lock_sql())
-        .await
-        .map_err(|e| db_error(&format!("locking {KINESIS_LOADS}"), e))?;
+    let txn = begin_locked(client, warehouse).await?;
 
     // Another loader may have loaded these shards since this one read its checkpoints.
     let now = read_checkpoints(&txn, commit.stream).await?;
@@ -104,8 +121,9 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     // with the rows, the old ones forgotten.
     dedupe::record(&txn, commit.dedupe).await?;
 
-    // `with_max_errors(n)` is the load's budget, up to n rows rejected in all: rejects found
-    // while staging use part of it, COPY may reject the rest, and one more fails the load.
+    // `with_max_errors(n)` is the load's budget, up to n records rejected in all: those
+    // rejected before COPY use part of it, COPY may reject the rest, one more fails the load;
+    // the total is counted again after COPY (Redshift may report more than MAXERROR).
     let budget = commit.copy.max_errors;
     let staging_rejects = commit.staging_rejects.len() as u64;
     if staging_rejects > budget {
@@ -134,7 +152,14 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
     } else {
         CopyOutcome::default()
     };
-    outcome.rejected.extend(commit.staging_rejects);
+    let mut rejected = commit.staging_rejects;
+    rejected.append(&mut outcome.rejected);
+    outcome.rejected = rejected;
+    let total = outcome.rejected.len() as u64;
+    if total > budget {
+        let first = outcome.rejected.swap_remove(0);
+        return Err(first.into_error(commit.table, total, budget));
+    }
 
     let ts = now_text();
     keep_rejects(
@@ -143,9 +168,17 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
         commit.table,
         &outcome.rejected,
         &ts,
+        REJECTED,
     )
     .await?;
     for range in commit.ranges {
+        let mark = commit
+            .marks
+            .get(&range.shard_id)
+            .cloned()
+            .unwrap_or_default();
+        let caught_up_at = mark.caught_up_at.map(timestamp_text);
+        let next = mark.next.as_ref().map(|n| n.as_str());
         txn.execute(
             INSERT_RANGE_SQL,
             &[
@@ -155,13 +188,66 @@ pub(crate) async fn commit_load<W: Warehouse, S: Stage>(
                 &range.first.as_str(),
                 &range.last.as_str(),
                 &ts,
+                &caught_up_at,
+                &next,
             ],
         )
         .await
         .map_err(|e| db_error(&format!("recording the loaded range in {KINESIS_LOADS}"), e))?;
     }
+    mark_in(&txn, commit.stream, &now, commit.caught_up).await?;
     pause_at(Phase::Commit).await;
     txn.commit().await.map_err(|e| db_error("COMMIT", e))?;
     pause_at(Phase::Committed).await;
     Ok(outcome)
+}
+
+/// Marks quiet shards as caught up at their checkpoints, in a transaction of its own under the
+/// load's lock (a load that read no record has nothing else to commit).
+pub(crate) async fn mark_caught_up<W: Warehouse>(
+    client: &mut tokio_postgres::Client,
+    warehouse: &W,
+    stream: &str,
+    expected: &HashMap<String, Checkpoint>,
+    caught_up: &[CaughtUp],
+) -> Result<()> {
+    let txn = begin_locked(client, warehouse).await?;
+    let now = read_checkpoints(&txn, stream).await?;
+    // Only what this load saw: a shard another loader moved since is left to its rows.
+    let unchanged: Vec<CaughtUp> = caught_up
+        .iter()
+        .filter(|c| {
+            expected.get(&c.shard_id).map(|e| &e.sequence_number)
+                == now.get(&c.shard_id).map(|n| &n.sequence_number)
+        })
+        .cloned()
+        .collect();
+    mark_in(&txn, stream, &now, &unchanged).await?;
+    txn.commit().await.map_err(|e| db_error("COMMIT", e))
+}
+
+/// Sets `caught_up_at` on the checkpoint row of each of `caught_up` whose checkpoint is still
+/// `now`'s (read under the lock).
+async fn mark_in(
+    txn: &tokio_postgres::Transaction<'_>,
+    stream: &str,
+    now: &HashMap<String, Checkpoint>,
+    caught_up: &[CaughtUp],
+) -> Result<()> {
+    for c in caught_up {
+        if now.get(&c.shard_id).map(|n| &n.sequence_number) != Some(&c.checkpoint) {
+            continue;
+        }
+        let at = timestamp_text(c.at);
+        let checkpoint = now
+            .get(&c.shard_id)
+            .map_or(c.checkpoint.as_str(), |n| n.sequence_number.as_str());
+        txn.execute(
+            CAUGHT_UP_SQL,
+            &[&stream, &c.shard_id.as_str(), &checkpoint, &at.as_str()],
+        )
+        .await
+        .map_err(|e| db_error(&format!("marking a quiet shard in {KINESIS_LOADS}"), e))?;
+    }
+    Ok(())
 }

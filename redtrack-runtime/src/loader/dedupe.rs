@@ -513,7 +513,8 @@ struct ShardIds {
 }
 
 /// The filter the stager runs every user record through, and what it keeps for the commit.
-#[derive(Debug)]
+/// (Its `Default` knows nothing and drops nothing: a filter for no shard.)
+#[derive(Debug, Default)]
 pub(crate) struct Dedupe {
     /// Remembered identities and those of this load.
     seen: IdSet,

@@ -3,12 +3,12 @@
 
 use super::checkpoint::{read_checkpoints, recent_loads_sql, Checkpoint, LoadedRange};
 use super::reader::shard_done;
-use super::rejects::recent_rejects_sql;
+use super::rejects::{recent_rejects_sql, rejects_error};
 use futures::{StreamExt, TryStreamExt};
 
 use super::{KeptReject, Loader, ShardStatus};
 use crate::broker::{Backlog, Broker, StartingPosition};
-use crate::error::{RejectedRow, Result};
+use crate::error::{RecordSource, RejectedRow, Result};
 use crate::event::RedTrackEvent;
 use crate::stage::Stage;
 use crate::warehouse::{column, db_error, Warehouse};
@@ -111,19 +111,31 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let rows = client
             .query(&recent_rejects_sql(limit), &[&E::TABLE_NAME])
             .await
-            .map_err(|e| db_error(WHAT, e))?;
+            .map_err(|e| rejects_error(WHAT, e))?;
         rows.iter()
             .map(|r| {
+                let mut row = RejectedRow::new(
+                    column::<String>(r, 1, WHAT)?,
+                    u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
+                    column::<String>(r, 3, WHAT)?,
+                    column::<String>(r, 4, WHAT)?,
+                    column::<String>(r, 5, WHAT)?,
+                );
+                let text = |i| column::<Option<String>>(r, i, WHAT);
+                if let (Some(stream), Some(shard), Some(seq)) = (text(7)?, text(8)?, text(9)?) {
+                    let sub = column::<Option<i64>>(r, 10, WHAT)?;
+                    row.source = Some(RecordSource::new(
+                        stream,
+                        shard,
+                        seq.into(),
+                        sub.map(|s| u64::try_from(s).unwrap_or(0)),
+                    ));
+                }
                 Ok(KeptReject {
                     load_id: column(r, 0, WHAT)?,
-                    row: RejectedRow {
-                        file: column(r, 1, WHAT)?,
-                        line: u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
-                        column: column(r, 3, WHAT)?,
-                        value: column(r, 4, WHAT)?,
-                        reason: column(r, 5, WHAT)?,
-                    },
+                    row,
                     rejected_at: column::<Option<String>>(r, 6, WHAT)?.unwrap_or_default(),
+                    status: text(11)?.unwrap_or_else(|| "rejected".to_owned()),
                 })
             })
             .collect()

@@ -75,6 +75,22 @@ pub struct LoadReport {
     pub commit_elapsed: Duration,
 }
 
+/// What a re-drive of kept rejects did ([`crate::Loader::redrive`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedriveReport {
+    /// Rejected records loaded into the table, each once (their rows are now `redriven`).
+    pub redriven: u64,
+    /// Kept rejects that still do not fit the table, with the reason they fail today; they stay
+    /// `rejected`, for a later re-drive.
+    pub still_rejected: Vec<RejectedRow>,
+    /// The id of each batch that loaded rows (in the `redrive_id` of those rows, and the name
+    /// of its folder in the stage).
+    pub redrive_ids: Vec<String>,
+    /// How long the re-drive took.
+    pub elapsed: Duration,
+}
+
 /// What a continuous loader did until it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -108,11 +124,16 @@ pub struct ShardStatus {
 
 /// A row kept in `redtrack_load_rejects`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeptReject {
     /// The load that rejected it.
     pub load_id: String,
-    /// The row.
+    /// The row (its source, when the loader rejected it before COPY; not its raw record,
+    /// which stays in the table).
     pub row: RejectedRow,
     /// When (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC).
     pub rejected_at: String,
+    /// `rejected` (waiting to be re-driven), `load_failed` (the first bad record of a load
+    /// that failed, which the next load reads again) or `redriven`.
+    pub status: String,
 }

@@ -201,16 +201,23 @@ impl RedshiftWarehouse {
             let text = |i| column::<Option<String>>(&row, i, WHAT).map(Option::unwrap_or_default);
             let file = text(0)?;
             let line = column::<Option<i64>>(&row, 1, WHAT)?.unwrap_or(0);
-            let mut reject = RejectedRow {
-                value: String::new(),
-                column: text(2)?,
-                reason: text(3)?,
-                line: u64::try_from(line).unwrap_or(0),
+            let mut reject = RejectedRow::new(
                 file,
-            };
+                u64::try_from(line).unwrap_or(0),
+                text(2)?,
+                String::new(),
+                text(3)?,
+            );
             if let Some(f) = req.files.iter().find(|f| f.url == reject.file) {
                 match read_line(stage, &f.key, reject.line).await {
-                    Ok(line) => reject.value = field_value(line, &reject.column),
+                    Ok(line) => {
+                        reject.value = field_value(
+                            String::from_utf8_lossy(&line).into_owned(),
+                            &reject.column,
+                        );
+                        // The whole staged line, so the row can be loaded again later.
+                        reject.raw = Some(bytes::Bytes::from(line));
+                    }
                     // The reject stands; say why its raw line is missing.
                     Err(e) => reject
                         .reason
@@ -232,16 +239,16 @@ fn no_system_table(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Line `n` (1-based) of the gzip'd staged file `key`; empty if the file has fewer lines.
-async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<String> {
+async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<Vec<u8>> {
     let mut lines = GzipLines::open(stage, key).await?;
     let mut i = 0;
     while let Some(line) = lines.next_line().await? {
         i += 1;
         if i == n {
-            return Ok(String::from_utf8_lossy(line).into_owned());
+            return Ok(line.to_vec());
         }
     }
-    Ok(String::new())
+    Ok(Vec::new())
 }
 
 /// The raw value of a rejected row, as `stl_load_errors.raw_field_value` would give it (which

@@ -33,11 +33,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use md5::{Digest, Md5};
 
 use super::{
-    Backlog, Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo,
-    ShardReader, StartingPosition, MAX_RECORDS_PER_GET,
+    hash_key, Backlog, Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber,
+    ShardInfo, ShardMap, ShardReader, StartingPosition, StreamInfo, MAX_RECORDS_PER_GET,
+    MAX_RECORD_BYTES,
 };
 use crate::error::{code, Error, Result};
 use line::parse_line;
@@ -301,6 +301,26 @@ impl Broker for FileBroker {
         self.blocking(move |b| b.list_blocking(&stream)).await
     }
 
+    /// Files are kept until deleted (no retention); records of up to 1 MiB, as a Kinesis
+    /// stream's default, so what fails in production fails in development too.
+    async fn stream_info(&self, _stream: &str) -> Result<StreamInfo> {
+        Ok(StreamInfo::new(None, MAX_RECORD_BYTES, false))
+    }
+
+    /// The open shards of `shards.json`, whose hash key ranges route records as in Kinesis.
+    async fn shard_map(&self, stream: &str) -> Result<Option<ShardMap>> {
+        let stream = stream.to_owned();
+        self.blocking(move |b| {
+            let map = b.map(&stream, true)?;
+            Ok(Some(ShardMap::new(
+                map.iter()
+                    .filter(|s| !s.closed)
+                    .filter_map(|s| s.range().map(|(a, z)| (a, z, s.shard_id.clone()))),
+            )))
+        })
+        .await
+    }
+
     /// Exact and without parsing records: the whole lines of the shard's file after the
     /// position, their bytes, and the write time of the first (lines written by older versions
     /// have none).
@@ -556,11 +576,6 @@ fn count_lines(log: &Path, pos: u64) -> std::io::Result<Backlog> {
 
 fn shard_id(n: usize) -> String {
     format!("shardId-{n:012}")
-}
-
-/// The 128-bit hash key of a partition key, as Kinesis computes it (MD5, big-endian).
-pub(crate) fn hash_key(partition_key: &str) -> u128 {
-    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
 /// The [`Error::Broker`] of a failed file operation of the broker under `path`.

@@ -259,7 +259,7 @@ async fn insert_row_by_row(
     let max = i64::try_from(req.max_errors).unwrap_or(i64::MAX - 1);
     let rows = txn
         .query(
-            "SELECT o_file, o_line, o_column, o_value, o_reason FROM pg_temp.redtrack_insert_rows($1)",
+            "SELECT o_file, o_line, o_column, o_value, o_reason, o_doc FROM pg_temp.redtrack_insert_rows($1)",
             &[&max],
         )
         .await
@@ -275,13 +275,16 @@ async fn insert_row_by_row(
             .and_then(|i| req.files.get(i))
             .map(|f| f.url.clone())
             .unwrap_or_default();
-        rejected.push(RejectedRow {
+        let mut row = RejectedRow::new(
             file,
-            line: u64::try_from(line).unwrap_or(0),
-            column: text(2)?,
-            value: truncate_string(text(3)?, MAX_RAW),
-            reason: text(4)?,
-        });
+            u64::try_from(line).unwrap_or(0),
+            text(2)?,
+            truncate_string(text(3)?, MAX_RAW),
+            text(4)?,
+        );
+        // The whole staged line, kept so the row can be loaded again once the table is fixed.
+        row.raw = Some(bytes::Bytes::from(text(5)?));
+        rejected.push(row);
     }
     let n_rejected = rejected.len() as u64;
     if n_rejected > req.max_errors {
