@@ -1,6 +1,7 @@
 //! The one transaction of a load: LOCK; checkpoints unchanged?; no overlap?; the record
-//! identities (`dedupe`); COPY; INSERT the ranges and the rejects; COMMIT. Any failure rolls everything back (the transaction is
-//! dropped), so a range is recorded exactly when its rows are loaded.
+//! identities (`dedupe`); COPY; INSERT the ranges and the rejects; COMMIT. Any failure rolls
+//! everything back (the transaction is dropped), so a range is recorded exactly when its rows
+//! are loaded.
 
 use std::collections::HashMap;
 
