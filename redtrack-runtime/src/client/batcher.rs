@@ -758,20 +758,18 @@ impl<B: Broker> Call<'_, B> {
                 // bounds the writer's retry span (`Config::write_retry_span`), whatever the
                 // broker's own timeouts.
                 let timeout = self.attempt_timeout;
-                let result = tokio::time::timeout(
-                    timeout,
-                    self.broker.put_records(stream, &records),
-                )
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::broker(
+                let result =
+                    tokio::time::timeout(timeout, self.broker.put_records(stream, &records))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(Error::broker(
                         "PutRecords",
                         stream,
                         code::TIMEOUT,
                         format!("no answer within {timeout:?} (the records may have been stored)"),
                         true,
                     ))
-                });
+                        });
                 tracing::trace!(
                     stream = %stream,
                     records = records.len(),
@@ -1107,6 +1105,63 @@ mod tests {
                 }
             }
             assert_eq!(seen, 3000);
+        }
+    }
+
+    /// An event whose identity is a tag keeps it in whatever its record becomes: a user record
+    /// of its shard's aggregate, or, with no shard map (records then go alone), a KPL record of
+    /// its own; its partition key stays the user's either way.
+    #[test]
+    fn identity_tags_ride_along_aggregated_or_alone() {
+        let ids = crate::identity::RecordIds::new();
+        let tagged = |q: &mut Queue| {
+            let mut expected = Vec::new();
+            for (_, p) in q.items.iter_mut() {
+                let id = ids.next_id();
+                p.id_tag = Some(id);
+                p.wire_bytes = Aggregator::single_size_with_tags(
+                    &p.record.partition_key,
+                    &p.record.data,
+                    &[(TAG_KEY, Some(&id.to_text()))],
+                );
+                expected.push((p.record.partition_key.clone(), id.to_text()));
+            }
+            expected
+        };
+        let tags_of = |units: &[Unit]| {
+            let mut out = Vec::new();
+            for u in units {
+                assert!(is_aggregated(&u.record.data), "a tagged record goes framed");
+                for user in deaggregate(&u.record.partition_key, &u.record.data).unwrap() {
+                    let [(k, Some(v))] = &user.tags[..] else {
+                        panic!("{:?}", user.tags)
+                    };
+                    assert_eq!(k, TAG_KEY);
+                    out.push((user.partition_key, v.clone()));
+                }
+            }
+            out.sort();
+            out
+        };
+        for st in [stream(2), StreamState::new()] {
+            let mut q = queue(&[("user-1", 100), ("user-2", 200), ("user-1", 50)]);
+            let mut expected = tagged(&mut q);
+            expected.sort();
+            let (_, units) = q.take_call(&st, true, &Counters::default(), Instant::now());
+            assert_eq!(tags_of(&units), expected);
+            if st.map.is_none() {
+                assert_eq!(units.len(), 3, "alone, each in a record of its own");
+                for u in &units {
+                    assert_eq!(u.size(), {
+                        let users = deaggregate(&u.record.partition_key, &u.record.data).unwrap();
+                        Aggregator::single_size_with_tags(
+                            &users[0].partition_key,
+                            &users[0].data,
+                            &[(TAG_KEY, users[0].tags[0].1.as_deref())],
+                        )
+                    });
+                }
+            }
         }
     }
 
