@@ -415,8 +415,9 @@ impl ConfigBuilder {
     ///
     /// It must cover every writer's [`Config::write_retry_span`] plus [`ARRIVAL_MARGIN`]
     /// ([`build`](Self::build) checks the writer's own settings), and writers and loaders must
-    /// agree on it. A longer window costs the loader memory and time in proportion (16 bytes
-    /// per remembered record in memory, about 22 in the warehouse).
+    /// agree on it. A longer window costs the loader memory and time in proportion to the
+    /// events it covers (under a byte each for a client's numbered identities, kept as runs;
+    /// about 22 for identities that are not numbered).
     pub fn with_dedupe_window(mut self, window: Duration) -> Self {
         self.config.dedupe_window = window;
         self
