@@ -17,8 +17,18 @@
 //! $B copy-floor 1000000       # COPY FROM STDIN of the same rows straight into PostgreSQL
 //! ```
 //!
-//! `load` truncates `test_events` and forgets the stream's checkpoints first, loads until the
-//! stream is drained, and prints the rate, its CPU time and the process's peak RSS (VmHWM).
+//! Record identities (issue 13), on and off in one run:
+//!
+//! ```text
+//! $B write 1000000 4          # events with identities (the default)
+//! $B write-plain 1000000 4    # the same events without (`with_record_identity(false)`), into
+//!                             # the stream of database `<REDTRACK_DATABASE>_plain`
+//! $B identity 3               # loads of the two streams alternately, 3 rounds: rates, ratio
+//! ```
+//!
+//! `load` truncates `test_events` and forgets the stream's checkpoints and remembered record
+//! identities first, loads until the stream is drained, and prints the rate, its CPU time and
+//! the process's peak RSS (VmHWM).
 //! `compare` does that and the COPY floor of as many rows in one process, alternately (so a
 //! busy machine weighs on both alike), and prints each round's ratio (load rate / floor rate)
 //! and their median; its peak RSS is taken after the first load, before the COPY floor builds
@@ -94,12 +104,21 @@ async fn run_load(
         &[&stream],
     )
     .await?;
+    let ids = redtrack::loader::dedupe_table(TestEvent::TABLE_NAME);
+    pg.execute(
+        &format!("DELETE FROM {ids} WHERE stream_name = $1"),
+        &[&stream],
+    )
+    .await?;
     let start = Instant::now();
     let cpu = cpu_seconds();
     let mut n = 0;
     loop {
         let r = loader.load::<TestEvent>().await?;
         n += r.records;
+        if r.twins > 0 {
+            return Err(format!("{} twins in a benchmark stream", r.twins).into());
+        }
         eprintln!(
             "  load: {} records in {:.2} s (read+stage {:.2} s, upload {:.2} s, commit {:.2} s)",
             r.records,
@@ -160,10 +179,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = Config::from_env()?;
     let stream = config.stream_name(TestEvent::TABLE_NAME);
+    // The stream of the same events written without record identities.
+    let plain = config
+        .clone()
+        .into_builder()
+        .database(format!("{}_plain", config.database()))
+        .with_record_identity(false)
+        .build()?;
     match args.first().map(String::as_str) {
-        Some("write") => {
+        Some(cmd @ ("write" | "write-plain")) => {
             let n: u64 = args.get(1).map_or(Ok(1_000_000), |s| s.parse())?;
             let shards: u32 = args.get(2).map_or(Ok(4), |s| s.parse())?;
+            let config = if cmd == "write" { config } else { plain };
             let client = Client::new(config).await?;
             client.create_stream::<TestEvent>(shards).await?;
             let start = Instant::now();
@@ -245,6 +272,51 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rate(rows, d)
             );
         }
+        Some("identity") => {
+            // Identities on and off in one process, alternately, so a busy machine weighs on
+            // both alike; each round's ratio pairs the two loads next to each other.
+            let rounds: usize = args.get(1).map_or(Ok(3), |s| s.parse())?;
+            let plain_stream = plain.stream_name(TestEvent::TABLE_NAME);
+            let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            let mut cpus = Vec::new();
+            for round in 1..=rounds.max(1) {
+                // Which goes first alternates, so neither always finds the caches warm.
+                let ((n, d, cpu), (m, e, cpu_off)) = if round % 2 == 1 {
+                    let on = run_load(config.clone(), &stream).await?;
+                    (on, run_load(plain.clone(), &plain_stream).await?)
+                } else {
+                    let off = run_load(plain.clone(), &plain_stream).await?;
+                    (run_load(config.clone(), &stream).await?, off)
+                };
+                let ratio = rate(n, d) / rate(m, e);
+                println!(
+                    "round {round}: identities on {n} events in {:.2} s = {:.0}/s (CPU {cpu:.2} s); \
+                     off {m} events in {:.2} s = {:.0}/s (CPU {cpu_off:.2} s); ratio {ratio:.3}",
+                    d.as_secs_f64(),
+                    rate(n, d),
+                    e.as_secs_f64(),
+                    rate(m, e),
+                );
+                on.push(rate(n, d));
+                off.push(rate(m, e));
+                ratios.push(ratio);
+                cpus.push(cpu / cpu_off);
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            println!(
+                "identity: median of {} rounds: on {:.0} events/s, off {:.0} events/s, ratio \
+                 {:.3} (goal >= 0.90); loader CPU on/off {:.3}; peak RSS {} MiB",
+                ratios.len(),
+                median(&mut on),
+                median(&mut off),
+                median(&mut ratios),
+                median(&mut cpus),
+                peak_rss_kib() / 1024
+            );
+        }
         Some("compare") => {
             // (b) in one run: the load and the COPY floor of as many rows, alternately, so
             // both see the same machine; the medians decide.
@@ -288,7 +360,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => {
             eprintln!(
-                "usage: bench_load write [N] [SHARDS] | drain-floor | load | copy-floor [N] | compare [ROUNDS]"
+                "usage: bench_load write [N] [SHARDS] | write-plain [N] [SHARDS] | drain-floor | load \
+                 | copy-floor [N] | compare [ROUNDS] | identity [ROUNDS]"
             );
             std::process::exit(2);
         }

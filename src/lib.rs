@@ -1,9 +1,10 @@
-//! # redtrack
+//! The guide below is the repository's README; the API reference follows it.
 //!
-//! Event tracking into Amazon Redshift through Amazon Kinesis. Annotate a struct with
-//! `#[derive(RedTrackEvent)]`, write events with [`Client::write`], load them with
-//! [`Loader::load`]. See the README for the architecture and guarantees.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+/// Derives [`RedTrackEvent`](trait@crate::RedTrackEvent) for a struct with named fields: the
+/// struct is the table's schema, checked against Redshift's rules at compile time.
+#[doc(inline)]
 pub use redtrack_derive::RedTrackEvent;
 pub use redtrack_runtime::*;

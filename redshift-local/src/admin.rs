@@ -96,6 +96,8 @@ pub struct Admin {
     main: Mutex<Option<Client>>,
     log: Mutex<Option<Client>>,
     installed: StdMutex<HashSet<u32>>,
+    /// A secret of this process, from which the backend passwords of IAM users are made.
+    iam_secret: String,
 }
 
 impl Admin {
@@ -106,6 +108,7 @@ impl Admin {
             main: Mutex::new(None),
             log: Mutex::new(None),
             installed: StdMutex::new(HashSet::new()),
+            iam_secret: format!("{:032x}", rand::random::<u128>()),
         }
     }
 
@@ -191,6 +194,31 @@ impl Admin {
         }
     }
 
+    /// The stored MD5 hash the stand-in signs in to PostgreSQL with as `user`, a user of IAM
+    /// credentials whose role has no password (one created by AutoCreate, or by Serverless at an
+    /// IAM identity's first login, has none: it logs in only with temporary credentials,
+    /// `r_CREATE_USER` PASSWORD DISABLE). PostgreSQL checks passwords on TCP, so the role is
+    /// given one that no one knows: the MD5 form of a secret of this process, which is all the
+    /// stand-in needs to answer PostgreSQL's MD5 challenge.
+    pub async fn backend_hash(&self, user: &str) -> Result<String> {
+        use md5::{Digest, Md5};
+        let secret = format!("{}{user}", self.iam_secret);
+        let hash = format!("md5{:x}", Md5::digest(secret.as_bytes()));
+        let mut guard = self.main.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(self.connect("postgres").await?);
+        }
+        let Some(client) = guard.as_ref() else {
+            return Err(Error::Admin("no admin connection".into()));
+        };
+        let quoted = format!("\"{}\"", user.replace('"', "\"\""));
+        // An MD5-form password is stored as given, whatever password_encryption says.
+        client
+            .batch_execute(&format!("ALTER ROLE {quoted} PASSWORD '{hash}'"))
+            .await?;
+        Ok(hash)
+    }
+
     /// Looks up `user` and `database` for a login.
     pub async fn login(&self, user: &str, database: &str) -> Result<Login> {
         const SQL: &str = "SELECT \
@@ -252,7 +280,7 @@ impl Admin {
 
     async fn install_into(&self, database: &str) -> Result<()> {
         let client = self.connect(database).await?;
-        let want = catalog::marker(self.cfg.port, &self.cfg.user);
+        let want = catalog::marker(self.cfg.port, &self.cfg.user, self.cfg.password.as_deref());
         let have: Option<String> = client
             .query_one(
                 "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace \

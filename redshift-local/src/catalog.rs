@@ -62,9 +62,23 @@ const LOG_COLUMNS: &str = "userid integer, slice integer, tbl integer, starttime
     raw_line text, raw_field_value text, err_code integer, err_reason text, is_partial integer, \
     start_offset bigint";
 
-/// The marker stored on the schema `redshift_local`; a different one means reinstall.
-pub fn marker(backend_port: u16, admin: &str) -> String {
-    format!("redshift-local catalog v{CATALOG_VERSION} port={backend_port} admin={admin}")
+/// The marker stored on the schema `redshift_local`; a different one means reinstall. It names
+/// how the log database is signed in to (no password, or a fingerprint of the password, never
+/// the password), so that a catalog installed before PostgreSQL checked passwords, or with
+/// another password, is installed again instead of failing at its first `stl_load_errors` read.
+pub fn marker(backend_port: u16, admin: &str, password: Option<&str>) -> String {
+    let auth = match password {
+        None => "none".to_owned(),
+        Some(p) => {
+            use md5::Digest;
+            let digest = md5::Md5::digest(format!("redshift-local mapping {admin} {p}"));
+            let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            format!("password:{hex}")
+        }
+    };
+    format!(
+        "redshift-local catalog v{CATALOG_VERSION} port={backend_port} admin={admin} auth={auth}"
+    )
 }
 
 fn lit(s: &str) -> String {
@@ -246,6 +260,6 @@ COMMENT ON SCHEMA redshift_local IS {marker};
         admin_ident = ident(admin),
         mapping = mapping,
         log_columns = LOG_COLUMNS,
-        marker = lit(&marker(backend_port, admin)),
+        marker = lit(&marker(backend_port, admin, password)),
     )
 }

@@ -1486,6 +1486,13 @@ impl StartupHandler for Conn {
                                     ),
                                 ));
                             }
+                            if p.login.md5.is_none() {
+                                p.login.md5 = Some(
+                                    self.shared.admin.backend_hash(&issued.user).await.map_err(
+                                        |e| fatal("XX000", format!("redshift-local: {e}")),
+                                    )?,
+                                );
+                            }
                             p.user = issued.user;
                             true
                         }

@@ -83,7 +83,7 @@ impl<'a> Container<'a> {
 }
 
 /// `T` if `ty` is `Option<T>`, `std::option::Option<T>` or `core::option::Option<T>`.
-fn option_inner(ty: &Type) -> Option<&Type> {
+pub(crate) fn option_inner(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else { return None };
     if path.qself.is_some() {
         return None;

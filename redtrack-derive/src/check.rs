@@ -175,6 +175,22 @@ pub(crate) fn check<'a>(
         }
         names.push((name.clone(), field.ident));
 
+        // `Option<Option<T>>`: SQL has one NULL, so there is nothing for the outer `None` to be.
+        if let Some(inner) = field
+            .nullable
+            .then(|| crate::ast::option_inner(field.value_ty))
+            .flatten()
+        {
+            cx.error_spanned_by(
+                field.value_ty,
+                format!(
+                    "`Option<{}>` has two kinds of nothing (`None` and `Some(None)`), and a column has one, NULL: write `Option<{}>`",
+                    sql_type::shown(field.value_ty),
+                    sql_type::shown(inner)
+                ),
+            );
+            continue;
+        }
         let sql_type = match &fa.sql_type {
             Some(lit) => match SqlType::parse(&lit.value()) {
                 Ok(t) => Some(t),

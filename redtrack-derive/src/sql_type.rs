@@ -16,10 +16,18 @@ pub(crate) fn infer(ty: &Type) -> Result<SqlType, String> {
         Type::Group(g) => return infer(&g.elem),
         _ => {}
     }
-    let shown = quote::quote!(#ty).to_string();
+    let shown = shown(ty);
     let advice = format!(
-        "cannot infer the Redshift column type of `{shown}`; declare it, e.g. #[redtrack(type = \"varchar(64)\")], and make sure `{shown}` fits that type"
+        "cannot infer the Redshift column type of `{shown}`: declare it, e.g. #[redtrack(type = \"varchar(64)\")], and implement that type's trait for `{shown}` (for text, `redtrack::encode::value::TextValue`)"
     );
+    let many = format!(
+        "`{shown}` holds many values, and a Redshift column holds one: store it as a \
+         `serde_json::Value` (a SUPER column, e.g. `serde_json::json!(items)`), join it into a \
+         `String`, or write one event per item"
+    );
+    if matches!(ty, Type::Array(_) | Type::Slice(_) | Type::Tuple(_)) {
+        return Err(many);
+    }
     let Type::Path(path) = ty else {
         return Err(advice);
     };
@@ -61,8 +69,30 @@ pub(crate) fn infer(ty: &Type) -> Result<SqlType, String> {
             Some(inner) => return infer(inner),
             None => return Err(advice),
         },
+        "Vec" | "VecDeque" | "HashMap" | "BTreeMap" | "HashSet" | "BTreeSet" | "IndexMap"
+        | "IndexSet" | "SmallVec" => return Err(many),
         _ => return Err(advice),
     })
+}
+
+/// `ty` as it is written in the source (`Vec<String>`, `&'a str`, `chrono::DateTime<Utc>`), for
+/// messages: the tokens with the spaces a token stream puts between them taken out again.
+pub(crate) fn shown(ty: &Type) -> String {
+    let raw = quote::quote!(#ty).to_string();
+    let mut out = String::with_capacity(raw.len());
+    let tokens: Vec<&str> = raw.split(' ').filter(|t| !t.is_empty()).collect();
+    for (i, tok) in tokens.iter().enumerate() {
+        let prev = if i == 0 { "" } else { tokens[i - 1] };
+        let glue = i == 0
+            || matches!(*tok, "<" | ">" | "," | "::" | ")" | "]" | ";")
+            || matches!(prev, "<" | "::" | "&" | "(" | "[" | "'")
+            || (*tok == "(" && !matches!(prev, "," | "dyn" | "impl" | "mut"));
+        if !glue {
+            out.push(' ');
+        }
+        out.push_str(tok);
+    }
+    out
 }
 
 /// The encoding named `encoding`, if Redshift has it and it supports `sql_type` (page
@@ -97,4 +127,27 @@ pub(crate) fn check_encoding(encoding: &str, sql_type: SqlType) -> Result<Encodi
     Err(format!(
         "the `{found}` encoding does not support {sql_type} columns{why}; a {sql_type} column can use {fitting}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn types_are_shown_as_written() {
+        for written in [
+            "Vec<String>",
+            "Option<Option<String>>",
+            "&'a str",
+            "std::collections::HashMap<String, i64>",
+            "chrono::DateTime<chrono::Utc>",
+            "[u8; 4]",
+            "(i32, String)",
+            "Box<dyn std::error::Error>",
+            "&mut [u8]",
+        ] {
+            let ty: syn::Type = syn::parse_str(written).unwrap();
+            assert_eq!(shown(&ty), written);
+        }
+    }
 }

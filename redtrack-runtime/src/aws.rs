@@ -12,8 +12,8 @@ use aws_credential_types::Credentials;
 use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
 
-use crate::config::Config;
-use crate::error::{code, Source};
+use crate::config::{config_error, AwsNeeds, Config, Needs};
+use crate::error::{code, Result, Source};
 use crate::retry::is_retryable_code;
 use crate::text::error_chain;
 
@@ -56,6 +56,71 @@ impl Aws {
                 }
             })
             .await
+    }
+}
+
+/// How long resolving the AWS credentials may take before a part that needs them refuses to
+/// start (the default chain ends with the EC2 instance metadata service, which, off EC2, only
+/// times out).
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Aws {
+    /// What the SDK configuration lacks for `needs`, one line per problem naming the variable
+    /// to set. Resolves the credentials (once: they are cached), within
+    /// [`CREDENTIALS_TIMEOUT`], so that a missing region or missing credentials are said now,
+    /// not after the SDK's retries of the first call.
+    pub(crate) async fn problems(&self, config: &Config, needs: AwsNeeds) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !needs.region && !needs.credentials {
+            return problems;
+        }
+        let sdk = self.sdk(config).await;
+        if needs.region && sdk.region().is_none() {
+            problems.push(
+                "AWS_REGION is not set (nor a region in the AWS profile): the region of the \
+                 Kinesis streams and the S3 bucket, e.g. AWS_REGION=us-east-1"
+                    .to_owned(),
+            );
+        }
+        if needs.credentials {
+            const SET: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE \
+                 (or run where an IAM role provides them)";
+            let resolved = match sdk.credentials_provider() {
+                Some(provider) => {
+                    tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await
+                }
+                None => Ok(Err(
+                    aws_credential_types::provider::error::CredentialsError::not_loaded(
+                        "no credentials provider",
+                    ),
+                )),
+            };
+            match resolved {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => problems.push(format!(
+                    "no AWS credentials were found (environment, profile, web identity, \
+                     container, instance metadata): {SET}"
+                )),
+                Err(_) => problems.push(format!(
+                    "no AWS credentials were found within {} s (the instance metadata service \
+                     did not answer): {SET}",
+                    CREDENTIALS_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        problems
+    }
+}
+
+/// Fails with one [`crate::Error::Config`] listing everything `config` lacks for `needs`, its
+/// AWS settings included, before any call to a service.
+pub(crate) async fn check(config: &Config, needs: Needs, aws: &Aws) -> Result<()> {
+    let mut problems = config.problems(needs);
+    problems.extend(aws.problems(config, config.aws_needs(needs)).await);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(config_error(problems))
     }
 }
 
@@ -128,7 +193,12 @@ where
     let (code, message, retryable) = match &e {
         SdkError::ServiceError(s) => {
             let status = s.raw().status().as_u16();
-            let code = s.err().code().unwrap_or(code::UNKNOWN).to_owned();
+            let fallback = if status == 413 {
+                code::REQUEST_TOO_LARGE
+            } else {
+                code::UNKNOWN
+            };
+            let code = s.err().code().unwrap_or(fallback).to_owned();
             let retryable = is_retryable_code(&code) || status == 429 || status >= 500;
             let message = s.err().message().unwrap_or("no message").to_owned();
             (code, message, retryable)
@@ -138,6 +208,16 @@ where
             code::DISPATCH_FAILURE.to_owned(),
             error_chain(&e),
             !d.is_user(),
+        ),
+        // An answer that is no AWS error document: the HTTP status tells. 413 (the request
+        // is too large) cannot succeed as it is; anything else may.
+        SdkError::ResponseError(r) if r.raw().status().as_u16() == 413 => (
+            code::REQUEST_TOO_LARGE.to_owned(),
+            format!(
+                "the endpoint refused the request as too large (HTTP 413): {}",
+                error_chain(&e)
+            ),
+            false,
         ),
         SdkError::ResponseError(_) => (code::RESPONSE_ERROR.to_owned(), error_chain(&e), true),
         SdkError::ConstructionFailure(_) => (

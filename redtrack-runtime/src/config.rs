@@ -46,7 +46,7 @@ impl StageLocation {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
                 return Err(Error::Config(format!(
-                    "REDTRACK_STAGE `{s}` names no bucket; use s3://bucket/prefix"
+                    "REDTRACK_STAGE `{s}` names no bucket: use s3://bucket/prefix"
                 )));
             }
             Ok(StageLocation::S3 {
@@ -148,10 +148,18 @@ pub struct Config {
     pub(crate) linger: Duration,
     pub(crate) max_buffered_records: usize,
     pub(crate) max_attempts: u32,
+    pub(crate) attempt_timeout: Duration,
     pub(crate) aggregate: bool,
+    pub(crate) record_identity: bool,
+    pub(crate) dedupe_window: Duration,
     pub(crate) sdk_config: Option<aws_config::SdkConfig>,
     pub(crate) loader: LoaderSettings,
 }
+
+/// How much later than its writer's last attempt ended a record may still arrive in the stream
+/// (a request Kinesis takes in after the writer gave up on it), and how far arrival times in a
+/// shard may be out of order: the dedupe window must cover a writer's retry span plus this.
+pub const ARRIVAL_MARGIN: Duration = Duration::from_secs(60);
 
 /// The loader's knobs (see the `ConfigBuilder::with_*` methods for meanings and defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,24 +228,19 @@ impl fmt::Debug for Config {
             .field("linger", &self.linger)
             .field("max_buffered_records", &self.max_buffered_records)
             .field("max_attempts", &self.max_attempts)
+            .field("attempt_timeout", &self.attempt_timeout)
             .field("aggregate", &self.aggregate)
+            .field("record_identity", &self.record_identity)
+            .field("dedupe_window", &self.dedupe_window)
             .field("loader", &self.loader)
             .finish_non_exhaustive()
     }
 }
 
-/// `postgres://user:secret@host/db` with the password replaced by `***`, for logs and `Debug`.
+/// Any connection string (URL with or without its scheme, key=value) with its password replaced
+/// by `***`, for logs, `Debug` and messages.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    crate::text::redact_connection_string(url)
 }
 
 impl Config {
@@ -261,7 +264,10 @@ impl Config {
             linger: Duration::from_millis(5),
             max_buffered_records: 50_000,
             max_attempts: 8,
+            attempt_timeout: Duration::from_secs(30),
             aggregate: false,
+            record_identity: true,
+            dedupe_window: Duration::from_secs(600),
             sdk_config: None,
             loader: LoaderSettings::default(),
         }
@@ -270,59 +276,20 @@ impl Config {
     /// Reads the `REDTRACK_*` variables (see the README's configuration reference).
     ///
     /// `REDTRACK_CLUSTER` and `REDTRACK_DATABASE` are required; the rest have defaults or are
-    /// checked when the part that needs them (the loader's stage and warehouse) is built.
+    /// checked when the part that needs them (the loader's stage and warehouse) is built. Every
+    /// variable that is set is checked, so a value it cannot take fails here, at once.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] naming the variable that is missing or has a value it cannot take.
+    /// [`Error::Config`] naming every variable that is missing or has a value it cannot take
+    /// (all of them in one message, one per line), with what to set.
     pub fn from_env() -> Result<Config> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// Like [`Config::from_env`] with variables from `lookup` (for tests and embedding).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let require = |k: &str| get(k).ok_or_else(|| Error::Config(format!("{k} is not set")));
-        let mut b = Config::builder()
-            .cluster(require("REDTRACK_CLUSTER")?)
-            .database(require("REDTRACK_DATABASE")?);
-        if let Some(broker) = get("REDTRACK_BROKER") {
-            b = b.broker(match broker.as_str() {
-                "kinesis" => BrokerKind::Kinesis,
-                other => match other.strip_prefix("file:") {
-                    Some(dir) if !dir.is_empty() => BrokerKind::File(PathBuf::from(dir)),
-                    _ => {
-                        return Err(Error::Config(format!(
-                            "REDTRACK_BROKER `{other}` is neither `kinesis` nor `file:<dir>`"
-                        )))
-                    }
-                },
-            });
-        }
-        if let Some(stage) = get("REDTRACK_STAGE") {
-            b = b.stage(StageLocation::parse(&stage)?);
-        }
-        if let Some(url) = get("REDTRACK_WAREHOUSE_URL") {
-            b = b.warehouse_url(url);
-        }
-        if let Some(d) = get("REDTRACK_WAREHOUSE_DIALECT") {
-            b = b.dialect(match d.to_ascii_lowercase().as_str() {
-                "redshift" => Dialect::Redshift,
-                "postgres" | "postgresql" => Dialect::Postgres,
-                other => {
-                    return Err(Error::Config(format!(
-                        "REDTRACK_WAREHOUSE_DIALECT `{other}` is neither `redshift` nor `postgres`"
-                    )))
-                }
-            });
-        }
-        if let Some(role) = get("REDTRACK_COPY_IAM_ROLE") {
-            b = b.copy_iam_role(role);
-        }
-        if let Some(iam) = get("REDTRACK_REDSHIFT_IAM") {
-            b = b.redshift_iam(RedshiftIam::parse(&iam)?);
-        }
-        b.build()
+        from_lookup_for(lookup, Needs::default())
     }
 
     /// A builder holding every setting of this configuration, to change some of them.
@@ -358,6 +325,35 @@ impl Config {
     /// The warehouse dialect.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// The longest a writer may go on sending one record: `max_attempts` attempts of at most
+    /// `attempt_timeout` each, and the backoff between them at its longest (exponential from
+    /// 50 ms, each delay at most 5 s). A twin a retry stores arrives at most this long after the
+    /// record's first copy (plus [`ARRIVAL_MARGIN`]).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = redtrack_runtime::Config::builder().cluster("c").database("d").build()?;
+    /// // 8 attempts of at most 30 s, and 6.35 s of backoff between them.
+    /// assert_eq!(c.write_retry_span(), Duration::from_millis(246_350));
+    /// # Ok::<(), redtrack_runtime::Error>(())
+    /// ```
+    pub fn write_retry_span(&self) -> Duration {
+        self.attempt_timeout
+            .saturating_mul(self.max_attempts.max(1))
+            .saturating_add(crate::retry::max_total_delay(self.max_attempts))
+    }
+
+    /// The window within which the loader drops twins ([`ConfigBuilder::with_dedupe_window`]).
+    pub fn dedupe_window(&self) -> Duration {
+        self.dedupe_window
+    }
+
+    /// Whether the client gives each record an identity
+    /// ([`ConfigBuilder::with_record_identity`]).
+    pub fn record_identity(&self) -> bool {
+        self.record_identity
     }
 }
 
@@ -452,14 +448,52 @@ impl ConfigBuilder {
     }
 
     /// How many times a record is sent before its failure reaches the caller. Default: 8.
+    ///
+    /// With record identities on, `max_attempts` × [`with_attempt_timeout`](Self::with_attempt_timeout)
+    /// plus the backoff ([`Config::write_retry_span`]) and [`ARRIVAL_MARGIN`] must fit in the
+    /// [dedupe window](Self::with_dedupe_window), or [`build`](Self::build) fails.
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.config.max_attempts = n.max(1);
+        self
+    }
+
+    /// How long one PutRecords attempt may take before the writer gives up on it and sends its
+    /// records again (they may have been stored all the same: with record identities, the
+    /// loader drops such twins). Default: 30 s. Counts toward [`Config::write_retry_span`].
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.config.attempt_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
     /// Pack many events into one Kinesis record (the KPL aggregated format). Default: off.
     pub fn with_aggregation(mut self, on: bool) -> Self {
         self.config.aggregate = on;
+        self
+    }
+
+    /// Give every record the client writes an identity that its retries keep, so that the
+    /// loader loads an event once even when a retry stored it twice (see
+    /// [`crate::identity`] for where the identity travels). Default: on.
+    ///
+    /// Off, an event without a `partition_key` field gets a random 32-hex-digit key and an
+    /// event with one is sent as plain JSON (no KPL framing): rows are then at least once
+    /// where Kinesis gave no answer.
+    pub fn with_record_identity(mut self, on: bool) -> Self {
+        self.config.record_identity = on;
+        self
+    }
+
+    /// The window of arrival time within which the loader drops a record whose identity it
+    /// already loaded: it remembers, per shard, the identities of the records loaded in the
+    /// last `window` (in the warehouse, `redtrack_ids_<table>`). Default: 10 minutes.
+    ///
+    /// It must cover every writer's [`Config::write_retry_span`] plus [`ARRIVAL_MARGIN`]
+    /// ([`build`](Self::build) checks the writer's own settings), and writers and loaders must
+    /// agree on it. A longer window costs the loader memory and time in proportion to the
+    /// events it covers (under a byte each for a client's numbered identities, kept as runs;
+    /// about 22 for identities that are not numbered).
+    pub fn with_dedupe_window(mut self, window: Duration) -> Self {
+        self.config.dedupe_window = window;
         self
     }
 
@@ -494,8 +528,12 @@ impl ConfigBuilder {
         self
     }
 
-    /// COPY's MAXERROR: how many bad rows a load may reject (they are kept in
-    /// `redtrack_load_rejects` and counted in the report) before it fails. Default: 0.
+    /// How many records one load may reject, the same in both dialects: records that are no
+    /// valid JSON object of the table's columns (rejected by the loader's check before COPY)
+    /// and rows COPY refuses, together. They are kept in `redtrack_load_rejects` (with their
+    /// stream, shard, sequence number and raw bytes, for `redrive`) and counted in the report;
+    /// one more fails the load, which then loads nothing. On Redshift, COPY's MAXERROR is set
+    /// so that it tolerates what is left of this budget. Default: 0.
     pub fn with_max_errors(mut self, n: u64) -> Self {
         self.config.loader.max_errors = n;
         self
@@ -541,25 +579,390 @@ impl ConfigBuilder {
     /// # Errors
     ///
     /// [`Error::Config`] if the cluster or database name is missing or holds a character a
-    /// Kinesis stream name cannot (they are part of every stream's name).
+    /// Kinesis stream name cannot (they are part of every stream's name), or if, with record
+    /// identities on, a writer could retry a record for longer than the dedupe window allows.
     pub fn build(self) -> Result<Config> {
-        let c = self.config;
-        for (what, v) in [("cluster", &c.cluster), ("database", &c.database)] {
-            if v.is_empty() {
-                return Err(Error::Config(format!(
-                    "the {what} name is required (REDTRACK_{})",
-                    what.to_uppercase()
-                )));
-            }
-            if !v
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
-            {
-                return Err(Error::Config(format!(
-                    "the {what} name `{v}` may hold only letters, digits, `_`, `-` and `.` (it is part of Kinesis stream names)"
-                )));
+        let mut problems = name_problems(&self.config);
+        problems.extend(window_problem(&self.config));
+        if problems.is_empty() {
+            Ok(self.config)
+        } else {
+            Err(config_error(problems))
+        }
+    }
+}
+
+/// The problems of the cluster and database names: each missing one, and each holding a
+/// character a Kinesis stream name cannot.
+fn name_problems(c: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (what, v) in [("cluster", &c.cluster), ("database", &c.database)] {
+        let var = format!("REDTRACK_{}", what.to_uppercase());
+        if v.is_empty() {
+            problems.push(format!(
+                "{var} is not set: the {what} name, part of every stream's name \
+                 (<cluster>.<database>.<table>)"
+            ));
+        } else if !v
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+        {
+            problems.push(format!(
+                "{var} `{v}` may hold only letters, digits, `_`, `-` and `.` (it is part of \
+                 Kinesis stream names)"
+            ));
+        }
+    }
+    problems
+}
+
+/// The problem of a writer whose retries could outlast the dedupe window (with record
+/// identities on): a twin it stores could arrive after the loader forgot the first copy.
+fn window_problem(c: &Config) -> Option<String> {
+    let span = c.write_retry_span();
+    if !c.record_identity || span.saturating_add(ARRIVAL_MARGIN) <= c.dedupe_window {
+        return None;
+    }
+    Some(format!(
+        "a writer may send a record again up to {:.1} s after its first attempt \
+         (with_max_attempts {} x with_attempt_timeout {:.1} s, plus {:.2} s of backoff), and it \
+         may arrive {} s later still: that is longer than the dedupe window of {:.1} s within \
+         which the loader drops twins; lower with_max_attempts or with_attempt_timeout, or raise \
+         with_dedupe_window on every writer and loader alike",
+        span.as_secs_f64(),
+        c.max_attempts,
+        c.attempt_timeout.as_secs_f64(),
+        crate::retry::max_total_delay(c.max_attempts).as_secs_f64(),
+        ARRIVAL_MARGIN.as_secs(),
+        c.dedupe_window.as_secs_f64(),
+    ))
+}
+
+/// One [`Error::Config`] for every problem found: one line each, the variable to set first.
+pub(crate) fn config_error(problems: Vec<String>) -> Error {
+    match problems.as_slice() {
+        [one] => Error::Config(one.clone()),
+        many => Error::Config(format!(
+            "{} settings are missing or wrong:\n  {}",
+            many.len(),
+            many.join("\n  ")
+        )),
+    }
+}
+
+/// What a part of redtrack needs from the configuration, so that everything it lacks is said
+/// at once, before any network call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Needs {
+    /// Writes or reads streams (Kinesis needs AWS settings).
+    pub(crate) broker: bool,
+    /// Stages files (an S3 stage needs AWS settings).
+    pub(crate) stage: bool,
+    /// Connects to the warehouse (Redshift without an IAM role passes AWS credentials to COPY).
+    pub(crate) warehouse: bool,
+}
+
+impl Needs {
+    /// The client: the broker.
+    pub(crate) const WRITER: Needs = Needs {
+        broker: true,
+        stage: false,
+        warehouse: false,
+    };
+    /// The loader: all three.
+    pub(crate) const LOADER: Needs = Needs {
+        broker: true,
+        stage: true,
+        warehouse: true,
+    };
+    /// The warehouse alone (migrations, DDL).
+    pub(crate) const WAREHOUSE: Needs = Needs {
+        broker: false,
+        stage: false,
+        warehouse: true,
+    };
+}
+
+/// What the AWS SDK configuration must provide for some [`Needs`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AwsNeeds {
+    /// A region (Kinesis and S3 calls are signed for one).
+    pub(crate) region: bool,
+    /// Credentials.
+    pub(crate) credentials: bool,
+}
+
+impl Config {
+    /// What this configuration lacks for `needs`, one line per problem, each naming the
+    /// variable to set. The AWS settings are checked apart ([`Config::aws_needs`]).
+    pub(crate) fn problems(&self, needs: Needs) -> Vec<String> {
+        self.problems_with(needs, true)
+    }
+
+    /// [`Config::problems`], checking the warehouse URL's form only if `check_url`.
+    fn problems_with(&self, needs: Needs, check_url: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        if needs.stage && self.stage.is_none() {
+            problems.push(
+                "REDTRACK_STAGE is not set: where the loader stages files for COPY \
+                 (s3://bucket/prefix; file:<dir> with the postgres dialect)"
+                    .to_owned(),
+            );
+        }
+        if needs.warehouse && self.warehouse_url.is_none() {
+            problems.push(
+                "REDTRACK_WAREHOUSE_URL is not set: the warehouse to load into \
+                 (postgres://user:password@host:port/database)"
+                    .to_owned(),
+            );
+        }
+        if let Some(url) = self
+            .warehouse_url
+            .as_deref()
+            .filter(|_| needs.warehouse && check_url)
+        {
+            if let Err(e) = parse_warehouse_url(url) {
+                problems.push(e);
             }
         }
-        Ok(c)
+        if needs.stage && needs.warehouse && self.dialect == Dialect::Redshift {
+            if let Some(StageLocation::Dir(dir)) = &self.stage {
+                problems.push(format!(
+                    "REDTRACK_STAGE is the directory `{}`, but Redshift's COPY reads only from \
+                     S3: set REDTRACK_STAGE=s3://bucket/prefix (or \
+                     REDTRACK_WAREHOUSE_DIALECT=postgres for a PostgreSQL warehouse)",
+                    dir.display()
+                ));
+            }
+        }
+        if needs.warehouse && self.dialect == Dialect::Postgres && self.redshift_iam.is_some() {
+            problems.push(
+                "REDTRACK_REDSHIFT_IAM is set, but the warehouse dialect is postgres: IAM \
+                 sign-in asks Redshift's API for a password; unset it, or set \
+                 REDTRACK_WAREHOUSE_DIALECT=redshift"
+                    .to_owned(),
+            );
+        }
+        problems
+    }
+
+    /// Which AWS settings `needs` call for here: Kinesis and an S3 stage need a region and
+    /// credentials; a Redshift COPY without `REDTRACK_COPY_IAM_ROLE` needs credentials; IAM
+    /// sign-in (`REDTRACK_REDSHIFT_IAM`) needs both. A
+    /// configuration with its own SDK configuration ([`ConfigBuilder::with_sdk_config`]) is
+    /// checked the same way.
+    pub(crate) fn aws_needs(&self, needs: Needs) -> AwsNeeds {
+        let kinesis = needs.broker && self.broker == BrokerKind::Kinesis;
+        let s3 = needs.stage && matches!(self.stage, Some(StageLocation::S3 { .. }));
+        let copy =
+            needs.warehouse && self.dialect == Dialect::Redshift && self.copy_iam_role.is_none();
+        // GetClusterCredentials / GetCredentials are calls to a regional AWS API.
+        let sign_in = needs.warehouse && self.redshift_iam.is_some();
+        AwsNeeds {
+            region: kinesis || s3 || sign_in,
+            credentials: kinesis || s3 || copy || sign_in,
+        }
+    }
+}
+
+/// The form a warehouse URL takes, for messages.
+const WAREHOUSE_URL_FORM: &str = "postgres://user:password@host:port/database";
+
+/// Parses a warehouse connection string: a `postgres://` (or `postgresql://`) URL, or a
+/// key=value string. The error names what is wrong and shows the string with its password
+/// hidden, never as given.
+pub(crate) fn parse_warehouse_url(
+    url: &str,
+) -> std::result::Result<tokio_postgres::Config, String> {
+    let shown = crate::text::redact_connection_string(url);
+    let form = WAREHOUSE_URL_FORM;
+    match url.split_once("://") {
+        Some((scheme, _))
+            if !scheme.eq_ignore_ascii_case("postgres")
+                && !scheme.eq_ignore_ascii_case("postgresql") =>
+        {
+            return Err(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` is a `{scheme}` URL; redtrack speaks \
+                 PostgreSQL's protocol (as Redshift does): set it to {form}"
+            ));
+        }
+        Some(_) => {}
+        // A key=value string has `=`; anything else is a URL without its scheme.
+        None if !url.contains('=') => {
+            return Err(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` has no scheme: set it to {form}"
+            ));
+        }
+        None => {}
+    }
+    let config = url.parse::<tokio_postgres::Config>().map_err(|e| {
+        // The parser's message may quote a part of the string: hide passwords there too.
+        format!(
+            "REDTRACK_WAREHOUSE_URL `{shown}` is not a valid connection URL ({}): set it to \
+             {form}",
+            crate::text::redact_connection_string(&e.to_string())
+        )
+    })?;
+    if config.get_user().is_none() {
+        return Err(format!(
+            "REDTRACK_WAREHOUSE_URL `{shown}` names no user: set it to {form}"
+        ));
+    }
+    if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+        return Err(format!(
+            "REDTRACK_WAREHOUSE_URL `{shown}` names no host: set it to {form}"
+        ));
+    }
+    Ok(config)
+}
+
+/// Reads the `REDTRACK_*` variables through `lookup`, and checks them for `needs`: every
+/// problem in one [`Error::Config`].
+pub(crate) fn from_lookup_for(
+    lookup: impl Fn(&str) -> Option<String>,
+    needs: Needs,
+) -> Result<Config> {
+    let read = read_lookup(lookup, needs);
+    if read.problems.is_empty() {
+        Ok(read.config)
+    } else {
+        Err(config_error(read.problems))
+    }
+}
+
+/// What [`read_lookup`] found: the configuration as far as it could be read, and its problems.
+pub(crate) struct Read {
+    /// The configuration; with problems, only partly what was meant.
+    pub(crate) config: Config,
+    /// Every problem found, one line each.
+    pub(crate) problems: Vec<String>,
+    /// Whether the broker and the stage are as meant (their variables, if set, were valid), so
+    /// that what they need of AWS can be told.
+    pub(crate) kinds_known: bool,
+}
+
+/// Reads the `REDTRACK_*` variables through `lookup`, and checks them for `needs`.
+pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs) -> Read {
+    let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    let mut problems = Vec::new();
+    let mut kinds_known = true;
+    let mut b = Config::builder();
+    if let Some(cluster) = get("REDTRACK_CLUSTER") {
+        b = b.cluster(cluster);
+    }
+    if let Some(database) = get("REDTRACK_DATABASE") {
+        b = b.database(database);
+    }
+    if let Some(broker) = get("REDTRACK_BROKER") {
+        match broker.as_str() {
+            "kinesis" => b = b.broker(BrokerKind::Kinesis),
+            other => match other.strip_prefix("file:") {
+                Some(dir) if !dir.is_empty() => b = b.broker(BrokerKind::File(PathBuf::from(dir))),
+                _ => {
+                    kinds_known = false;
+                    problems.push(format!(
+                        "REDTRACK_BROKER `{other}` is neither `kinesis` nor `file:<dir>`"
+                    ));
+                }
+            },
+        }
+    }
+    if let Some(stage) = get("REDTRACK_STAGE") {
+        match StageLocation::parse(&stage) {
+            Ok(stage) => b = b.stage(stage),
+            Err(e) => {
+                kinds_known = false;
+                problems.push(match e {
+                    Error::Config(m) => m,
+                    other => other.to_string(),
+                });
+            }
+        }
+    }
+    if let Some(url) = get("REDTRACK_WAREHOUSE_URL") {
+        if let Err(e) = parse_warehouse_url(&url) {
+            problems.push(e);
+        }
+        b = b.warehouse_url(url);
+    }
+    if let Some(d) = get("REDTRACK_WAREHOUSE_DIALECT") {
+        match d.to_ascii_lowercase().as_str() {
+            "redshift" => b = b.dialect(Dialect::Redshift),
+            "postgres" | "postgresql" => b = b.dialect(Dialect::Postgres),
+            other => problems.push(format!(
+                "REDTRACK_WAREHOUSE_DIALECT `{other}` is neither `redshift` nor `postgres`"
+            )),
+        }
+    }
+    if let Some(role) = get("REDTRACK_COPY_IAM_ROLE") {
+        b = b.copy_iam_role(role);
+    }
+    if let Some(iam) = get("REDTRACK_REDSHIFT_IAM") {
+        match RedshiftIam::parse(&iam) {
+            Ok(iam) => b = b.redshift_iam(iam),
+            Err(e) => problems.push(match e {
+                Error::Config(m) => m,
+                other => other.to_string(),
+            }),
+        }
+    }
+    let config = b.config;
+    let mut all = name_problems(&config);
+    all.extend(problems);
+    // The URL, if set, was checked above.
+    all.extend(config.problems_with(needs, false));
+    Read {
+        config,
+        problems: all,
+        kinds_known,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> ConfigBuilder {
+        Config::builder().cluster("c").database("d")
+    }
+
+    #[test]
+    fn a_writer_retrying_longer_than_the_dedupe_window_is_refused() {
+        let c = builder().build().unwrap();
+        assert!(c.write_retry_span() + ARRIVAL_MARGIN <= c.dedupe_window());
+        let e = builder()
+            .with_max_attempts(40)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("with_max_attempts 40") && e.contains("raise with_dedupe_window"),
+            "{e}"
+        );
+        let e = builder()
+            .with_attempt_timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("with_attempt_timeout 120.0 s"), "{e}");
+        // A longer window, or no identities (nothing to drop), takes the same writer.
+        builder()
+            .with_max_attempts(40)
+            .with_dedupe_window(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        builder()
+            .with_max_attempts(40)
+            .with_record_identity(false)
+            .build()
+            .unwrap();
+        // A short window with a writer that gives up early.
+        let c = builder()
+            .with_max_attempts(3)
+            .with_attempt_timeout(Duration::from_secs(2))
+            .with_dedupe_window(Duration::from_secs(70))
+            .build()
+            .unwrap();
+        assert_eq!(c.write_retry_span(), Duration::from_millis(6_150));
     }
 }

@@ -33,6 +33,8 @@ pub mod code {
     pub const INVALID_HASH_KEY: &str = "InvalidHashKey";
     /// A local file of the file broker could not be read or written.
     pub const IO: &str = "io";
+    /// The endpoint refused the request as too large (HTTP 413) without a code of its own.
+    pub const REQUEST_TOO_LARGE: &str = "RequestEntityTooLarge";
     /// A failure without a code.
     pub const UNKNOWN: &str = "Unknown";
 }
@@ -83,12 +85,20 @@ pub enum Error {
         capacity: usize,
     },
 
-    /// An encoded event does not fit in one Kinesis record (1 MiB with its partition key).
-    #[error("an event of `{table}` is {bytes} bytes with its partition key; a Kinesis record holds at most {limit}")]
+    /// An encoded event does not fit in one record of its stream (the stream's maximum record
+    /// size, data and partition key: 1 MiB unless the stream was configured for large records,
+    /// page `large-records`). Nothing was sent.
+    #[error(
+        "an event of `{table}` is {bytes} bytes with its partition key; stream `{stream}` takes \
+         records of at most {limit} bytes (its maximum record size; Kinesis allows up to 10 MiB \
+         on a stream configured for large records)"
+    )]
     #[non_exhaustive]
     RecordTooLarge {
         /// The event's table.
         table: &'static str,
+        /// The stream.
+        stream: String,
         /// The record's size in bytes: encoded event plus partition key.
         bytes: usize,
         /// The limit, in bytes.
@@ -139,6 +149,19 @@ pub enum Error {
         source: Option<Source>,
     },
 
+    /// A step that comes first was not taken: the warehouse lacks a table or a column the
+    /// operation needs. The message names it and the step that makes it (`setup`, `migrate
+    /// --apply`); nothing was changed.
+    #[error("{missing}")]
+    #[non_exhaustive]
+    Missing {
+        /// What is missing, with the step to take.
+        missing: Missing,
+        /// The warehouse's error, when it was the warehouse that said so.
+        #[source]
+        source: Option<Source>,
+    },
+
     /// A local file or directory could not be read or written.
     #[error("{}: {source}", path.display())]
     #[non_exhaustive]
@@ -161,11 +184,17 @@ pub enum Error {
         message: String,
     },
 
-    /// Records were trimmed from a shard (older than the stream's retention) before they were
-    /// loaded. Nothing was loaded; see `ConfigBuilder::with_accept_data_loss` to go on.
+    /// Records after a shard's checkpoint were trimmed (older than the stream's retention)
+    /// before any load read them: the record after the checkpoint is known and gone, or no load
+    /// found the shard caught up within the retention, so records may have come and gone
+    /// unread. Only already-loaded records expiring is no loss. Nothing was loaded; see
+    /// `ConfigBuilder::with_accept_data_loss` to go on.
     #[error(
-        "DATA LOSS on stream `{stream}` shard `{shard_id}`: the records after sequence number \
-         {after} up to {first_available} (exclusive) were trimmed before they were loaded"
+        "DATA LOSS on stream `{stream}` shard `{shard_id}`: records after sequence number \
+         {after}, before {first_available} (the oldest one still in the shard), were trimmed \
+         before any load read them (the shard was not read within the stream's retention); \
+         nothing was loaded: raise the stream's retention or load more often, and to go on past \
+         the loss set ConfigBuilder::with_accept_data_loss(true) for one load"
     )]
     #[non_exhaustive]
     DataLoss {
@@ -179,23 +208,61 @@ pub enum Error {
         first_available: SequenceNumber,
     },
 
-    /// COPY rejected more rows than MAXERROR allows; nothing was loaded.
-    #[error(
-        "COPY into `{table}` rejected {rejected} rows (MAXERROR {max_errors}); first: column \
-         `{}`, file {} line {}, value `{}`: {}",
-        first.column, first.file, first.line, first.value, first.reason
-    )]
+    /// A load found more records it cannot load (rejected before COPY, or by COPY) than
+    /// `max_errors` allows; nothing was loaded. The message names the first one (its shard and
+    /// sequence number when known) and what to do.
+    #[error("{}", load_rejected_message(table, *rejected, *max_errors, first))]
     #[non_exhaustive]
     LoadRejected {
         /// The table.
         table: String,
         /// How many rows were rejected (at least; the warehouse may stop counting early).
         rejected: u64,
-        /// The MAXERROR in force.
+        /// The `max_errors` in force.
         max_errors: u64,
-        /// The first rejected row: its file, line, column, raw value and the reason.
+        /// The first rejected row: where it came from, its column, raw value and the reason.
         first: Box<RejectedRow>,
     },
+}
+
+/// The message of [`Error::LoadRejected`].
+fn load_rejected_message(
+    table: &str,
+    rejected: u64,
+    max_errors: u64,
+    first: &RejectedRow,
+) -> String {
+    let records = if rejected == 1 { "record" } else { "records" };
+    let place = match &first.source {
+        Some(s) => {
+            let mut place = format!(
+                "stream `{}` shard `{}` sequence number {}",
+                s.stream, s.shard_id, s.sequence_number
+            );
+            if s.aggregated {
+                place.push_str(&format!(
+                    " (user record {} of a KPL aggregate)",
+                    s.sub_sequence_number
+                ));
+            }
+            place
+        }
+        None => format!("file {} line {}", first.file, first.line),
+    };
+    let column = if first.column.is_empty() {
+        String::new()
+    } else {
+        format!(", column `{}`, value `{}`", first.column, first.value)
+    };
+    format!(
+        "the load of `{table}` found {rejected} {records} it cannot load, more than max_errors \
+         ({max_errors}) allows, so nothing was loaded. First: {place}{column}: {reason}. To load \
+         the rest and keep such records in redtrack_load_rejects, raise max_errors \
+         (ConfigBuilder::with_max_errors); once the table or the producer is fixed (e.g. \
+         `migrate --table {table} --apply`), load again, and `redrive --table {table}` loads the \
+         kept ones",
+        reason = first.reason
+    )
 }
 
 impl Error {
@@ -330,22 +397,158 @@ pub fn is_transient_warehouse_error(e: &tokio_postgres::Error) -> bool {
     .contains(code)
 }
 
-/// A row the warehouse (or the stager, before it) rejected, with why.
+/// Something of the warehouse a step creates, missing because the step was not taken (yet):
+/// [`Error::Missing`]. Its `Display` names the step.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// A table: an event table, `kinesis_loads` or `redtrack_load_rejects`. `setup` (or
+    /// `Loader::setup`) creates them.
+    Table {
+        /// The table's name.
+        table: String,
+    },
+    /// The table of the record identities loaded into an event table (`redtrack_ids_<table>`):
+    /// a deployment upgraded without running `setup` again. `setup` creates it.
+    Identities {
+        /// The event table.
+        table: String,
+        /// The table of its identities.
+        identities: String,
+    },
+    /// Columns of an event table: its struct has fields that were deployed before the table
+    /// was migrated. `migrate --apply` adds them.
+    Columns {
+        /// The table's name.
+        table: String,
+        /// The missing columns, in the struct's order.
+        columns: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::Table { table }
+                if table == crate::schema::KINESIS_LOADS
+                    || table == crate::schema::LOAD_REJECTS =>
+            {
+                write!(
+                    f,
+                    "table `{table}` does not exist: run `setup` (or `Loader::setup`), which \
+                     creates it"
+                )
+            }
+            Missing::Table { table } => write!(
+                f,
+                "table `{table}` does not exist: run `setup --table {table}` (or \
+                 `Loader::setup`), which creates it"
+            ),
+            Missing::Identities { table, identities } => write!(
+                f,
+                "table `{identities}`, the record identities loaded into `{table}`, does not \
+                 exist: run `setup --table {table}` (or `Loader::setup`) once after upgrading \
+                 redtrack, which creates it"
+            ),
+            Missing::Columns { table, columns } => {
+                let names: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
+                let (noun, verb) = if columns.len() == 1 {
+                    ("column", "is")
+                } else {
+                    ("columns", "are")
+                };
+                write!(
+                    f,
+                    "{noun} {} of table `{table}` {verb} missing (the struct has fields the \
+                     table lacks): run `migrate --table {table} --apply`",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// A row the warehouse (or the loader's check of each record, before it) rejected, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RejectedRow {
-    /// The staged file's URL (or, for a record that was not JSON, `<stream>/<shard>/<seq>`).
+    /// The staged file's URL (or, for a record rejected before staging,
+    /// `<stream>/<shard>/<sequence number>`).
     pub file: String,
     /// The line in that file, 1-based (0 when not from a file).
     pub line: u64,
     /// The column at fault, if known (else empty).
     pub column: String,
-    /// The raw value or line, truncated to 1024 bytes.
+    /// The raw value, or the raw record when no column is at fault, escaped (bytes that are not
+    /// UTF-8 text or are control characters as `\xNN`), truncated to 1024 bytes.
     pub value: String,
     /// The reason.
     pub reason: String,
+    /// Where the record came from, when the loader rejected it before COPY.
+    pub source: Option<RecordSource>,
+    /// The whole record as the loader read it (the user record, for a KPL aggregate; the
+    /// staged line, for a row COPY rejected), kept so it can be loaded again once the table is
+    /// fixed.
+    pub raw: Option<bytes::Bytes>,
+}
+
+/// Where a record came from: its stream, shard and sequence number, and its place in a KPL
+/// aggregate (KCL's sub-sequence number; 0 for a plain record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordSource {
+    /// The stream.
+    pub stream: String,
+    /// The shard.
+    pub shard_id: String,
+    /// The Kinesis record's sequence number.
+    pub sequence_number: SequenceNumber,
+    /// The user record's index in its KPL aggregate (0 for a plain record).
+    pub sub_sequence_number: u64,
+    /// Whether the Kinesis record is a KPL aggregate.
+    pub aggregated: bool,
+}
+
+impl RecordSource {
+    /// The source of record `sequence_number` of `shard_id` of `stream`; with
+    /// `sub_sequence_number` `Some(k)`, of its user record `k` (a KPL aggregate).
+    pub fn new(
+        stream: impl Into<String>,
+        shard_id: impl Into<String>,
+        sequence_number: SequenceNumber,
+        sub_sequence_number: Option<u64>,
+    ) -> RecordSource {
+        RecordSource {
+            stream: stream.into(),
+            shard_id: shard_id.into(),
+            sequence_number,
+            sub_sequence_number: sub_sequence_number.unwrap_or(0),
+            aggregated: sub_sequence_number.is_some(),
+        }
+    }
 }
 
 impl RejectedRow {
+    /// A row rejected in `file` at `line` (0: not from a file), at `column` (empty: the row as
+    /// a whole), holding `value`, for `reason`; no source or raw record yet.
+    pub fn new(
+        file: impl Into<String>,
+        line: u64,
+        column: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> RejectedRow {
+        RejectedRow {
+            file: file.into(),
+            line,
+            column: column.into(),
+            value: value.into(),
+            reason: reason.into(),
+            source: None,
+            raw: None,
+        }
+    }
+
     /// The [`Error::LoadRejected`] for a load whose first reject is `self`.
     pub(crate) fn into_error(self, table: &str, rejected: u64, max_errors: u64) -> Error {
         Error::LoadRejected {

@@ -16,11 +16,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("threads", &[]),
     ("hooks", &[]),
     ("retry", &[]),
-    ("error", &["encode", "sequence"]),
+    ("identity", &[]),
+    ("error", &["encode", "schema", "sequence"]),
     // What the derive's output calls.
     ("encode", &["schema", "text"]),
     ("event", &["encode", "schema"]),
-    ("config", &["error", "schema"]),
+    ("config", &["error", "retry", "schema", "text"]),
     ("aws", &["config", "error", "retry", "text"]),
     // The backends: below the loader and the client, beside each other only where a trait
     // says so (the warehouse copies from a stage).
@@ -60,7 +61,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "client",
         &[
-            "broker", "config", "encode", "error", "event", "retry", "schema", "text",
+            "aws", "broker", "config", "encode", "error", "event", "identity", "retry", "schema",
+            "text",
         ],
     ),
     (
@@ -73,7 +75,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "error",
             "event",
             "hooks",
+            "identity",
             "json_scan",
+            "migrate",
             "retry",
             "schema",
             "sequence",
@@ -87,6 +91,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
+            "aws",
             "broker",
             "client",
             "config",

@@ -21,6 +21,7 @@ pub mod config;
 pub mod encode;
 pub mod error;
 pub mod event;
+pub mod identity;
 pub mod loader;
 pub mod migrate;
 pub mod schema;

@@ -39,7 +39,7 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::schema::{quote_ident, Column, Dialect, SqlType, TableSchema};
-use crate::warehouse::{column, db_error};
+use crate::warehouse::{column, db_error, statement_error};
 
 /// Encodings whose VARCHAR columns Redshift cannot widen with `ALTER COLUMN ... TYPE`
 /// (`r_ALTER_TABLE`).
@@ -265,7 +265,7 @@ impl MigrationPlan {
                 applied.statements.join("; ")
             };
             let not_run: Vec<&str> = rest.iter().map(|s| s.as_str()).collect();
-            db_error(
+            statement_error(
                 &format!(
                     "migrating `{}`: applied: {done}; failed: `{sql}`; not run: {}",
                     self.table.name,

@@ -32,6 +32,22 @@ pub(crate) fn is_retryable_code(code: &str) -> bool {
     )
 }
 
+/// The longest the delays between `max_attempts` attempts can add up to: each of the
+/// `max_attempts - 1` delays at its cap ([`Backoff::next_delay`] waits at most that).
+pub(crate) fn max_total_delay(max_attempts: u32) -> Duration {
+    (1..max_attempts.max(1))
+        .map(delay_cap)
+        .fold(Duration::ZERO, Duration::saturating_add)
+}
+
+/// The cap of the delay after attempt `attempt` (1-based): `BASE_DELAY * 2^(attempt-1)`, at
+/// most [`MAX_DELAY`].
+fn delay_cap(attempt: u32) -> Duration {
+    BASE_DELAY
+        .saturating_mul(1u32 << (attempt - 1).min(16))
+        .min(MAX_DELAY)
+}
+
 /// Exponential backoff with "equal jitter": attempt `n` waits between half and all of
 /// `BASE_DELAY * 2^n`, capped at [`MAX_DELAY`].
 #[derive(Debug, Clone)]
@@ -59,9 +75,7 @@ impl Backoff {
         if self.attempt >= self.max_attempts {
             return None;
         }
-        let exp = BASE_DELAY
-            .saturating_mul(1u32 << (self.attempt - 1).min(16))
-            .min(MAX_DELAY);
+        let exp = delay_cap(self.attempt);
         self.attempt += 1;
         let half = exp / 2;
         let jitter = rand::rng().random_range(0..=half.as_micros() as u64);
@@ -86,6 +100,23 @@ mod tests {
         }
         assert_eq!(b.next_delay(), None);
         assert_eq!(Backoff::new(1).next_delay(), None);
+    }
+
+    #[test]
+    fn the_total_delay_bounds_every_backoff() {
+        for n in [1, 2, 5, 8, 20] {
+            let mut b = Backoff::new(n);
+            let mut total = Duration::ZERO;
+            while let Some(d) = b.next_delay() {
+                total += d;
+            }
+            assert!(total <= max_total_delay(n), "{n}: {total:?}");
+        }
+        assert_eq!(max_total_delay(1), Duration::ZERO);
+        // 50 + 100 + ... + 3200 ms.
+        assert_eq!(max_total_delay(8), Duration::from_millis(6_350));
+        // Then 5 s per attempt.
+        assert_eq!(max_total_delay(10), Duration::from_millis(16_350));
     }
 
     #[test]

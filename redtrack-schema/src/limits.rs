@@ -77,15 +77,28 @@ pub const MAX_MAXERROR: u64 = 100_000;
 
 // ---------------------------------------------------------------- Kinesis
 
-/// The largest record, in bytes: its data plus its partition key (1 MiB). Pages:
-/// `API_PutRecords`, `service-sizes-and-limits`.
+/// The largest record of a stream by default, in bytes: its data plus its partition key
+/// (1 MiB). A stream may be configured for more (up to [`MAX_RECORD_BYTES_LARGE`]): read its
+/// own limit (`MaxRecordSizeInKiB` of `DescribeStreamSummary`) rather than assume this one.
+/// Pages: `API_PutRecords`, `service-sizes-and-limits`, `large-records`.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// The largest record any stream can be configured to take, in bytes (10 MiB, 10,240 KiB).
+/// Pages: `large-records`, `API_UpdateMaxRecordSize`.
+pub const MAX_RECORD_BYTES_LARGE: usize = 10 * 1024 * 1024;
+
+/// How long a stream keeps its records unless configured otherwise (24 hours). Page:
+/// `kinesis-extended-retention`.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// The most records in one `PutRecords` call. Page: `API_PutRecords`.
 pub const MAX_RECORDS_PER_PUT: usize = 500;
 
-/// The most bytes (data plus partition keys) redtrack puts into one `PutRecords` call. Check
-/// it against the request limit of the `API_PutRecords` page before raising it.
+/// The most bytes (data plus partition keys) in one `PutRecords` request: 10 MiB, as the
+/// current `API_PutRecords` page states it ("Each record in the request can be as large as
+/// 10 MiB, up to a limit of 10 MiB for the entire request, including partition keys"; earlier
+/// versions of the page said 1 MiB and 5 MiB). The batcher never builds a larger call, and
+/// builds smaller ones for a stream whose endpoint refused a call as too large.
 pub const MAX_BYTES_PER_PUT: usize = 10 * 1024 * 1024;
 
 /// The longest partition key, in **UTF-16 code units** as Kinesis counts them (a character

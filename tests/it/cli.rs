@@ -7,6 +7,8 @@ use redtrack::cli::{Cli, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use redtrack::{Client, Dialect};
 use seed::{TestAllTypes, TestEvent};
 
+use common::write_test_events as write_events;
+
 /// What one run of the command line did.
 struct Run {
     code: u8,
@@ -15,23 +17,33 @@ struct Run {
 }
 
 async fn run(env: &common::TestEnv, args: &[&str]) -> Run {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let config = env.config();
-    let code = Cli::new("redtrack")
+    let (code, out, err) = common::cli(env.config(), args).await;
+    Run { code, out, err }
+}
+
+/// In a child process (see `common::cli_command`): the seed tables' command line, run as an
+/// application's `main` would, exiting with its code.
+#[tokio::test]
+async fn cli_child() {
+    let Ok(args) = std::env::var(common::CLI_CHILD_ENV) else {
+        return; // an ordinary test run: nothing to do
+    };
+    let args = std::iter::once("redtrack".to_owned()).chain(
+        args.split('\u{1f}')
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned),
+    );
+    let cli = Cli::new("redtrack")
         .register::<TestEvent>()
-        .register::<TestAllTypes>()
-        .run_to(
-            std::iter::once("redtrack").chain(args.iter().copied()),
-            move || Ok(config),
-            &mut out,
-            &mut err,
-        )
-        .await;
-    Run {
-        code,
-        out: String::from_utf8_lossy(&out).into_owned(),
-        err: String::from_utf8_lossy(&err).into_owned(),
-    }
+        .register::<TestAllTypes>();
+    let code = match std::env::var("REDTRACK_CLI_CHILD_VIA").as_deref() {
+        Ok("run_with") => cli.run_with(args, redtrack::Config::from_env).await,
+        _ => cli.run_args(args).await,
+    };
+    let n = (0..=255u8)
+        .find(|n| std::process::ExitCode::from(*n) == code)
+        .unwrap_or(255);
+    std::process::exit(i32::from(n));
 }
 
 fn ok(r: Run, what: &str) -> String {
@@ -43,7 +55,18 @@ fn ok(r: Run, what: &str) -> String {
 async fn ddl_prints_every_table_in_the_chosen_dialect() {
     let env = common::TestEnv::new().await;
     let out = ok(run(&env, &["ddl", "--dialect", "postgres"]).await, "ddl");
-    assert!(out.contains("kinesis_loads"), "{out}");
+    // Every table `setup` creates: the bookkeeping, and each table with its identities.
+    for table in [
+        "kinesis_loads",
+        "redtrack_load_rejects",
+        "redtrack_ids_test_events",
+        "redtrack_ids_test_all_types",
+    ] {
+        assert!(
+            out.contains(&format!("CREATE TABLE IF NOT EXISTS {table} (")),
+            "{out}"
+        );
+    }
     assert!(out.contains(&format!(
         "{};",
         TestEvent::schema().create_table_sql(Dialect::Postgres)
@@ -53,11 +76,27 @@ async fn ddl_prints_every_table_in_the_chosen_dialect() {
         TestAllTypes::schema().create_table_sql(Dialect::Postgres)
     )));
 
+    // One table, and which tables of `setup` that leaves out.
     let out = ok(
         run(&env, &["ddl", "--table", "test_events"]).await,
         "ddl --table",
     );
-    assert_eq!(out.trim(), format!("{};", TestEvent::create_table_sql()));
+    let (comment, ddl) = out.split_once('\n').expect("two parts");
+    assert!(
+        comment.starts_with("-- kinesis_loads and redtrack_load_rejects")
+            && comment.contains("left out"),
+        "{out}"
+    );
+    let (table, ids) = ddl
+        .trim()
+        .split_once("\n\n")
+        .expect("the table and its identities");
+    assert_eq!(table, format!("{};", TestEvent::create_table_sql()));
+    assert!(
+        ids.starts_with("CREATE TABLE IF NOT EXISTS redtrack_ids_test_events (")
+            && ids.ends_with(';'),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -253,13 +292,23 @@ async fn migrate_widens_adds_and_refuses_with_reasons() {
     assert!(r.err.contains("column `legacy`"), "{}", r.err);
 }
 
-crate::each_backend! {
-    async fn a_load_that_fails_exits_with_the_failure_code(env: TestEnv) {
-        // No setup: kinesis_loads and the stream do not exist.
-        let r = run(&env, &["load", "--table", "test_events"]).await;
-        assert_eq!(r.code, EXIT_FAILED, "{}\n{}", r.out, r.err);
-        assert!(r.err.starts_with("redtrack: error: "), "{}", r.err);
-    }
+#[tokio::test]
+async fn a_load_that_fails_exits_with_the_failure_code() {
+    let env = common::TestEnv::new().await;
+    // No warehouse listens on port 1.
+    let config = env
+        .config()
+        .into_builder()
+        .warehouse_url("postgres://redtrack:redtrack@127.0.0.1:1/nothing")
+        .build()
+        .expect("config");
+    let (code, _, err) = common::cli(config, &["load", "--table", "test_events"]).await;
+    assert_eq!(code, EXIT_FAILED, "{err}");
+    assert!(err.starts_with("redtrack: error: "), "{err}");
+    assert!(
+        err.contains("connecting to postgres://redtrack@127.0.0.1:1/nothing"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -275,17 +324,7 @@ async fn a_postgres_server_with_the_redshift_dialect_is_a_configuration_error() 
         )
         .build()
         .expect("config");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = Cli::new("redtrack")
-        .register::<TestEvent>()
-        .run_to(
-            ["redtrack", "setup"],
-            move || Ok(config),
-            &mut out,
-            &mut err,
-        )
-        .await;
-    let err = String::from_utf8_lossy(&err);
+    let (code, _, err) = common::cli(config, &["setup"]).await;
     assert_eq!(code, EXIT_USAGE, "{err}");
     assert!(
         err.contains("set REDTRACK_WAREHOUSE_DIALECT=postgres"),
@@ -391,5 +430,286 @@ crate::each_backend! {
             .expect("count")
             .get(0);
         assert_eq!(added, 1, "the ADD COLUMN it reported applied is there");
+    }
+}
+
+/// `setup` says how many shards a stream was created with, and how many an existing one has
+/// (which `--shards` does not change).
+#[tokio::test]
+async fn setup_reports_each_streams_shard_count() {
+    let env = common::TestEnv::new().await;
+    let stream = env.stream_name("test_events");
+    let out = ok(
+        run(&env, &["setup", "--table", "test_events", "--shards", "2"]).await,
+        "setup",
+    );
+    assert!(
+        out.contains(&format!("stream {stream}: created with 2 shards\n")),
+        "{out}"
+    );
+    assert!(out.contains("stage s3://"), "the stage was checked: {out}");
+    let out = ok(
+        run(&env, &["setup", "--table", "test_events", "--shards", "4"]).await,
+        "setup again",
+    );
+    assert!(
+        out.contains(&format!(
+            "stream {stream}: already there, 2 open shards (--shards applies to new streams"
+        )),
+        "{out}"
+    );
+    ok(
+        run(&env, &["split-shards", "--table", "test_events"]).await,
+        "split",
+    );
+    let out = ok(
+        run(&env, &["setup", "--table", "test_events"]).await,
+        "setup after the split",
+    );
+    assert!(
+        out.contains(&format!("stream {stream}: already there, 4 open shards")),
+        "{out}"
+    );
+}
+
+crate::each_backend! {
+    /// The loader's knobs are flags: `--max-load-records` cuts a load short (and says more waits),
+    /// `--max-errors` lets a load keep the bad rows aside, which `errors` then shows with their
+    /// column (on PostgreSQL as on Redshift).
+    async fn loader_knobs_are_flags_and_errors_names_the_column(env: TestEnv) {
+        ok(
+            run(&env, &["setup", "--table", "test_events"]).await,
+            "setup",
+        );
+        write_events(env.config(), 0, 5).await;
+        let broker = redtrack::broker::AnyBroker::from_config(&env.config())
+            .await
+            .expect("broker");
+        redtrack::broker::Broker::put_records(
+            &broker,
+            &env.stream_name("test_events"),
+            &[redtrack::broker::PutRecord {
+                partition_key: "k".into(),
+                data: br#"{"client_ip":"2.2.2.2","timestamp":"soon"}"#.to_vec().into(),
+            }],
+        )
+        .await
+        .expect("a bad record");
+
+        let out = ok(
+            run(
+                &env,
+                &[
+                    "load",
+                    "--table",
+                    "test_events",
+                    "--max-load-records",
+                    "2",
+                    "--json",
+                ],
+            )
+            .await,
+            "a short load",
+        );
+        let report = &common::json_lines(&out)[0];
+        assert_eq!(report["records"], 2, "{report}");
+        assert_eq!(report["more"], true, "{report}");
+
+        let r = run(&env, &["load", "--table", "test_events"]).await;
+        assert_eq!(
+            r.code, EXIT_FAILED,
+            "MAXERROR 0 refuses the bad row: {}",
+            r.out
+        );
+        let out = ok(
+            run(
+                &env,
+                &["load", "--table", "test_events", "--max-errors", "1"],
+            )
+            .await,
+            "a load with room for one bad row",
+        );
+        assert!(
+            out.starts_with("test_events: 3 events loaded")
+                && out.contains("1 rejected (see `errors --table test_events`)"),
+            "{out}"
+        );
+        let out = ok(
+            run(&env, &["errors", "--table", "test_events"]).await,
+            "errors",
+        );
+        assert!(out.contains("column timestamp: "), "{out}");
+        assert!(out.contains("value: soon"), "{out}");
+    }
+}
+
+/// `load --all` loads every registered table in one process, a summary each; the summary counts
+/// the shards that had records among those read.
+#[tokio::test]
+async fn load_all_loads_every_table() {
+    let env = common::TestEnv::new().await;
+    ok(run(&env, &["setup", "--shards", "2"]).await, "setup");
+    write_events(env.config(), 0, 40).await;
+    let out = ok(run(&env, &["load", "--all"]).await, "load --all");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("test_events: 40 events loaded from 2 of 2 shards"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("test_all_types: 0 events loaded from 0 of 2 shards"),
+        "{out}"
+    );
+    let r = run(&env, &["load", "--table", "test_events", "--all"]).await;
+    assert_eq!(r.code, EXIT_USAGE, "--table and --all exclude each other");
+    let r = run(&env, &["load"]).await;
+    assert_eq!(r.code, EXIT_USAGE, "one of --table and --all is needed");
+}
+
+/// `load --follow` (here for every table, with `--all`) prints one summary per load, empty
+/// ones included, as JSON lines; SIGTERM stops it between loads, with a last line per table.
+/// Its log lines, off a terminal, are plain text without colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_follow_prints_a_summary_per_load() {
+    use std::io::{BufRead, BufReader};
+    let env = common::TestEnv::new().await;
+    ok(run(&env, &["setup", "--shards", "1"]).await, "setup");
+    write_events(env.config(), 0, 10).await;
+    let mut vars: Vec<(&str, &str)> = env.vars().collect();
+    vars.push(("RUST_LOG", "info"));
+    let mut child = common::cli_command(
+        vars,
+        &["load", "--all", "--follow", "--interval", "0.1", "--json"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("the follower");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    // Loads of both tables, empty ones among them, then 5 more events.
+    let mut summaries: Vec<serde_json::Value> = Vec::new();
+    let mut wrote_more = false;
+    let loaded = |s: &[serde_json::Value]| -> u64 {
+        s.iter()
+            .filter(|j| j["table"] == "test_events" && j.get("load_id").is_some())
+            .map(|j| j["records"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    while loaded(&summaries) < 15 || summaries.iter().filter(|j| j["records"] == 0).count() < 3 {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("no summary: {e}; so far: {summaries:?}"));
+        summaries.extend(common::json_lines(&line));
+        if !wrote_more && loaded(&summaries) >= 10 {
+            write_events(env.config(), 10, 5).await;
+            wrote_more = true;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait_with_output().expect("the follower exits");
+    assert_eq!(exit.status.code(), Some(0), "{exit:?}");
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        summaries.extend(common::json_lines(&line));
+    }
+    for table in ["test_events", "test_all_types"] {
+        let loads = summaries
+            .iter()
+            .filter(|j| j["table"] == table && j.get("load_id").is_some())
+            .count();
+        let stopped = summaries
+            .iter()
+            .find(|j| j["table"] == table && j["stopped"] == true)
+            .unwrap_or_else(|| panic!("no last line for {table}: {summaries:?}"));
+        assert!(loads >= 2, "{table}: {summaries:?}");
+        assert_eq!(stopped["loads"].as_u64(), Some(loads as u64), "{stopped}");
+    }
+    assert_eq!(loaded(&summaries), 15);
+    let log = String::from_utf8_lossy(&exit.stderr);
+    assert!(log.contains("load committed"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes off a terminal:\n{log}"
+    );
+}
+
+/// `run_with` logs like `run` does (to stderr, by `RUST_LOG`).
+#[tokio::test]
+async fn run_with_keeps_the_logging_run_sets_up() {
+    let env = common::TestEnv::new().await;
+    let mut vars: Vec<(&str, &str)> = env.vars().collect();
+    vars.extend([
+        ("RUST_LOG", "debug"),
+        ("REDTRACK_CLI_CHILD_VIA", "run_with"),
+    ]);
+    let r = common::run_cli(common::cli_command(
+        vars,
+        &["setup", "--table", "test_events"],
+    ));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.err.contains("DEBUG"), "no log from run_with: {r:?}");
+}
+
+/// `status` shows what waits to be loaded in each shard: records, bytes and the age of the
+/// oldest, on the Kinesis emulator (which reports MillisBehindLatest as 0) and on the file
+/// broker; after a load, nothing.
+#[tokio::test]
+async fn status_shows_the_backlog_on_the_emulator_and_the_file_broker() {
+    for file_broker in [false, true] {
+        let env = common::TestEnv::new().await;
+        let dir = std::env::temp_dir().join(format!("redtrack-status-{}", env.id()));
+        let config = match file_broker {
+            false => env.config(),
+            true => env
+                .config()
+                .into_builder()
+                .broker(redtrack::BrokerKind::File(dir.clone()))
+                .build()
+                .expect("config"),
+        };
+        let run_with = |args: &'static [&'static str]| {
+            let config = config.clone();
+            async move {
+                let (code, out, err) = common::cli(config, args).await;
+                assert_eq!(code, EXIT_OK, "{args:?}: {out}{err}");
+                out
+            }
+        };
+        run_with(&["setup", "--shards", "1"]).await;
+        write_events(config.clone(), 0, 12).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let shards: Vec<serde_json::Value> =
+            serde_json::from_str(run_with(&["status", "--json"]).await.trim()).expect("JSON");
+        let s = &shards[0];
+        assert_eq!(s["unloaded_records"], 12, "{s}");
+        assert!(s["unloaded_bytes"].as_u64().unwrap_or(0) > 12 * 30, "{s}");
+        assert_eq!(s["unloaded_counted_all"], true, "{s}");
+        assert!(
+            s["oldest_unloaded_age_ms"].as_u64().unwrap_or(0) >= 1000,
+            "the oldest unloaded record waited a second: {s}"
+        );
+        let table = run_with(&["status"]).await;
+        assert!(
+            table.contains("UNLOADED") && table.contains(" 12 "),
+            "{table}"
+        );
+
+        run_with(&["load", "--table", "test_events"]).await;
+        let shards: Vec<serde_json::Value> =
+            serde_json::from_str(run_with(&["status", "--json"]).await.trim()).expect("JSON");
+        assert_eq!(shards[0]["unloaded_records"], 0, "{}", shards[0]);
+        assert_eq!(shards[0]["oldest_unloaded_age_ms"], serde_json::Value::Null);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

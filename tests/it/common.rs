@@ -46,6 +46,7 @@ pub const REQUIRED_VARS: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_ENDPOINT_URL_KINESIS",
     "AWS_ENDPOINT_URL_S3",
+    "REDTRACK_REDSHIFT_URL",
 ];
 
 /// The variables passed through unchanged to every test.
@@ -551,4 +552,105 @@ async fn connect(url: &str) -> tokio_postgres::Client {
         let _ = connection.await;
     });
     client
+}
+
+/// The variable that makes this test binary, run again, the seed tables' command line (its
+/// arguments, separated by U+001F): see `cli::cli_child`.
+pub const CLI_CHILD_ENV: &str = "REDTRACK_CLI_CHILD_ARGS";
+
+/// This test binary run again as the seed tables' command line (`Cli::run_args`, the
+/// configuration from the environment, the logging `run` sets up), with `args`. Its environment
+/// is exactly `vars`, with PATH and HOME.
+pub fn cli_command<K, V>(
+    vars: impl IntoIterator<Item = (K, V)>,
+    args: &[&str],
+) -> std::process::Command
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("the test binary"));
+    cmd.args([
+        "--exact",
+        "cli::cli_child",
+        "--nocapture",
+        "--test-threads=1",
+        "--color",
+        "never",
+    ])
+    .env_clear()
+    .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
+    .envs(vars)
+    .env(CLI_CHILD_ENV, args.join("\u{1f}"));
+    cmd
+}
+
+/// What a command line child printed, and how it exited.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// Its exit code.
+    pub code: Option<i32>,
+    /// Its standard output (with libtest's few lines around it).
+    pub out: String,
+    /// Its standard error: the log and the error messages.
+    pub err: String,
+}
+
+/// Runs `cmd` (from [`cli_command`]) to its end.
+pub fn run_cli(mut cmd: std::process::Command) -> CliOutput {
+    let out = cmd.output().expect("run the command line child");
+    CliOutput {
+        code: out.status.code(),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The JSON objects a command line printed, one per line (libtest may print its test's name
+/// before the first).
+pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter_map(|l| l.find('{').map(|at| &l[at..]))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Writes `n` `test_events` events (timestamps `from..from + n`) through a client of `config`,
+/// creating the stream (one shard) if it does not exist yet, and closes the client.
+pub async fn write_test_events(config: redtrack::Config, from: i32, n: i32) {
+    use crate::seed::TestEvent;
+    let client = redtrack::Client::new(config).await.expect("client");
+    client.create_stream::<TestEvent>(1).await.expect("stream");
+    for i in from..from + n {
+        client
+            .write(&TestEvent {
+                client_ip: format!("10.0.1.{}", i % 250),
+                timestamp: i,
+                message: Some(format!("m{i}")),
+            })
+            .await
+            .expect("write");
+    }
+    client.close().await.expect("close");
+}
+
+/// The seed tables' command line in this process with `config`: its exit code, stdout and
+/// stderr.
+pub async fn cli(config: redtrack::Config, args: &[&str]) -> (u8, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = redtrack::cli::Cli::new("redtrack")
+        .register::<crate::seed::TestEvent>()
+        .register::<crate::seed::TestAllTypes>()
+        .run_to(
+            std::iter::once("redtrack").chain(args.iter().copied()),
+            move || Ok(config),
+            &mut out,
+            &mut err,
+        )
+        .await;
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
 }

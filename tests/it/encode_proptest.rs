@@ -1,5 +1,6 @@
 //! Properties of the encoder over arbitrary values: truncation never exceeds the byte limit nor
-//! splits a character, and the output always parses as JSON and gives back what was put in.
+//! splits a character, the output always parses as JSON and gives back what was put in, and
+//! the loader's check of each record (before COPY) takes every event the encoder writes.
 
 use crate::seed;
 
@@ -131,12 +132,23 @@ proptest! {
         // A prefix of the input, as long as possible: nothing split, nothing dropped needlessly.
         prop_assert_eq!(ip, expected_prefix(&s, 32));
         prop_assert_eq!(message, expected_prefix(&s, 128));
+        // What the encoder writes, the loader's check of each record takes.
+        let encoded = event.to_json().unwrap();
+        prop_assert_eq!(
+            redtrack::__test::loader_check(TestEvent::schema(), encoded.as_bytes()),
+            Ok(encoded.into_bytes())
+        );
     }
 
     #[test]
     fn output_parses_and_gives_back_the_values(row in all_types()) {
         let mut buf = Vec::new();
         row.encode_json(&mut buf).unwrap();
+        // What the encoder writes, the loader's check of each record takes.
+        prop_assert_eq!(
+            redtrack::__test::loader_check(TestAllTypes::schema(), &buf),
+            Ok(buf.clone())
+        );
         let json: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         let o = json.as_object().unwrap();
         let keys: Vec<&str> = o.keys().map(String::as_str).collect();

@@ -5,12 +5,19 @@
 //! the call); it also throttles GetRecords and pages ListShards one shard at a time.
 //! Every event acknowledged to its writer must be in the stream, exactly once;
 //! every event that was not must have reached its writer as an error with the Kinesis code.
+//!
+//! In its other mode ([`Faults::losing`]) the injector lets a share of PutRecords calls reach
+//! the emulator and then loses their answers (closes the connection, or answers after the
+//! client gave up): the records are stored and the client sends them again, so the stream holds
+//! twins. It can hold those retries until the test releases them, so that the twins land after
+//! a load. `exactly_once` uses it.
 
 use crate::common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use redtrack::broker::{AnyBroker, Broker, ShardReader, StartingPosition};
 use redtrack::{Client, Error, RedTrackEvent};
@@ -38,13 +45,74 @@ const DROP_PERCENT: u64 = 3;
 const GET_THROTTLE_PERCENT: u64 = 40;
 
 #[derive(Default)]
-struct Counts {
+pub(crate) struct Counts {
     calls: AtomicU64,
     calls_throttled: AtomicU64,
     records_failed: AtomicU64,
     gets_throttled: AtomicU64,
     list_pages: AtomicU64,
     dropped: AtomicU64,
+    /// Calls stored by the emulator whose answers were lost (connection closed, or answered
+    /// after the client's attempt timeout).
+    pub(crate) answers_lost: AtomicU64,
+    /// Of those, the ones answered late rather than cut off.
+    pub(crate) answers_late: AtomicU64,
+    /// Retries of lost calls that waited for the test's release, and their records.
+    pub(crate) retries_held: AtomicU64,
+    pub(crate) records_held: AtomicU64,
+}
+
+/// What the injector does to the calls that pass it.
+pub(crate) struct Faults {
+    /// Refuse, throttle and fail records, throttle GetRecords, page ListShards (the first
+    /// tests' faults); none of the faults below.
+    refusals: bool,
+    /// This share (percent) of PutRecords calls reaches the emulator, and then its answer is
+    /// lost: half the time the connection closes, half the time the answer comes after `late`.
+    lose_percent: u64,
+    /// At most this many answers are lost (held retries each keep one of the client's 16
+    /// calls under way busy: more would stop it).
+    max_lost: u64,
+    /// How late a late answer comes (longer than the client's attempt timeout); `None`: lost
+    /// answers are always cut off.
+    late: Option<Duration>,
+    /// Retries of lost calls wait until this turns `true` before they reach the emulator.
+    hold_retries: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The (partition key, data) of every record of a lost call: a later call carrying one is
+    /// its retry (never lost again, so each event is stored at most twice).
+    lost: Mutex<HashSet<(String, String)>>,
+}
+
+impl Faults {
+    /// The first tests' refusals and throttles.
+    fn refusing() -> Faults {
+        Faults {
+            refusals: true,
+            lose_percent: 0,
+            max_lost: 0,
+            late: None,
+            hold_retries: None,
+            lost: Mutex::default(),
+        }
+    }
+
+    /// Loses the answers of `percent` of PutRecords calls after the emulator stored them: cuts
+    /// the connection off, or (half the time, with `late`) answers that much later. With `hold`,
+    /// their retries wait for it to be `true` (and at most 8 answers are lost).
+    pub(crate) fn losing(
+        percent: u64,
+        late: Option<Duration>,
+        hold: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Faults {
+        Faults {
+            refusals: false,
+            lose_percent: percent,
+            max_lost: if hold.is_some() { 8 } else { u64::MAX },
+            late,
+            hold_retries: hold,
+            lost: Mutex::default(),
+        }
+    }
 }
 
 /// Writes one HTTP/1.1 message in one write (two small writes would meet Nagle's algorithm).
@@ -137,10 +205,73 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// One PutRecords call under [`Faults::losing`]: reaches the emulator (after waiting for the
+/// release if it is the retry of a lost call and retries are held), then, for a share of calls
+/// that are not retries, loses the answer. `Ok(false)`: the connection is to close.
+async fn lose_answers(
+    client: &mut BufReader<TcpStream>,
+    up: &mut BufReader<TcpStream>,
+    (head, body): (&str, &[u8]),
+    faults: &Faults,
+    counts: &Counts,
+) -> std::io::Result<bool> {
+    let req: Value = serde_json::from_slice(body).map_err(std::io::Error::other)?;
+    let prints: Vec<(String, String)> = req["Records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (s("PartitionKey"), s("Data"))
+        })
+        .collect();
+    let retry = {
+        let lost = faults.lost.lock().unwrap();
+        prints.iter().any(|p| lost.contains(p))
+    };
+    if retry {
+        if let Some(hold) = &faults.hold_retries {
+            counts.retries_held.fetch_add(1, Ordering::SeqCst);
+            counts
+                .records_held
+                .fetch_add(prints.len() as u64, Ordering::SeqCst);
+            let mut hold = hold.clone();
+            let _ = hold.wait_for(|released| *released).await;
+        }
+    }
+    send(up.get_mut(), head, body).await?;
+    let (rhead, rbody) = read_message(up)
+        .await?
+        .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let lose = !retry
+        && rhead.starts_with("HTTP/1.1 200")
+        && rand::random_range(0..100) < faults.lose_percent
+        && counts
+            .answers_lost
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < faults.max_lost).then_some(n + 1)
+            })
+            .is_ok();
+    if lose {
+        faults.lost.lock().unwrap().extend(prints);
+        match faults.late {
+            Some(late) if rand::random::<bool>() => {
+                counts.answers_late.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(late).await;
+            }
+            // The connection closes: the client hears nothing.
+            _ => return Ok(false),
+        }
+    }
+    send(client.get_mut(), &rhead, rbody.as_ref()).await?;
+    Ok(true)
+}
+
 async fn proxy_connection(
     client: TcpStream,
     upstream: String,
     counts: Arc<Counts>,
+    faults: Arc<Faults>,
 ) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     let up = TcpStream::connect(&upstream).await?;
@@ -150,6 +281,23 @@ async fn proxy_connection(
     while let Some((head, body)) = read_message(&mut client).await? {
         let lower = head.to_ascii_lowercase();
         let put_records = lower.contains("x-amz-target: kinesis_20131202.putrecords\r");
+        if !faults.refusals {
+            if put_records {
+                counts.calls.fetch_add(1, Ordering::Relaxed);
+                let open =
+                    lose_answers(&mut client, &mut up, (&head, &body), &faults, &counts).await?;
+                if !open {
+                    return Ok(());
+                }
+            } else {
+                send(up.get_mut(), &head, body.as_ref()).await?;
+                let (rhead, rbody) = read_message(&mut up)
+                    .await?
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                send(client.get_mut(), &rhead, rbody.as_ref()).await?;
+            }
+            continue;
+        }
         let get_records = lower.contains("x-amz-target: kinesis_20131202.getrecords\r");
         if get_records && rand::random_range(0..100) < GET_THROTTLE_PERCENT {
             counts.gets_throttled.fetch_add(1, Ordering::Relaxed);
@@ -291,14 +439,14 @@ async fn proxy_connection(
 }
 
 /// Starts the fault injector in front of `upstream` (`host:port`); returns its `http://` URL.
-async fn start_proxy(upstream: String, counts: Arc<Counts>) -> String {
+async fn start_proxy(upstream: String, counts: Arc<Counts>, faults: Arc<Faults>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
-            let (up, counts) = (upstream.clone(), counts.clone());
+            let (up, counts, faults) = (upstream.clone(), counts.clone(), faults.clone());
             tokio::spawn(async move {
-                let _ = proxy_connection(conn, up, counts).await;
+                let _ = proxy_connection(conn, up, counts, faults).await;
             });
         }
     });
@@ -307,12 +455,28 @@ async fn start_proxy(upstream: String, counts: Arc<Counts>) -> String {
 
 /// A client whose SDK talks to a fresh fault injector in front of the emulator.
 async fn proxied_client(env: &common::TestEnv, counts: Arc<Counts>, aggregate: bool) -> Client {
+    let config = proxied_config(env, counts, Arc::new(Faults::refusing()))
+        .await
+        .with_max_attempts(6)
+        .with_aggregation(aggregate)
+        .build()
+        .unwrap();
+    Client::new(config).await.unwrap()
+}
+
+/// The configuration of a client whose SDK talks to a fresh fault injector doing `faults` in
+/// front of the emulator.
+pub(crate) async fn proxied_config(
+    env: &common::TestEnv,
+    counts: Arc<Counts>,
+    faults: Arc<Faults>,
+) -> redtrack::ConfigBuilder {
     let endpoint = env.var("AWS_ENDPOINT_URL_KINESIS").unwrap();
     let upstream = endpoint
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let proxy = start_proxy(upstream, counts).await;
+    let proxy = start_proxy(upstream, counts, faults).await;
 
     // Built without the environment's service config, so that AWS_ENDPOINT_URL_KINESIS does not
     // override the endpoint: the SDK talks to the injector.
@@ -330,16 +494,18 @@ async fn proxied_client(env: &common::TestEnv, counts: Arc<Counts>, aggregate: b
             creds,
         ))
         .endpoint_url(&proxy)
+        // The SDK's own attempt timeout out of the way: the client's (with_attempt_timeout)
+        // decides when an attempt is given up.
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(300))
+                .build(),
+        )
         .build();
-    let config = redtrack::Config::builder()
+    redtrack::Config::builder()
         .cluster(env.config().cluster())
         .database(env.config().database())
         .with_sdk_config(sdk)
-        .with_max_attempts(6)
-        .with_aggregation(aggregate)
-        .build()
-        .unwrap();
-    Client::new(config).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

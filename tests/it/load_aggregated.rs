@@ -151,7 +151,7 @@ impl Wide {
 /// (a few bytes under 1 MiB) is sent as a plain record among the aggregates, and loads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_too_large_for_an_aggregate_are_sent_plain_and_load() {
-    const KEY: usize = 32; // the random partition key's length
+    const KEY: usize = redtrack::identity::RecordId::TEXT_LEN; // the key: the record's identity
     let env = common::TestEnv::named("kplw").await;
     let client = aggregating_client(&env).await;
     client.create_stream::<Wide>(1).await.unwrap();

@@ -1,10 +1,12 @@
 //! The loader as a real child process, killed with SIGKILL at each phase of a load (mid-read,
 //! mid-upload, mid-COPY, after COPY before COMMIT, right after COMMIT), then run again: every
-//! event lands exactly once.
+//! event lands exactly once. The same for a re-drive of kept rejects: every reject is loaded
+//! exactly once.
 //!
-//! The child is this test binary run again with `REDTRACK_LOADER_CHILD=1`: its `loader_child`
-//! test then runs one load and exits. `REDTRACK_TEST_PAUSE_AT=<phase>` makes the child print
-//! `REDTRACK_PAUSED <phase>` and sleep at that phase, where the parent kills it.
+//! The child is this test binary run again with `REDTRACK_LOADER_CHILD=1` (`=redrive` for a
+//! re-drive): its `loader_child` test then runs one load (or re-drive) and exits.
+//! `REDTRACK_TEST_PAUSE_AT=<phase>` makes the child print `REDTRACK_PAUSED <phase>` and sleep at
+//! that phase, where the parent kills it.
 
 use crate::{common, seed};
 
@@ -26,9 +28,20 @@ async fn loader_child() {
     }
     let config = Config::from_env().expect("the child's configuration");
     let loader = Loader::new(config).await.expect("the child's loader");
+    if std::env::var(CHILD_ENV).as_deref() == Ok(REDRIVE) {
+        let report = loader
+            .redrive::<TestEvent>()
+            .await
+            .expect("the child's re-drive");
+        println!("REDRIVEN {}", report.redriven);
+        return;
+    }
     let report = loader.load::<TestEvent>().await.expect("the child's load");
     println!("LOADED {}", report.records);
 }
+
+/// The child's mode that re-drives instead of loading.
+const REDRIVE: &str = "redrive";
 
 fn event(i: i32) -> TestEvent {
     TestEvent {
@@ -38,9 +51,21 @@ fn event(i: i32) -> TestEvent {
     }
 }
 
-/// Runs the child until it pauses at `phase`, then kills it with SIGKILL.
+/// Runs the child (a load) until it pauses at `phase`, then kills it with SIGKILL.
 fn kill_child_at(env: &common::TestEnv, phase: Phase) {
-    pause_child_at(env, phase).kill().unwrap(); // SIGKILL on Unix
+    kill_child_in_mode_at(env, "1", phase);
+}
+
+/// Runs the child in `mode` (with `env`'s variables) until it pauses at `phase`, then kills it
+/// with SIGKILL.
+fn kill_child_in_mode_at(env: &common::TestEnv, mode: &str, phase: Phase) {
+    kill_child(env, phase, "loader_crash::loader_child", (CHILD_ENV, mode));
+}
+
+/// Runs this test binary's test `child` (with `env`'s variables and `mark`, the variable that
+/// tells it it is the child) until it pauses at `phase`, then kills it with SIGKILL.
+pub(crate) fn kill_child(env: &common::TestEnv, phase: Phase, child: &str, mark: (&str, &str)) {
+    pause_child(env, phase, child, mark).kill().unwrap(); // SIGKILL on Unix
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped, also when the test fails.
@@ -59,20 +84,21 @@ impl Drop for Paused {
     }
 }
 
-/// Runs the child until it pauses at `phase`, and returns it, paused there.
+/// Runs the child (a load) until it pauses at `phase`, and returns it, paused there.
 fn pause_child_at(env: &common::TestEnv, phase: Phase) -> Paused {
+    pause_child(env, phase, "loader_crash::loader_child", (CHILD_ENV, "1"))
+}
+
+/// Runs this test binary's test `child` (with `env`'s variables and `mark`, the variable that
+/// tells it it is the child) until it pauses at `phase`, and returns it, paused there.
+fn pause_child(env: &common::TestEnv, phase: Phase, child: &str, mark: (&str, &str)) -> Paused {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "loader_crash::loader_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
         .env_clear()
         .envs(std::env::vars().filter(|(k, _)| k == "PATH" || k == "HOME"))
         .envs(env.vars())
-        .env(CHILD_ENV, "1")
+        .env(mark.0, mark.1)
         .env(PAUSE_ENV, phase.name())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -207,5 +233,75 @@ crate::each_backend! {
         assert_eq!(report.records, 200, "{report:?}");
         assert_eq!(env.count_distinct("test_events", "timestamp").await, (200, 200));
         assert_eq!(env.count_distinct("side_events", "n").await, (200, 200));
+    }
+}
+
+crate::each_backend! {
+    /// A re-drive killed at each phase (rejects read, file uploaded, mid-COPY, before COMMIT,
+    /// after COMMIT), then run again: each kept reject is loaded exactly once.
+    async fn sigkill_a_redrive_at_every_phase_then_rerun_loads_each_reject_once(env: TestEnv) {
+        if std::env::var(CHILD_ENV).is_ok() {
+            return;
+        }
+        // A fresh table with fresh rejects for each phase.
+        let backend = env.backend();
+        drop(env);
+        for phase in Phase::ALL {
+            let env = common::TestEnv::on(backend, "rdkill").await;
+            let config = env
+                .config()
+                .into_builder()
+                .with_max_errors(100)
+                .build()
+                .unwrap();
+            let client = Client::new(config.clone()).await.unwrap();
+            client.create_stream::<TestEvent>(1).await.unwrap();
+            // 40-byte client IPs: too long for VARCHAR(32), written by another producer.
+            let broker = redtrack::broker::AnyBroker::from_config(&config)
+                .await
+                .unwrap();
+            let records: Vec<_> = (0..30)
+                .map(|i| redtrack::broker::PutRecord {
+                    partition_key: format!("k{i}"),
+                    data: format!(r#"{{"client_ip":"{}","timestamp":{i}}}"#, "9".repeat(40)).into(),
+                })
+                .collect();
+            use redtrack::broker::Broker;
+            broker
+                .put_records(&env.stream_name("test_events"), &records)
+                .await
+                .unwrap();
+            for i in 30..40 {
+                client.write(&event(i)).await.unwrap();
+            }
+            let loader = Loader::new(config).await.unwrap();
+            loader.setup::<TestEvent>().await.unwrap();
+            let report = loader.load::<TestEvent>().await.unwrap();
+            assert_eq!((report.records, report.rejected), (10, 30));
+            // The fix: a wider column.
+            env.warehouse()
+                .await
+                .batch_execute("ALTER TABLE test_events ALTER COLUMN client_ip TYPE VARCHAR(64)")
+                .await
+                .unwrap();
+
+            kill_child_in_mode_at(&env, REDRIVE, phase);
+            let after_kill = env.count_distinct("test_events", "timestamp").await;
+            let expected = if phase == Phase::Committed { 40 } else { 10 };
+            assert_eq!(after_kill.0, expected, "after a kill at {}", phase.name());
+
+            let rerun = tokio::time::timeout(Duration::from_secs(120), loader.redrive::<TestEvent>())
+                .await
+                .expect("the rerun waited on a lock too long")
+                .unwrap();
+            assert_eq!(rerun.redriven, 40 - expected as u64, "{rerun:?}");
+            assert_eq!(
+                env.count_distinct("test_events", "timestamp").await,
+                (40, 40),
+                "after a kill at {} and a rerun",
+                phase.name()
+            );
+            assert_eq!(loader.redrive::<TestEvent>().await.unwrap().redriven, 0);
+        }
     }
 }

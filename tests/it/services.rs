@@ -355,3 +355,70 @@ fn ids_are_unique_identifiers_that_carry_their_age() {
     assert!(common::created_secs(&a).is_some());
     assert_eq!(common::created_secs("postgres"), None);
 }
+
+/// The local PostgreSQL checks passwords on TCP, as Redshift and a managed PostgreSQL do: a
+/// wrong password, or none, is refused with PostgreSQL's own error, and the right one logs in.
+#[tokio::test]
+async fn postgres_refuses_a_wrong_password() {
+    use std::str::FromStr;
+    let env = TestEnv::new().await;
+    let url = env.warehouse_url();
+    let right = tokio_postgres::Config::from_str(&url).expect("the test's URL parses");
+    let mut wrong = right.clone();
+    wrong.password("not-the-password");
+    let mut none = right.clone();
+    none.password(Vec::<u8>::new());
+    for (what, config) in [("a wrong password", wrong), ("an empty password", none)] {
+        match config.connect(tokio_postgres::NoTls).await {
+            Ok(_) => panic!("PostgreSQL accepted {what}"),
+            Err(e) => assert_eq!(
+                e.code(),
+                Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD),
+                "{what} must be refused as a wrong password: {e:?}"
+            ),
+        }
+    }
+    let (client, connection) = right
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("the right password logs in");
+    tokio::spawn(connection);
+    client.simple_query("SELECT 1").await.expect("a query");
+}
+
+/// `scripts/services` finds a service whose process died (its PID file names a process that is
+/// gone) without shell noise: only its own `services: ...` lines reach stderr. Run on a copy of
+/// the scripts, so the services of this checkout are not touched.
+#[test]
+fn services_script_meets_dead_processes_without_shell_noise() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = std::env::temp_dir().join(format!("redtrack-services-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(tmp.join("scripts/lib")).expect("a temporary checkout");
+    for file in ["scripts/services", "scripts/lib/common.sh"] {
+        std::fs::copy(root.join(file), tmp.join(file)).expect("copy the scripts");
+    }
+    // A PID that is gone: a child that exited and was reaped.
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("run `true`");
+    let dead = child.id();
+    child.wait().expect("`true` exits");
+    std::fs::create_dir_all(tmp.join(".services")).expect(".services");
+    for name in ["kinesis", "s3"] {
+        std::fs::write(
+            tmp.join(format!(".services/{name}.pid")),
+            format!("{dead}\n"),
+        )
+        .expect("a PID file");
+    }
+    let out = std::process::Command::new(tmp.join("scripts/services"))
+        .arg("down")
+        .output()
+        .expect("run scripts/services down");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(out.status.success(), "{stderr}");
+    for line in stderr.lines() {
+        assert!(line.starts_with("services: "), "shell noise: {stderr}");
+    }
+}

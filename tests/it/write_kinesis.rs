@@ -159,15 +159,53 @@ async fn the_partition_key_field_is_the_partition_key() {
     let records = read_stream(client.broker(), &client.stream_name::<KeyedEvent>()).await;
     assert_eq!(records.len(), 10);
     let mut shard_of_user = BTreeMap::new();
+    let mut ids = BTreeSet::new();
     for r in &records {
-        let v: serde_json::Value = serde_json::from_slice(&r.data).unwrap();
+        // The Kinesis record's key is the user's; inside is the one user record a KCL consumer
+        // sees: the event's JSON and its key, with the record's identity in a tag.
+        let users = deaggregate(&r.partition_key, &r.data).unwrap();
+        assert_eq!(users.len(), 1);
+        let user = &users[0];
+        let v: serde_json::Value = serde_json::from_slice(&user.data).unwrap();
         assert_eq!(v["user"].as_str().unwrap(), r.partition_key);
+        assert_eq!(user.partition_key, r.partition_key);
+        let [(tag, Some(id))] = &user.tags[..] else {
+            panic!("{:?}", user.tags)
+        };
+        assert_eq!(tag, redtrack::identity::TAG_KEY);
+        ids.insert(redtrack::identity::RecordId::parse(id).expect("an id"));
         shard_of_user
             .entry(r.partition_key.clone())
             .or_insert_with(BTreeSet::new)
             .insert(r.sequence_number.len());
     }
     assert_eq!(shard_of_user.len(), 3);
+    assert_eq!(ids.len(), 10, "every event its own identity");
+}
+
+#[tokio::test]
+async fn without_identities_a_keyed_event_is_plain_json() {
+    let env = common::TestEnv::new().await;
+    let config = env
+        .config()
+        .into_builder()
+        .with_record_identity(false)
+        .build()
+        .unwrap();
+    let client = Client::new(config).await.unwrap();
+    client.create_stream::<KeyedEvent>(1).await.unwrap();
+    client
+        .write(&KeyedEvent {
+            user: "user-1".into(),
+            n: 1,
+        })
+        .await
+        .unwrap();
+    let records = read_stream(client.broker(), &client.stream_name::<KeyedEvent>()).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].partition_key, "user-1");
+    let v: serde_json::Value = serde_json::from_slice(&records[0].data).unwrap();
+    assert_eq!(v, serde_json::json!({"user": "user-1", "n": 1}));
 }
 
 #[tokio::test]
@@ -207,8 +245,12 @@ async fn bad_events_fail_at_the_call_site_and_try_write_fails_when_full() {
         task: 0,
         score: 1.0,
     };
+    // `try_write` decides when it is called, not when awaited: refused now, the refusal stands
+    // even if the buffer frees before it is awaited, and nothing was taken from the buffer.
+    let refused = client.try_write(&fourth);
+    assert_eq!(client.unanswered(), 3);
     assert!(matches!(
-        client.try_write(&fourth).await,
+        refused.await,
         Err(Error::BufferFull { capacity: 3, .. })
     ));
     // A waiting `write` gets in once flush frees the buffer.
@@ -340,4 +382,34 @@ async fn a_write_to_a_missing_stream_says_to_create_it() {
         other => panic!("expected Error::Broker, got {other:?}"),
     }
     assert_eq!(client.stats().calls, 1, "no retry");
+}
+
+/// `try_write` takes its record into the buffer when it is called: the record is on its way
+/// (counted as unanswered) before the returned future is awaited, and is stored even if that
+/// future is dropped.
+#[tokio::test]
+async fn try_write_accepts_at_the_call() {
+    let env = common::TestEnv::new().await;
+    let client = Client::new(env.config()).await.unwrap();
+    client.create_stream::<WriteEvent>(1).await.unwrap();
+    let accepted = client.try_write(&WriteEvent {
+        id: "t1".into(),
+        task: 0,
+        score: 1.0,
+    });
+    assert_eq!(client.unanswered(), 1, "accepted before any await");
+    accepted.await.unwrap();
+    #[allow(unused_must_use)]
+    {
+        // Dropped unawaited (the compiler warns without the allow): still written.
+        client.try_write(&WriteEvent {
+            id: "t2".into(),
+            task: 0,
+            score: 2.0,
+        });
+    }
+    client.flush().await.unwrap();
+    let records = read_stream(client.broker(), &client.stream_name::<WriteEvent>()).await;
+    assert_eq!(ids(&records), ["t1", "t2"]);
+    client.close().await.unwrap();
 }

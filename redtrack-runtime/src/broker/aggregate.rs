@@ -74,18 +74,24 @@ fn key_entry_len(partition_key: &str) -> usize {
 }
 
 /// The encoded size of a `records` entry of an `AggregatedRecord`: a [`Record`] with this
-/// partition key index and `data_len` bytes of data (no explicit hash key, no tags), framed.
-fn record_entry_len(index: usize, data_len: usize) -> usize {
+/// partition key index, `data_len` bytes of data and these tags (no explicit hash key), framed.
+fn record_entry_len(index: usize, data_len: usize, tags: &[(&str, Option<&str>)]) -> usize {
     use prost::encoding::{encoded_len_varint, key_len};
-    let record = key_len(1)
+    let string = |tag: u32, s: &str| key_len(tag) + encoded_len_varint(s.len() as u64) + s.len();
+    let mut record = key_len(1)
         + encoded_len_varint(index as u64)
         + key_len(3)
         + encoded_len_varint(data_len as u64)
         + data_len;
+    for (key, value) in tags {
+        let tag = string(1, key) + value.map_or(0, |v| string(2, v));
+        record += key_len(4) + encoded_len_varint(tag as u64) + tag;
+    }
     key_len(3) + encoded_len_varint(record as u64) + record
 }
 
-/// The protobuf `Tag` (unused by redtrack, decoded for completeness).
+/// The protobuf `Tag`: redtrack's writer puts a record's identity in one
+/// ([`crate::identity::TAG_KEY`]) when the record's partition key is the user's.
 #[derive(Clone, PartialEq, prost::Message)]
 struct Tag {
     #[prost(string, required, tag = "1")]
@@ -103,6 +109,9 @@ pub struct UserRecord {
     pub explicit_hash_key: Option<String>,
     /// Its bytes (one event's JSON, for redtrack's writers).
     pub data: Bytes,
+    /// Its tags, `(key, value)`, in order (the KPL itself writes none; redtrack's writer puts a
+    /// record identity in one, see [`crate::identity`]).
+    pub tags: Vec<(String, Option<String>)>,
 }
 
 /// Whether `data` starts with the KPL magic bytes (and is long enough to hold a digest).
@@ -122,6 +131,7 @@ pub fn deaggregate(partition_key: &str, data: &Bytes) -> Result<Vec<UserRecord>>
             partition_key: partition_key.to_owned(),
             explicit_hash_key: None,
             data: data.clone(),
+            tags: Vec::new(),
         }]);
     }
     let body = data.slice(MAGIC.len()..data.len() - DIGEST_LEN);
@@ -164,6 +174,7 @@ pub fn deaggregate(partition_key: &str, data: &Bytes) -> Result<Vec<UserRecord>>
                 partition_key: pk.clone(),
                 explicit_hash_key: ehk,
                 data: r.data,
+                tags: r.tags.into_iter().map(|t| (t.key, t.value)).collect(),
             })
         })
         .collect()
@@ -223,18 +234,67 @@ impl Aggregator {
         self.keys.first().map_or(0, String::len) + MAGIC.len() + self.body_len + DIGEST_LEN
     }
 
+    /// The size [`Aggregator::size`] would have with this user record added (the first one
+    /// sets the Kinesis record's partition key).
+    pub fn size_with(&self, partition_key: &str, data: &[u8]) -> usize {
+        self.size_with_tags(partition_key, data, &[])
+    }
+
+    /// [`Aggregator::size_with`] of a user record with these tags, `(key, value)`.
+    pub fn size_with_tags(
+        &self,
+        partition_key: &str,
+        data: &[u8],
+        tags: &[(&str, Option<&str>)],
+    ) -> usize {
+        let (key_len, index, new_key) = match self.keys.iter().position(|k| k == partition_key) {
+            Some(i) => (0, i, 0),
+            None => (
+                partition_key.len(),
+                self.keys.len(),
+                key_entry_len(partition_key),
+            ),
+        };
+        let outer_key = self.keys.first().map_or(key_len, String::len);
+        outer_key
+            + MAGIC.len()
+            + self.body_len
+            + new_key
+            + record_entry_len(index, data.len(), tags)
+            + DIGEST_LEN
+    }
+
     /// The size of a record holding just this one user record, for checking at write time
     /// whether an event fits at all.
     pub fn single_size(partition_key: &str, data: &[u8]) -> usize {
-        let body = key_entry_len(partition_key) + record_entry_len(0, data.len());
+        Aggregator::single_size_with_tags(partition_key, data, &[])
+    }
+
+    /// [`Aggregator::single_size`] of a user record with these tags, `(key, value)`.
+    pub fn single_size_with_tags(
+        partition_key: &str,
+        data: &[u8],
+        tags: &[(&str, Option<&str>)],
+    ) -> usize {
+        let body = key_entry_len(partition_key) + record_entry_len(0, data.len(), tags);
         partition_key.len() + MAGIC.len() + body + DIGEST_LEN
     }
 
     /// Adds a user record if the aggregate stays within the size limit; returns whether it did.
     /// The first record is always taken (its own size is checked at write time).
     pub fn try_push(&mut self, partition_key: &str, data: &[u8]) -> bool {
+        self.try_push_with_tags(partition_key, data, &[])
+    }
+
+    /// [`Aggregator::try_push`] of a user record with these tags, `(key, value)`.
+    pub fn try_push_with_tags(
+        &mut self,
+        partition_key: &str,
+        data: &[u8],
+        tags: &[(&str, Option<&str>)],
+    ) -> bool {
         let before = (self.keys.len(), self.records.len(), self.body_len);
-        self.push_unchecked(partition_key, data);
+        self.push_unchecked(partition_key, data, tags);
         if self.records.len() > 1 && self.size() > self.max_bytes {
             self.keys.truncate(before.0);
             self.records.truncate(before.1);
@@ -244,7 +304,7 @@ impl Aggregator {
         true
     }
 
-    fn push_unchecked(&mut self, partition_key: &str, data: &[u8]) {
+    fn push_unchecked(&mut self, partition_key: &str, data: &[u8], tags: &[(&str, Option<&str>)]) {
         let index = match self.keys.iter().position(|k| k == partition_key) {
             Some(i) => i,
             None => {
@@ -253,12 +313,18 @@ impl Aggregator {
                 self.keys.len() - 1
             }
         };
-        self.body_len += record_entry_len(index, data.len());
+        self.body_len += record_entry_len(index, data.len(), tags);
         self.records.push(Record {
             partition_key_index: index as u64,
             explicit_hash_key_index: None,
             data: Bytes::copy_from_slice(data),
-            tags: Vec::new(),
+            tags: tags
+                .iter()
+                .map(|(key, value)| Tag {
+                    key: (*key).to_owned(),
+                    value: value.map(str::to_owned),
+                })
+                .collect(),
         });
     }
 
@@ -347,16 +413,19 @@ mod tests {
                     partition_key: "pk-a".into(),
                     explicit_hash_key: None,
                     data: Bytes::from_static(b"{\"n\":1}"),
+                    tags: vec![("t".into(), None)],
                 },
                 UserRecord {
                     partition_key: "pk-b".into(),
                     explicit_hash_key: Some("12345".into()),
                     data: Bytes::from_static(b"{\"n\":2}"),
+                    tags: vec![("t".into(), None)],
                 },
                 UserRecord {
                     partition_key: "pk-a".into(),
                     explicit_hash_key: None,
                     data: Bytes::new(),
+                    tags: vec![("t".into(), None)],
                 },
             ]
         );
@@ -399,7 +468,14 @@ mod tests {
     fn round_trips_and_respects_the_size_limit() {
         let mut agg = Aggregator::new(2_000);
         let mut taken = 0;
-        while agg.try_push(&format!("key-{}", taken % 3), &[b'x'; 100]) {
+        loop {
+            let key = format!("key-{}", taken % 3);
+            let predicted = agg.size_with(&key, &[b'x'; 100]);
+            if !agg.try_push(&key, &[b'x'; 100]) {
+                assert!(predicted > 2_000);
+                break;
+            }
+            assert_eq!(agg.size(), predicted);
             taken += 1;
             assert!(agg.size() <= 2_000);
         }
@@ -418,6 +494,33 @@ mod tests {
             let r = a.finish().unwrap();
             r.data.len() + r.partition_key.len()
         });
+    }
+
+    #[test]
+    fn tags_round_trip_and_their_size_is_predicted() {
+        let long = "v".repeat(200);
+        let tags = [
+            ("redtrack.id", Some("~rtAAAAAAAAAAAAAAAAAAAAAA")),
+            ("no-value", None),
+            ("long", Some(long.as_str())),
+        ];
+        let mut a = Aggregator::new(usize::MAX);
+        a.try_push_with_tags("key", b"{}", &tags);
+        assert_eq!(
+            a.size(),
+            Aggregator::single_size_with_tags("key", b"{}", &tags)
+        );
+        a.try_push("other", br#"{"a":1}"#);
+        let predicted = a.size();
+        let r = a.finish().unwrap();
+        assert_eq!(r.data.len() + r.partition_key.len(), predicted);
+        let users = deaggregate(&r.partition_key, &r.data).unwrap();
+        assert_eq!(
+            users[0].tags,
+            tags.map(|(k, v)| (k.to_owned(), v.map(str::to_owned)))
+        );
+        assert_eq!(&users[0].data[..], b"{}");
+        assert!(users[1].tags.is_empty());
     }
 
     /// The sizes computed without encoding match what prost encodes, across varint widths of

@@ -14,8 +14,9 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamSt
 use bytes::Bytes;
 
 use super::{
-    Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo, ShardReader,
-    StartingPosition, StoredRecord, MAX_RECORDS_PER_GET,
+    count_backlog, Backlog, Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber,
+    ShardInfo, ShardMap, ShardReader, StartingPosition, StoredRecord, StreamInfo,
+    MAX_RECORDS_PER_GET, MAX_RECORD_BYTES,
 };
 use crate::aws::{sdk_failure, Aws};
 use crate::config::Config;
@@ -252,24 +253,9 @@ impl Broker for KinesisBroker {
             .collect();
         let mut split = 0;
         for shard in open {
-            let Some(range) = shard.hash_key_range() else {
+            let Some((start, end)) = hash_range(stream, &shard)? else {
                 continue;
             };
-            let parse = |s: &str| {
-                s.parse::<u128>().map_err(|_| {
-                    broker_error(
-                        "ListShards",
-                        stream,
-                        code::INVALID_HASH_KEY,
-                        &format!("shard {} has hash key `{s}`", shard.shard_id()),
-                        false,
-                    )
-                })
-            };
-            let (start, end) = (
-                parse(range.starting_hash_key())?,
-                parse(range.ending_hash_key())?,
-            );
             if end <= start {
                 continue; // a one-key shard cannot be split
             }
@@ -369,6 +355,73 @@ impl Broker for KinesisBroker {
             .collect())
     }
 
+    /// `DescribeStreamSummary`: `RetentionPeriodHours`, `MaxRecordSizeInKiB` (absent: 1 MiB)
+    /// and `RecordDistributionStrategy` (`AUTO`: service-managed).
+    async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
+        let out = self
+            .client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeStreamSummary", stream, e))?;
+        let Some(s) = out.stream_description_summary() else {
+            return Ok(StreamInfo::KINESIS_DEFAULT);
+        };
+        let hours = u64::try_from(s.retention_period_hours()).unwrap_or(0);
+        let max_record_bytes = s
+            .max_record_size_in_kib()
+            .and_then(|kib| usize::try_from(kib).ok())
+            .filter(|&kib| kib > 0)
+            .map_or(MAX_RECORD_BYTES, |kib| kib.saturating_mul(1024));
+        let service_managed = s
+            .record_distribution_strategy()
+            .is_some_and(|d| *d == aws_sdk_kinesis::types::RecordDistributionStrategy::Auto);
+        Ok(StreamInfo::new(
+            (hours > 0).then(|| Duration::from_secs(hours * 3600)),
+            max_record_bytes,
+            service_managed,
+        ))
+    }
+
+    /// The open shards of ListShards (closed parents take no records).
+    async fn shard_map(&self, stream: &str) -> Result<Option<ShardMap>> {
+        let shards = list_shards_raw(&self.client, stream, self.list_page).await?;
+        let mut ranges = Vec::with_capacity(shards.len());
+        for shard in shards {
+            let open = shard
+                .sequence_number_range()
+                .is_none_or(|r| r.ending_sequence_number().is_none());
+            let Some((start, end)) = hash_range(stream, &shard)?.filter(|_| open) else {
+                continue;
+            };
+            ranges.push((start, end, shard.shard_id().to_owned()));
+        }
+        Ok(Some(ShardMap::new(ranges)))
+    }
+
+    /// A checkpoint of at most 20 digits, in a shard whose sequence numbers are longer (Kinesis'
+    /// have 56), is a byte offset of the file broker.
+    async fn check_checkpoint(
+        &self,
+        stream: &str,
+        shard: &ShardInfo,
+        checkpoint: &SequenceNumber,
+    ) -> Result<()> {
+        let digits = |s: &SequenceNumber| s.as_str().trim_start_matches('0').len();
+        if checkpoint.parse::<u64>().is_ok() && digits(&shard.starting_sequence_number) > 20 {
+            return Err(super::foreign_checkpoint(
+                stream,
+                &shard.shard_id,
+                checkpoint,
+                "the file broker (REDTRACK_BROKER=file:<dir>)",
+                "Kinesis",
+                "REDTRACK_BROKER=file:<dir> (the directory it used)",
+            ));
+        }
+        Ok(())
+    }
+
     async fn read_shard(
         &self,
         stream: &str,
@@ -382,8 +435,43 @@ impl Broker for KinesisBroker {
             shard_id: shard_id.to_owned(),
             position: from,
             iterator,
+            first_arrival: None,
         })
     }
+
+    /// Counts by GetRecords (at most [`BACKLOG_LIMIT`](super::BACKLOG_LIMIT) records, 5 calls a
+    /// second), with the arrival time of the first record and MillisBehindLatest.
+    async fn backlog(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> Result<Backlog> {
+        let mut reader = self.read_shard(stream, shard_id, from).await?;
+        count_backlog(&mut reader, |r| r.first_arrival.take()).await
+    }
+}
+
+/// A shard's hash key range as numbers (`None` if ListShards gave none).
+fn hash_range(stream: &str, shard: &aws_sdk_kinesis::types::Shard) -> Result<Option<(u128, u128)>> {
+    let Some(range) = shard.hash_key_range() else {
+        return Ok(None);
+    };
+    let parse = |s: &str| {
+        s.parse::<u128>().map_err(|_| {
+            broker_error(
+                "ListShards",
+                stream,
+                code::INVALID_HASH_KEY,
+                &format!("shard {} has hash key `{s}`", shard.shard_id()),
+                false,
+            )
+        })
+    };
+    Ok(Some((
+        parse(range.starting_hash_key())?,
+        parse(range.ending_hash_key())?,
+    )))
 }
 
 /// Every shard of the stream (ListShards, all pages; closed shards in retention included).
@@ -428,6 +516,8 @@ pub struct KinesisReader {
     position: StartingPosition,
     /// `None` once the end of a closed shard was reached.
     iterator: Option<String>,
+    /// When the first record of the last batch reached Kinesis (ApproximateArrivalTimestamp).
+    first_arrival: Option<std::time::SystemTime>,
 }
 
 impl ShardReader for KinesisReader {
@@ -480,10 +570,18 @@ impl ShardReader for KinesisReader {
                     }
                 }
             };
+            self.first_arrival = out
+                .records
+                .first()
+                .and_then(|r| r.approximate_arrival_timestamp())
+                .and_then(|t| std::time::SystemTime::try_from(*t).ok());
             let records: Vec<StoredRecord> = out
                 .records
                 .into_iter()
                 .map(|r| StoredRecord {
+                    approximate_arrival_timestamp: r
+                        .approximate_arrival_timestamp
+                        .and_then(|t| chrono::DateTime::from_timestamp_millis(t.to_millis().ok()?)),
                     sequence_number: r.sequence_number.into(),
                     partition_key: r.partition_key.unwrap_or_default(),
                     data: Bytes::from(r.data.into_inner()),
@@ -540,8 +638,8 @@ where
     let failure = sdk_failure(e);
     let message = if failure.code == "ResourceNotFoundException" {
         format!(
-            "{} (create the stream first: `Client::create_stream::<E>(shards)` or `redtrack \
-             setup --shards N`)",
+            "the stream does not exist: run `setup` (or `Client::create_stream::<E>(shards)`), \
+             which creates it ({})",
             failure.message
         )
     } else {

@@ -18,11 +18,14 @@
 //! }
 //! ```
 //!
-//! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `split-shards`, `migrate` (see
-//! `--help`). Configuration comes from the environment ([`Config::from_env`]); logs go to
-//! stderr, filtered by `RUST_LOG` (default `info,tokio_postgres=warn`). The command line owns
-//! the process's signals: `load --follow` stops between loads on SIGINT or SIGTERM
-//! ([`shutdown_signal`]).
+//! Commands: `setup`, `ddl`, `load`, `status`, `errors`, `redrive`, `split-shards`, `migrate` (see
+//! `--help`). Configuration comes from the environment ([`Config::from_env`]); what a command
+//! needs is checked before it calls any service, and everything missing or wrong is said at once
+//! (exit code 2). Logs go to stderr, filtered by `RUST_LOG` (default
+//! `info,tokio_postgres=warn,aws_config=error`): plain lines when stderr is not a terminal (or
+//! `NO_COLOR` is set), coloured on a terminal, where a spinner shows a load's progress and log
+//! lines are written around it. The command line owns the process's signals: `load --follow`
+//! stops between loads on SIGINT or SIGTERM ([`shutdown_signal`]).
 //!
 //! Built only with the `cli` cargo feature (on by default), which brings clap, indicatif and
 //! tracing-subscriber; an application that only writes events can turn it off.
@@ -31,8 +34,8 @@
 //! spinner), `table` (the registered event types behind a trait object).
 //!
 //! Exit codes: [`EXIT_OK`], [`EXIT_FAILED`] (a load or another operation failed),
-//! [`EXIT_USAGE`] (bad arguments, unknown table, bad configuration), [`EXIT_REFUSED`]
-//! (`migrate` found changes it will not apply).
+//! [`EXIT_USAGE`] (bad arguments, unknown table, bad configuration, a step not taken yet:
+//! `setup`, `migrate --apply`), [`EXIT_REFUSED`] (`migrate` found changes it will not apply).
 
 mod args;
 mod commands;
@@ -43,12 +46,11 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use args::{Args, Command};
 use table::{Ops, TableOps};
 
-use crate::config::Config;
+use crate::config::{self, Config, Needs};
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::schema::Dialect;
@@ -58,7 +60,8 @@ use crate::text::error_chain;
 pub const EXIT_OK: u8 = 0;
 /// A load, or another operation against the broker, stage or warehouse, failed.
 pub const EXIT_FAILED: u8 = 1;
-/// The arguments or the configuration are wrong (clap's own code for usage errors).
+/// The arguments or the configuration are wrong, or a step comes first (`setup`, `migrate
+/// --apply`): clap's own code for usage errors.
 pub const EXIT_USAGE: u8 = 2;
 /// `migrate` found differences it refuses to apply; nothing was changed.
 pub const EXIT_REFUSED: u8 = 3;
@@ -99,13 +102,15 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let code = match e {
-            Error::Config(_) => EXIT_USAGE,
+            Error::Config(_) | Error::Missing { .. } => EXIT_USAGE,
             _ => EXIT_FAILED,
         };
-        Failure {
-            code,
-            message: error_chain(&e),
-        }
+        let message = match e {
+            // The step to take says it all; the warehouse's own words are its source.
+            Error::Missing { .. } => e.to_string(),
+            _ => error_chain(&e),
+        };
+        Failure { code, message }
     }
 }
 
@@ -126,31 +131,44 @@ impl Cli {
 
     /// Runs with the process's arguments and environment; logs to stderr by `RUST_LOG`.
     pub async fn run(self) -> ExitCode {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn")
-                }),
+        self.run_args(std::env::args_os()).await
+    }
+
+    /// Like [`Cli::run`], with `args` (the first is the program name) instead of the process's.
+    pub async fn run_args<I, T>(self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        init_logging();
+        let code = self
+            .run_from(
+                args,
+                None::<fn() -> Result<Config>>,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
             )
-            .with_writer(std::io::stderr)
-            .try_init();
-        self.run_with(std::env::args_os(), Config::from_env).await
+            .await;
+        ExitCode::from(code)
     }
 
     /// Runs with `args` (the first is the program name) and the configuration from `config`
-    /// (called only by commands that need one), printing to stdout and stderr.
+    /// (called only by commands that need one), printing to stdout and stderr, with the logging
+    /// [`Cli::run`] sets up (unless the application installed a subscriber of its own).
     pub async fn run_with<I, T>(self, args: I, config: impl FnOnce() -> Result<Config>) -> ExitCode
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
+        init_logging();
         let code = self
             .run_to(args, config, &mut std::io::stdout(), &mut std::io::stderr())
             .await;
         ExitCode::from(code)
     }
 
-    /// Like [`Cli::run_with`], printing to `out` and `err`; returns the exit code.
+    /// Like [`Cli::run_with`], printing to `out` and `err`, without setting up logging; returns
+    /// the exit code.
     pub async fn run_to<I, T>(
         self,
         args: I,
@@ -161,6 +179,22 @@ impl Cli {
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
+    {
+        self.run_from(args, Some(config), out, err).await
+    }
+
+    /// Runs with the configuration from `config`, or else from the environment.
+    async fn run_from<I, T, F>(
+        self,
+        args: I,
+        config: Option<F>,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> u8
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+        F: FnOnce() -> Result<Config>,
     {
         let parsed = <Args as clap::CommandFactory>::command()
             .name(self.name.clone())
@@ -181,6 +215,7 @@ impl Cli {
                 };
             }
         };
+        let config = ConfigSource(config);
         match self.execute(args.command, config, out, err).await {
             Ok(code) => code,
             Err(f) => {
@@ -212,55 +247,115 @@ impl Cli {
         }
     }
 
-    async fn execute(
+    async fn execute<F: FnOnce() -> Result<Config>>(
         &self,
         command: Command,
-        config: impl FnOnce() -> Result<Config>,
+        config: ConfigSource<F>,
         out: &mut dyn Write,
         err: &mut dyn Write,
     ) -> std::result::Result<u8, Failure> {
         match command {
             Command::Ddl { dialect, table } => {
                 let tables = self.tables(table.as_deref())?;
-                commands::ddl(&tables, Dialect::from(dialect), table.is_none(), out)
+                commands::ddl(&tables, Dialect::from(dialect), table.is_some(), out)
             }
             Command::Setup { table, shards } => {
                 let tables = self.tables(table.as_deref())?;
-                commands::setup(&tables, config()?, shards, out).await
+                let config = config.get(Needs::LOADER).await?;
+                commands::setup(&tables, config, shards, out).await
             }
             Command::Load {
                 table,
+                all,
                 follow,
                 interval,
                 json,
+                knobs,
             } => {
-                let t = self.table(&table)?;
-                if !(interval.is_finite() && interval >= 0.0) {
-                    return Err(Failure::usage(format!(
-                        "--interval {interval} is not a number of seconds"
-                    )));
-                }
-                let follow = follow.then(|| Duration::from_secs_f64(interval));
-                commands::load(t, config()?, follow, json, out).await
+                let tables = match (&table, all) {
+                    (Some(name), false) => vec![self.table(name)?],
+                    _ => self.tables(None)?,
+                };
+                let follow = match follow {
+                    true => Some(args::seconds("--interval", interval)?),
+                    false => None,
+                };
+                let config = knobs.apply(config.get(Needs::LOADER).await?)?;
+                commands::load(&self.name, &tables, config, follow, json, out, err).await
             }
             Command::Status { table, json } => {
                 let tables = self.tables(table.as_deref())?;
-                commands::status(&tables, config()?, json, out).await
+                let config = config.get(Needs::LOADER).await?;
+                commands::status(&tables, config, json, out).await
             }
             Command::Errors { table, limit, json } => {
                 let t = self.table(&table)?;
-                commands::errors(t, config()?, limit, json, out).await
+                let config = config.get(Needs::LOADER).await?;
+                commands::errors(t, config, limit, json, out).await
+            }
+            Command::Redrive { table, json } => {
+                let t = self.table(&table)?;
+                let config = config.get(Needs::LOADER).await?;
+                commands::redrive(t, config, json, out).await
             }
             Command::SplitShards { table } => {
                 let t = self.table(&table)?;
-                commands::split_shards(t, config()?, out).await
+                let config = config.get(Needs::WRITER).await?;
+                commands::split_shards(t, config, out).await
             }
             Command::Migrate { table, apply } => {
                 let t = self.table(&table)?;
-                commands::migrate(&self.name, t, config()?, apply, out, err).await
+                let config = config.get(Needs::WAREHOUSE).await?;
+                commands::migrate(&self.name, t, config, apply, out, err).await
             }
         }
     }
+}
+
+/// Where the configuration comes from: the application's function, or (`None`) the
+/// environment.
+struct ConfigSource<F>(Option<F>);
+
+impl<F: FnOnce() -> Result<Config>> ConfigSource<F> {
+    /// The configuration, checked for what the command `needs`, AWS settings included, before
+    /// any call to a service: everything missing or wrong in one [`Error::Config`].
+    async fn get(self, needs: Needs) -> Result<Config> {
+        let (config, mut problems, kinds_known) = match self.0 {
+            None => {
+                let read = config::read_lookup(|k| std::env::var(k).ok(), needs);
+                (read.config, read.problems, read.kinds_known)
+            }
+            Some(f) => {
+                let config = f()?;
+                let problems = config.problems(needs);
+                (config, problems, true)
+            }
+        };
+        if kinds_known {
+            let aws = crate::aws::Aws::default();
+            problems.extend(aws.problems(&config, config.aws_needs(needs)).await);
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(config::config_error(problems))
+        }
+    }
+}
+
+/// The default log filter: redtrack's progress, warnings of the rest.
+const DEFAULT_LOG_FILTER: &str = "info,tokio_postgres=warn,aws_config=error";
+
+/// Logs to stderr by `RUST_LOG` (default [`DEFAULT_LOG_FILTER`]): plain lines off a terminal,
+/// around the spinner on one. Does nothing if the process already has a subscriber.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(output::stderr_is_a_terminal())
+        .with_writer(output::LogWriter)
+        .try_init();
 }
 
 /// Resolves on SIGINT or SIGTERM (on systems without SIGTERM, on Ctrl-C): what `load --follow`

@@ -6,21 +6,34 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
-use crate::loader::{FollowReport, KeptReject, LoadReport, Loader, ShardStatus};
+use crate::loader::{FollowReport, KeptReject, LoadReport, Loader, RedriveReport, ShardStatus};
 use crate::schema::TableSchema;
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
+
+/// The signal every table's continuous loader stops on (one, shared).
+pub(super) type Shutdown = futures::future::Shared<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
+/// What a continuous loader calls after each pass.
+pub(super) type Each<'a> = Box<dyn FnMut(std::result::Result<&LoadReport, &Error>) + 'a>;
 
 /// The loader's calls for one registered type.
 pub(super) trait TableOps {
     fn schema(&self) -> &'static TableSchema;
     fn setup<'a>(&self, loader: &'a Loader) -> Fut<'a, ()>;
     fn load<'a>(&self, loader: &'a Loader) -> Fut<'a, LoadReport>;
-    fn follow<'a>(&self, loader: &'a Loader, interval: Duration) -> Fut<'a, FollowReport>;
+    fn follow<'a>(
+        &self,
+        loader: &'a Loader,
+        interval: Duration,
+        shutdown: Shutdown,
+        each: Each<'a>,
+    ) -> Fut<'a, FollowReport>;
     fn status<'a>(&self, loader: &'a Loader) -> Fut<'a, Vec<ShardStatus>>;
     fn rejects<'a>(&self, loader: &'a Loader, limit: u32) -> Fut<'a, Vec<KeptReject>>;
+    fn redrive<'a>(&self, loader: &'a Loader) -> Fut<'a, RedriveReport>;
 }
 
 /// [`TableOps`] of the event type `E`.
@@ -36,13 +49,22 @@ impl<E: RedTrackEvent + 'static> TableOps for Ops<E> {
     fn load<'a>(&self, loader: &'a Loader) -> Fut<'a, LoadReport> {
         Box::pin(loader.load::<E>())
     }
-    fn follow<'a>(&self, loader: &'a Loader, interval: Duration) -> Fut<'a, FollowReport> {
-        Box::pin(loader.load_follow::<E>(interval, super::shutdown_signal()))
+    fn follow<'a>(
+        &self,
+        loader: &'a Loader,
+        interval: Duration,
+        shutdown: Shutdown,
+        each: Each<'a>,
+    ) -> Fut<'a, FollowReport> {
+        Box::pin(loader.load_follow_with::<E>(interval, shutdown, each))
     }
     fn status<'a>(&self, loader: &'a Loader) -> Fut<'a, Vec<ShardStatus>> {
         Box::pin(loader.status::<E>())
     }
     fn rejects<'a>(&self, loader: &'a Loader, limit: u32) -> Fut<'a, Vec<KeptReject>> {
         Box::pin(loader.rejects::<E>(limit))
+    }
+    fn redrive<'a>(&self, loader: &'a Loader) -> Fut<'a, RedriveReport> {
+        Box::pin(loader.redrive::<E>())
     }
 }

@@ -14,13 +14,22 @@
 //!
 //! `write` encodes the event on the caller's task (a bad event fails there, at once) and hands
 //! the record to the client's batcher, one task shared by every clone of the client. The batcher
-//! coalesces records from all writers into PutRecords calls of at most 500 records and 10 MiB;
-//! each writer waits for the one shared round trip that carries its record. A record waits at
-//! most the configured linger (default 5 ms) for others to join it, and less when the stream is
-//! idle: the first record to an idle stream goes at once, and writers that write again as soon
-//! as they are answered are gathered into one call; at most 16 calls are under way at once. From 64 writer tasks
-//! against the emulator this gives about 61 records per call, and 0.8 or more of the rate of
-//! bare 500-record PutRecords calls (`examples/bench_write.rs`).
+//! coalesces records from all writers into PutRecords calls of at most 500 records and 10 MiB
+//! (the request limit of page `API_PutRecords`, or less for an endpoint that refused a call as
+//! too large); each writer waits for the one shared round trip that carries its record. A record
+//! waits at most the configured linger (default 5 ms) for others to join it, and less when the
+//! stream is idle: the first record to an idle stream goes at once, and writers that write again
+//! as soon as they are answered are gathered into one call; at most 16 calls are under way at
+//! once. From 64 writer tasks against the emulator this gives about 61 records per call, and
+//! 0.8 or more of the rate of bare 500-record PutRecords calls (`examples/bench_write.rs`).
+//!
+//! # The stream's limits
+//!
+//! Before a stream's first call, and every minute, the batcher reads the stream's settings
+//! (DescribeStreamSummary): a record larger than the stream's maximum record size (1 MiB, or up
+//! to 10 MiB on a stream configured for large records, page `large-records`) fails with
+//! [`Error::RecordTooLarge`] naming the stream and its limit, and is never sent. Writers need
+//! `kinesis:DescribeStreamSummary`; without it the batcher assumes Kinesis' defaults.
 //!
 //! # Failures and delivery
 //!
@@ -29,24 +38,39 @@
 //! (`ProvisionedThroughputExceededException`, `KMSThrottlingException`), internal failures and
 //! transient network errors are retried; any other error, or running out of attempts, reaches
 //! exactly the writers whose records failed, as [`Error::Broker`] with the Kinesis error code.
+//! A whole call refused for what it holds (too large, a validation error) is not retried as it
+//! is: it is split in halves, each sent on its own, so the records that can be stored are, and
+//! the one the refusal concerns fails at once with an error that says why. A call without an
+//! answer within `attempt_timeout` (default 30 s) is given up and its records sent again, so a
+//! record is sent for at most [`Config::write_retry_span`].
 //!
-//! Delivery is **at least once** where Kinesis gives no answer: when a PutRecords call times out
-//! or its connection drops after the request went out, the records may have been stored, and
-//! they are sent again. The loader's bookkeeping loads each *stored record* exactly once, so such
-//! a twin is loaded twice. A writer that needs exactly-once rows should put a unique id in its
-//! events and deduplicate on it in Redshift. Conversely, an `Err` from `write` with
-//! [`Error::is_retryable`] true (retries exhausted) may also hide a stored record.
+//! When a PutRecords call times out or its connection drops after the request went out, Kinesis
+//! may have stored the records, and they are sent again: the stream then holds a *twin*. Every
+//! record carries an identity its retries keep ([`crate::identity`]), and the loader drops
+//! twins that arrive within its dedupe window, so **each event is loaded once** (see
+//! `loader::dedupe`). `ConfigBuilder::build` refuses a writer whose retries could outlast the
+//! window. An `Err` from `write` with [`Error::is_retryable`] true (retries exhausted) may still
+//! hide a stored record: it is loaded once too.
 //!
 //! # Partition keys and aggregation
 //!
-//! A record's partition key is the event's `#[redtrack(partition_key)]` field, else a random
-//! 128-bit hex key, which spreads events evenly over the shards. With
+//! A record's partition key is the event's `#[redtrack(partition_key)]` field, else the
+//! record's identity (25 characters, random-prefixed, so events spread evenly over the shards;
+//! a random 32-hex-digit key with identities off). An event with a `partition_key` field
+//! carries its identity in a KPL tag, so it is sent in the KPL format even with aggregation off
+//! (one user record per Kinesis record). With
 //! `ConfigBuilder::with_aggregation(true)` the batcher packs many events into one Kinesis record
 //! in the KPL aggregated format (up to
-//! [`DEFAULT_AGGREGATE_MAX_BYTES`](crate::broker::aggregate::DEFAULT_AGGREGATE_MAX_BYTES) each);
-//! every event keeps its own partition key inside the aggregate, but the Kinesis record goes to
-//! the shard of its first event's key, so events with the same key are no longer bound to one
-//! shard. The loader de-aggregates ([`crate::broker::aggregate::deaggregate`]).
+//! [`DEFAULT_AGGREGATE_MAX_BYTES`](crate::broker::aggregate::DEFAULT_AGGREGATE_MAX_BYTES) each),
+//! **per shard**: from the stream's hash key ranges (ListShards), every event in an aggregate
+//! hashes into the shard that stores it, as the KPL does, so a KCL consumer of the same stream
+//! (which drops an aggregate holding an event of another shard) keeps all of them, and events
+//! with the same key stay in one shard. The map is read again after [`Client::split_shards`],
+//! every minute, and as soon as a record lands in a shard the map did not expect (another
+//! process resharded; the records of that one call may have mixed, as with the KPL). On a
+//! stream with service-managed record distribution, where Kinesis ignores partition keys, or
+//! when the map cannot be read (`kinesis:ListShards`), records go plain. The loader
+//! de-aggregates ([`crate::broker::aggregate::deaggregate`]).
 //!
 //! # Backpressure
 //!
@@ -55,6 +79,7 @@
 //! [`Error::BufferFull`].
 
 mod batcher;
+mod identity;
 
 use std::fmt;
 use std::future::Future;
@@ -63,16 +88,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::broker::{
-    AnyBroker, Broker, PutRecord, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD_BYTES,
-};
+use crate::broker::{AnyBroker, Broker, MAX_PARTITION_KEY_UTF16_UNITS, MAX_RECORD_BYTES_LARGE};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
-use batcher::{Command, Counters, Pending, Settings};
+use crate::identity::RecordIds;
+use batcher::{Command, Counters, Pending, RecordLimits, Settings};
+use identity::Outgoing;
 
 /// Writes events to their tables' streams. Cheap to clone; clones share one batcher.
 ///
@@ -101,6 +125,10 @@ struct Inner<B> {
     capacity: usize,
     closed: AtomicBool,
     counters: Arc<Counters>,
+    /// The largest record of each stream, as the batcher learned it.
+    limits: Arc<RecordLimits>,
+    /// The ids of the records this client writes (all clones together).
+    ids: RecordIds,
     /// Stream names by table.
     streams: std::sync::RwLock<std::collections::HashMap<&'static str, Arc<str>>>,
 }
@@ -163,10 +191,13 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// The file broker's directory cannot be made ([`Error::Broker`] with code `io`). Kinesis is
-    /// not called until the first write.
+    /// [`Error::Config`] naming what is missing (for Kinesis: no AWS region or credentials),
+    /// before any call to Kinesis, which is not called until the first write; the file broker's
+    /// directory cannot be made ([`Error::Broker`] with code `io`).
     pub async fn new(config: Config) -> Result<Client> {
-        let broker = AnyBroker::from_config(&config).await?;
+        let aws = crate::aws::Aws::default();
+        crate::aws::check(&config, crate::config::Needs::WRITER, &aws).await?;
+        let broker = AnyBroker::with_aws(&config, &aws).await?;
         Ok(Client::with_broker(config, broker))
     }
 }
@@ -178,11 +209,14 @@ impl<B: Broker + 'static> Client<B> {
         let broker = Arc::new(broker);
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
+        let limits = Arc::new(RecordLimits::default());
         let settings = Settings {
             linger: config.linger,
             max_attempts: config.max_attempts,
+            attempt_timeout: config.attempt_timeout,
             aggregate: config.aggregate,
             counters: counters.clone(),
+            limits: limits.clone(),
         };
         tokio::spawn(batcher::run(broker.clone(), rx, settings));
         let capacity = config.max_buffered_records.max(1);
@@ -195,6 +229,8 @@ impl<B: Broker + 'static> Client<B> {
                 tx,
                 closed: AtomicBool::new(false),
                 counters,
+                limits,
+                ids: RecordIds::new(),
                 streams: Default::default(),
             }),
         }
@@ -244,12 +280,19 @@ impl<B: Broker + 'static> Client<B> {
     }
 
     /// Splits every open shard of `E`'s stream in two at the middle of its hash range, one at a
-    /// time, waiting for ACTIVE after each; returns how many shards were split.
+    /// time, waiting for ACTIVE after each; returns how many shards were split. The client's
+    /// own writes then wait for the new shard map (with aggregation on).
     pub async fn split_shards<E: RedTrackEvent>(&self) -> Result<usize> {
-        self.inner
+        let split = self
+            .inner
             .broker
             .split_shards(&self.stream_name::<E>())
-            .await
+            .await;
+        let _ = self
+            .inner
+            .tx
+            .send(Command::Resharded(self.stream_of(E::TABLE_NAME)));
+        split
     }
 
     /// Encodes `event` and returns once the broker acknowledged it.
@@ -262,17 +305,31 @@ impl<B: Broker + 'static> Client<B> {
         self.enqueue(event).await?.await
     }
 
-    /// Like [`Client::write`], but fails at once with [`Error::BufferFull`] instead of waiting
-    /// when the buffer is full.
-    pub async fn try_write<E: RedTrackEvent>(&self, event: &E) -> Result<()> {
-        self.try_enqueue(event)?.await
+    /// Like [`Client::write`], but never waits for room in the buffer: the event is encoded
+    /// and the record accepted, or refused with [`Error::BufferFull`] (or an encoding error),
+    /// when `try_write` is *called*, not when the returned [`TryWrite`] is awaited; awaiting it
+    /// gives the refusal at once, or waits for the broker's acknowledgement.
+    ///
+    /// ```no_run
+    /// # async fn demo<E: redtrack_runtime::RedTrackEvent>(client: redtrack_runtime::Client, event: E) {
+    /// match client.try_write(&event).await {
+    ///     Ok(()) => {}                                             // stored
+    ///     Err(redtrack_runtime::Error::BufferFull { .. }) => {}    // shed load: drop or count it
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// To learn of a refusal without awaiting anything, use [`Client::try_enqueue`].
+    pub fn try_write<E: RedTrackEvent>(&self, event: &E) -> TryWrite {
+        TryWrite(self.try_enqueue(event).map_err(Some))
     }
 
     /// Encodes `event` and hands it to the batcher, waiting for room in the buffer; the returned
     /// [`Ack`] resolves once the broker acknowledged it. Lets one task keep many writes in
     /// flight: `write` is `enqueue(..).await?.await`.
     pub async fn enqueue<E: RedTrackEvent>(&self, event: &E) -> Result<Ack> {
-        let (stream, record) = self.encode(event)?;
+        let (stream, table, record) = self.encode(event)?;
         let permit = self
             .inner
             .buffer
@@ -280,13 +337,13 @@ impl<B: Broker + 'static> Client<B> {
             .acquire_owned()
             .await
             .map_err(|_| Error::ClientClosed)?;
-        self.send(stream, record, permit)
+        self.send(stream, table, record, permit)
     }
 
     /// Like [`Client::enqueue`], but fails at once with [`Error::BufferFull`] when the buffer
     /// is full.
     pub fn try_enqueue<E: RedTrackEvent>(&self, event: &E) -> Result<Ack> {
-        let (stream, record) = self.encode(event)?;
+        let (stream, table, record) = self.encode(event)?;
         let permit = match self.inner.buffer.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::NoPermits) => {
@@ -296,7 +353,7 @@ impl<B: Broker + 'static> Client<B> {
             }
             Err(TryAcquireError::Closed) => return Err(Error::ClientClosed),
         };
-        self.send(stream, record, permit)
+        self.send(stream, table, record, permit)
     }
 
     /// Returns once every record accepted before this call was acknowledged or failed (their
@@ -321,13 +378,13 @@ impl<B: Broker + 'static> Client<B> {
         self.flush().await
     }
 
-    fn encode<E: RedTrackEvent>(&self, event: &E) -> Result<(Arc<str>, PutRecord)> {
+    fn encode<E: RedTrackEvent>(&self, event: &E) -> Result<(Arc<str>, &'static str, Outgoing)> {
         if self.inner.closed.load(Ordering::Relaxed) {
             return Err(Error::ClientClosed);
         }
         let mut buf = Vec::with_capacity(256);
         event.encode_json(&mut buf)?;
-        let partition_key = match event.partition_key() {
+        let user_key = match event.partition_key() {
             Some(key) => {
                 // Kinesis counts UTF-16 code units: an emoji is two.
                 let units = key.encode_utf16().count();
@@ -340,26 +397,36 @@ impl<B: Broker + 'static> Client<B> {
                         ),
                     });
                 }
-                key
+                Some(key)
             }
-            None => random_partition_key(),
+            None => None,
         };
-        // With aggregation on, a record too large for the aggregate's framing is sent plain.
-        let bytes = buf.len() + partition_key.len();
-        if bytes > MAX_RECORD_BYTES {
+        let config = &self.inner.config;
+        let ids = config.record_identity.then_some(&self.inner.ids);
+        let out = identity::outgoing(buf, user_key, ids, config.aggregate);
+        // The stream's own limit once the batcher knows it, else the largest any stream takes
+        // (the batcher checks again). With aggregation on, a record too large for the
+        // aggregate's framing is sent plain; one whose identity is in a tag must have room for
+        // the framing.
+        let stream = self.stream_of(E::TABLE_NAME);
+        let limit = self
+            .inner
+            .limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&stream)
+            .copied()
+            .unwrap_or(MAX_RECORD_BYTES_LARGE);
+        let bytes = out.bytes;
+        if bytes > limit {
             return Err(Error::RecordTooLarge {
                 table: E::TABLE_NAME,
+                stream: stream.to_string(),
                 bytes,
-                limit: MAX_RECORD_BYTES,
+                limit,
             });
         }
-        Ok((
-            self.stream_of(E::TABLE_NAME),
-            PutRecord {
-                partition_key,
-                data: Bytes::from(buf),
-            },
-        ))
+        Ok((stream, E::TABLE_NAME, out))
     }
 
     /// The stream of `table`, built once per table and shared by its records.
@@ -385,7 +452,8 @@ impl<B: Broker + 'static> Client<B> {
     fn send(
         &self,
         stream: Arc<str>,
-        record: PutRecord,
+        table: &'static str,
+        record: Outgoing,
         permit: OwnedSemaphorePermit,
     ) -> Result<Ack> {
         let (reply, rx) = oneshot::channel();
@@ -393,7 +461,10 @@ impl<B: Broker + 'static> Client<B> {
             .tx
             .send(Command::Record(Pending {
                 stream,
-                record,
+                table,
+                wire_bytes: record.bytes,
+                record: record.record,
+                id_tag: record.id_tag,
                 reply,
                 permit,
             }))
@@ -402,14 +473,22 @@ impl<B: Broker + 'static> Client<B> {
     }
 }
 
-/// A random partition key (32 hex digits), spreading events evenly over the shards.
-fn random_partition_key() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n = rand::random::<u128>();
-    (0..32)
-        .rev()
-        .map(|i| HEX[((n >> (i * 4)) & 0xf) as usize] as char)
-        .collect()
+/// What [`Client::try_write`] returns: a record already accepted (or refused) when `try_write`
+/// was called; awaiting it gives the refusal, or the broker's answer.
+#[must_use = "the record was accepted or refused when try_write was called; await this for the \
+              broker's answer (dropping it does not cancel the write)"]
+#[derive(Debug)]
+pub struct TryWrite(std::result::Result<Ack, Option<Error>>);
+
+impl Future for TryWrite {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match &mut self.0 {
+            Ok(ack) => Pin::new(ack).poll(cx),
+            Err(refused) => Poll::Ready(Err(refused.take().unwrap_or(Error::ClientClosed))),
+        }
+    }
 }
 
 /// The acknowledgement of one accepted record: resolves to `Ok(())` once the broker stored it,
@@ -427,20 +506,5 @@ impl Future for Ack {
         Pin::new(&mut self.rx)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(Error::ClientClosed)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_partition_keys_are_32_hex_digits() {
-        let a = random_partition_key();
-        assert_eq!(a.len(), 32);
-        assert!(a
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_ne!(a, random_partition_key());
     }
 }

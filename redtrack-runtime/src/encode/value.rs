@@ -104,7 +104,7 @@ pub trait BooleanValue {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not fit a VARCHAR or CHAR column",
     label = "not storable as text",
-    note = "VARCHAR and CHAR hold text: use `String` or `&str`, or declare the column type that fits `{Self}`, e.g. #[redtrack(type = \"integer\")] or \"boolean\""
+    note = "VARCHAR and CHAR hold text: use `String` or `&str`; or declare the column type that fits `{Self}` (e.g. #[redtrack(type = \"integer\")]; a list or a map fits \"super\" as a `serde_json::Value`); or implement `redtrack::encode::value::TextValue` for it"
 )]
 pub trait TextValue {
     /// The value as text.
@@ -182,6 +182,7 @@ pub trait PartitionKeyValue {
 
 macro_rules! impl_int {
     ($trait:ident, $method:ident -> $to:ty: $($from:ty),*) => {$(
+        #[diagnostic::do_not_recommend]
         impl $trait for $from {
             #[inline]
             fn $method(&self) -> $to {
@@ -201,6 +202,7 @@ impl_int!(BooleanValue, to_bool -> bool: bool);
 impl_int!(DateValue, to_date -> NaiveDate: NaiveDate);
 impl_int!(TimeValue, to_time -> NaiveTime: NaiveTime);
 
+#[diagnostic::do_not_recommend]
 impl TimestampValue for NaiveDateTime {
     #[inline]
     fn to_utc_naive(&self) -> NaiveDateTime {
@@ -209,6 +211,7 @@ impl TimestampValue for NaiveDateTime {
 }
 
 /// Any time zone's instant, stored as the same instant in UTC.
+#[diagnostic::do_not_recommend]
 impl<Tz: TimeZone> TimestampValue for DateTime<Tz> {
     #[inline]
     fn to_utc_naive(&self) -> NaiveDateTime {
@@ -216,6 +219,7 @@ impl<Tz: TimeZone> TimestampValue for DateTime<Tz> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl TimestampTzValue for NaiveDateTime {
     #[inline]
     fn to_utc_naive(&self) -> NaiveDateTime {
@@ -224,6 +228,7 @@ impl TimestampTzValue for NaiveDateTime {
 }
 
 /// Any time zone's instant (`Utc`, `FixedOffset`, `Local`, a `chrono-tz` zone), sent in UTC.
+#[diagnostic::do_not_recommend]
 impl<Tz: TimeZone> TimestampTzValue for DateTime<Tz> {
     #[inline]
     fn to_utc_naive(&self) -> NaiveDateTime {
@@ -231,6 +236,7 @@ impl<Tz: TimeZone> TimestampTzValue for DateTime<Tz> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl TextValue for str {
     #[inline]
     fn as_text(&self) -> &str {
@@ -238,6 +244,7 @@ impl TextValue for str {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl TextValue for String {
     #[inline]
     fn as_text(&self) -> &str {
@@ -245,6 +252,7 @@ impl TextValue for String {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl TextValue for Cow<'_, str> {
     #[inline]
     fn as_text(&self) -> &str {
@@ -252,6 +260,7 @@ impl TextValue for Cow<'_, str> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl SuperValue for serde_json::Value {
     #[inline]
     fn as_json(&self) -> &serde_json::Value {
@@ -261,6 +270,7 @@ impl SuperValue for serde_json::Value {
 
 use crate::schema::limits::MAX_PARTITION_KEY_UTF16_UNITS;
 
+#[diagnostic::do_not_recommend]
 impl PartitionKeyValue for str {
     /// The text itself, cut after as many whole characters as fit in
     /// [`MAX_PARTITION_KEY_UTF16_UNITS`] UTF-16 code units (a longer key fails the whole PutRecords
@@ -280,12 +290,14 @@ impl PartitionKeyValue for str {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl PartitionKeyValue for String {
     fn partition_key(&self) -> Option<String> {
         self.as_str().partition_key()
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl PartitionKeyValue for Cow<'_, str> {
     fn partition_key(&self) -> Option<String> {
         (**self).partition_key()
@@ -294,6 +306,7 @@ impl PartitionKeyValue for Cow<'_, str> {
 
 macro_rules! impl_int_partition_key {
     ($($t:ty),*) => {$(
+        #[diagnostic::do_not_recommend]
         impl PartitionKeyValue for $t {
             fn partition_key(&self) -> Option<String> {
                 Some(self.to_string())
@@ -307,24 +320,28 @@ impl_int_partition_key!(i8, u8, i16, u16, i32, u32, i64, u64, i128, u128, isize,
 /// Forwards every trait through `&T`, `Box<T>`, `Arc<T>` and `Rc<T>`.
 macro_rules! impl_pointers {
     ($($trait:ident :: $method:ident -> $ret:ty),* $(,)?) => {$(
+        #[diagnostic::do_not_recommend]
         impl<T: $trait + ?Sized> $trait for &T {
             #[inline]
             fn $method(&self) -> $ret {
                 (**self).$method()
             }
         }
+        #[diagnostic::do_not_recommend]
         impl<T: $trait + ?Sized> $trait for Box<T> {
             #[inline]
             fn $method(&self) -> $ret {
                 (**self).$method()
             }
         }
+        #[diagnostic::do_not_recommend]
         impl<T: $trait + ?Sized> $trait for Arc<T> {
             #[inline]
             fn $method(&self) -> $ret {
                 (**self).$method()
             }
         }
+        #[diagnostic::do_not_recommend]
         impl<T: $trait + ?Sized> $trait for Rc<T> {
             #[inline]
             fn $method(&self) -> $ret {
@@ -350,36 +367,42 @@ impl_pointers!(
 );
 
 // Lifetimes elided in the return type need their own impls.
+#[diagnostic::do_not_recommend]
 impl<T: TextValue + ?Sized> TextValue for &T {
     #[inline]
     fn as_text(&self) -> &str {
         (**self).as_text()
     }
 }
+#[diagnostic::do_not_recommend]
 impl<T: TextValue + ?Sized> TextValue for Box<T> {
     #[inline]
     fn as_text(&self) -> &str {
         (**self).as_text()
     }
 }
+#[diagnostic::do_not_recommend]
 impl<T: TextValue + ?Sized> TextValue for Arc<T> {
     #[inline]
     fn as_text(&self) -> &str {
         (**self).as_text()
     }
 }
+#[diagnostic::do_not_recommend]
 impl<T: TextValue + ?Sized> TextValue for Rc<T> {
     #[inline]
     fn as_text(&self) -> &str {
         (**self).as_text()
     }
 }
+#[diagnostic::do_not_recommend]
 impl<T: SuperValue + ?Sized> SuperValue for &T {
     #[inline]
     fn as_json(&self) -> &serde_json::Value {
         (**self).as_json()
     }
 }
+#[diagnostic::do_not_recommend]
 impl<T: SuperValue + ?Sized> SuperValue for Box<T> {
     #[inline]
     fn as_json(&self) -> &serde_json::Value {

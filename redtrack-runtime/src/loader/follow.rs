@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use super::{FollowReport, Loader};
+use super::{FollowReport, LoadReport, Loader};
 use crate::broker::Broker;
 use crate::error::Result;
 use crate::event::RedTrackEvent;
@@ -43,6 +43,19 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         interval: Duration,
         shutdown: impl Future<Output = ()>,
     ) -> Result<FollowReport> {
+        self.load_follow_with::<E>(interval, shutdown, |_| {}).await
+    }
+
+    /// [`Loader::load_follow`], calling `each` after every pass with what it did: the report of
+    /// a pass that committed or found nothing, or the retryable error of one that will be tried
+    /// again (a failure that ends the loop is returned instead). The command line prints one
+    /// summary per pass with it.
+    pub async fn load_follow_with<E: RedTrackEvent>(
+        &self,
+        interval: Duration,
+        shutdown: impl Future<Output = ()>,
+        mut each: impl FnMut(std::result::Result<&LoadReport, &crate::error::Error>),
+    ) -> Result<FollowReport> {
         let shutdown = shutdown.fuse();
         futures::pin_mut!(shutdown);
         let mut report = FollowReport::default();
@@ -63,9 +76,11 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             };
             let wait = match result {
                 Ok(r) => {
+                    each(Ok(&r));
                     report.loads += 1;
                     report.records += r.records;
                     report.rejected += r.rejected;
+                    report.twins += r.twins;
                     if r.more {
                         Duration::ZERO
                     } else {
@@ -73,6 +88,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     }
                 }
                 Err(e) if e.is_retryable() => {
+                    each(Err(&e));
                     report.retried += 1;
                     tracing::warn!(table = E::TABLE_NAME, error = %e, "load failed; trying again");
                     interval.min(RETRY_WAIT)

@@ -3,13 +3,18 @@
 
 use super::checkpoint::{read_checkpoints, recent_loads_sql, Checkpoint, LoadedRange};
 use super::reader::shard_done;
-use super::rejects::recent_rejects_sql;
+use super::rejects::{recent_rejects_sql, rejects_error};
+use futures::{StreamExt, TryStreamExt};
+
 use super::{KeptReject, Loader, ShardStatus};
-use crate::broker::Broker;
-use crate::error::{RejectedRow, Result};
+use crate::broker::{Backlog, Broker, StartingPosition};
+use crate::error::{RecordSource, RejectedRow, Result};
 use crate::event::RedTrackEvent;
 use crate::stage::Stage;
 use crate::warehouse::{column, db_error, Warehouse};
+
+/// How many shards `status` counts at once.
+const STATUS_CONCURRENCY: usize = 8;
 
 impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
     /// The latest checkpoint of every shard ever loaded for `E`'s stream.
@@ -24,24 +29,57 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         Ok(cps)
     }
 
-    /// Every shard of `E`'s stream with how far it was loaded.
+    /// Every shard of `E`'s stream with how far it was loaded and what waits to be loaded
+    /// after its checkpoint: records, bytes, the age of the oldest
+    /// ([`ShardStatus::backlog`]). Counting reads the shards (several at once; on Kinesis up to
+    /// [`BACKLOG_LIMIT`](crate::broker::BACKLOG_LIMIT) records each, 5 calls a second).
+    ///
+    /// # Errors
+    ///
+    /// Those of the broker and the warehouse; [`Error::Missing`](crate::Error::Missing) before
+    /// `setup`; [`Error::Config`](crate::Error::Config) if the checkpoints were written by
+    /// another broker.
     pub async fn status<E: RedTrackEvent>(&self) -> Result<Vec<ShardStatus>> {
         let stream = self.config.stream_name(E::TABLE_NAME);
-        let shards = self.broker.list_shards(&stream).await?;
         let client = self.warehouse.connect().await?;
         let mut cps = read_checkpoints(&client, &stream).await?;
-        Ok(shards
-            .into_iter()
-            .map(|shard| {
-                let checkpoint = cps.remove(&shard.shard_id);
+        let shards = self.broker.list_shards(&stream).await?;
+        let mut counting = Vec::with_capacity(shards.len());
+        for shard in shards {
+            let checkpoint = cps.remove(&shard.shard_id);
+            let stream = &stream;
+            counting.push(async move {
                 let done = shard_done(&shard, checkpoint.as_ref().map(|c| &c.sequence_number));
-                ShardStatus {
+                let backlog = match (&checkpoint, done) {
+                    (_, true) => Backlog {
+                        complete: true,
+                        ..Backlog::default()
+                    },
+                    (Some(c), false) => {
+                        self.broker
+                            .check_checkpoint(stream, &shard, &c.sequence_number)
+                            .await?;
+                        let from = StartingPosition::AfterSequenceNumber(c.sequence_number.clone());
+                        self.broker.backlog(stream, &shard.shard_id, from).await?
+                    }
+                    (None, false) => {
+                        self.broker
+                            .backlog(stream, &shard.shard_id, StartingPosition::TrimHorizon)
+                            .await?
+                    }
+                };
+                Ok::<_, crate::error::Error>(ShardStatus {
                     shard,
                     checkpoint,
                     done,
-                }
-            })
-            .collect())
+                    backlog,
+                })
+            });
+        }
+        futures::stream::iter(counting)
+            .buffered(STATUS_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     /// The `limit` most recent rows of `kinesis_loads` for `E`'s stream, newest first (by
@@ -73,19 +111,31 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let rows = client
             .query(&recent_rejects_sql(limit), &[&E::TABLE_NAME])
             .await
-            .map_err(|e| db_error(WHAT, e))?;
+            .map_err(|e| rejects_error(WHAT, e))?;
         rows.iter()
             .map(|r| {
+                let mut row = RejectedRow::new(
+                    column::<String>(r, 1, WHAT)?,
+                    u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
+                    column::<String>(r, 3, WHAT)?,
+                    column::<String>(r, 4, WHAT)?,
+                    column::<String>(r, 5, WHAT)?,
+                );
+                let text = |i| column::<Option<String>>(r, i, WHAT);
+                if let (Some(stream), Some(shard), Some(seq)) = (text(7)?, text(8)?, text(9)?) {
+                    let sub = column::<Option<i64>>(r, 10, WHAT)?;
+                    row.source = Some(RecordSource::new(
+                        stream,
+                        shard,
+                        seq.into(),
+                        sub.map(|s| u64::try_from(s).unwrap_or(0)),
+                    ));
+                }
                 Ok(KeptReject {
                     load_id: column(r, 0, WHAT)?,
-                    row: RejectedRow {
-                        file: column(r, 1, WHAT)?,
-                        line: u64::try_from(column::<i64>(r, 2, WHAT)?).unwrap_or(0),
-                        column: column(r, 3, WHAT)?,
-                        value: column(r, 4, WHAT)?,
-                        reason: column(r, 5, WHAT)?,
-                    },
+                    row,
                     rejected_at: column::<Option<String>>(r, 6, WHAT)?.unwrap_or_default(),
+                    status: text(11)?.unwrap_or_else(|| "rejected".to_owned()),
                 })
             })
             .collect()

@@ -1,7 +1,7 @@
-//! One load pass, in four steps: **plan** (checkpoints, shards, the load's id and folder),
-//! **read and stage** (every shard from its checkpoint into gzip files, at once), **upload**
-//! (the files and their manifest to the stage), **commit** (COPY and the ranges in one
-//! transaction).
+//! One load pass, in four steps: **plan** (checkpoints, shards, the remembered record
+//! identities, the load's id and folder), **read and stage** (every shard from its checkpoint
+//! into gzip files, at once, twins dropped), **upload** (the files and their manifest to the
+//! stage), **commit** (the identities, COPY and the ranges in one transaction).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,21 +12,25 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
-use super::checkpoint::{read_checkpoints, Checkpoint, ShardRange};
-use super::commit::{commit_load, now_text, Commit};
+use super::checkpoint::{read_positions, CaughtUp, Checkpoint, RangeMark, ShardRange};
+use super::commit::{commit_load, mark_caught_up, now_text, Commit};
+use super::dedupe::{remembered, Dedupe, DedupeCommit, IdSet, Remembered};
 use super::reader::{read_shard, shard_done, Budget, ShardPlan};
-use super::rejects::keep_rejects;
+use super::rejects::{keep_rejects, LOAD_FAILED};
+use super::retention::refresh_due;
 use super::staging::{part_name, run_stager, staging_failed, Source, Staged};
+use super::validate::RecordRules;
 use super::{DataLoss, LoadReport, Loader};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
+use crate::migrate::{read_columns_for, WarehouseColumn};
 use crate::retry::Backoff;
 use crate::schema::limits::MAX_LOAD_ERROR_FILE_NAME_BYTES;
 use crate::schema::Dialect;
 use crate::stage::{load_folder, Manifest, Stage};
-use crate::warehouse::{CopyRequest, StagedFile, Warehouse};
+use crate::warehouse::{check_table, CopyRequest, StagedFile, Warehouse};
 
 /// How many chunks of records may wait for the stager (bounds the loader's memory).
 const CHANNEL_CHUNKS: usize = 2;
@@ -51,6 +55,10 @@ struct Plan {
     /// Where the files are written before they are uploaded.
     local_dir: PathBuf,
     n_files: usize,
+    /// The table's columns as the warehouse has them (empty if it has no such table yet).
+    columns: Vec<WarehouseColumn>,
+    /// The record identities the warehouse remembered for the stream when the load began.
+    remembered: Remembered,
 }
 
 impl Plan {
@@ -63,6 +71,11 @@ impl Plan {
 /// What reading and staging found.
 struct Read {
     ranges: Vec<ShardRange>,
+    /// What each range's row records beyond the range, by shard.
+    marks: HashMap<String, RangeMark>,
+    /// Shards read to their tip without a new record: their checkpoint rows may need a fresh
+    /// `caught_up_at` (see `retention`).
+    caught_up: Vec<(CaughtUp, super::checkpoint::Position)>,
     data_loss: Vec<DataLoss>,
     /// A limit stopped the load: more may be waiting.
     more: bool,
@@ -70,21 +83,24 @@ struct Read {
 }
 
 impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
-    /// One pass over every shard of `E`'s stream: read from the checkpoints, stage, and COPY +
-    /// record the ranges in one transaction.
+    /// One pass over every shard of `E`'s stream: read from the checkpoints, check each record
+    /// against the table's columns, stage, and COPY + record the ranges in one transaction.
+    /// Records that cannot be loaded are kept in `redtrack_load_rejects` (up to `max_errors`).
     ///
     /// # Errors
     ///
     /// [`Error::LoadConflict`] (retryable, nothing loaded) if another loader loaded the same
-    /// shards meanwhile; [`Error::LoadRejected`] if COPY rejected more rows than MAXERROR
-    /// (nothing loaded, the first bad row kept in `redtrack_load_rejects`); [`Error::DataLoss`]
-    /// if records were trimmed before they were loaded (unless accepted); and the errors of the
-    /// broker, the stage and the warehouse.
+    /// shards meanwhile; [`Error::LoadRejected`] if more records than `max_errors` cannot be
+    /// loaded (nothing loaded, the first one kept in `redtrack_load_rejects`, the error naming
+    /// its shard and sequence number); [`Error::DataLoss`] if records were trimmed before any
+    /// load read them (unless accepted; see `loader::retention`); and the errors of the broker,
+    /// the stage and the warehouse.
     pub async fn load<E: RedTrackEvent>(&self) -> Result<LoadReport> {
         let started = Instant::now();
         let mut client = self.warehouse.connect().await?;
-        let plan = self.plan::<E>(&client).await?;
-        let read = match self.read_and_stage::<E>(&plan).await {
+        let mut plan = self.plan::<E>(&client).await?;
+        let remembered_ids = std::mem::take(&mut plan.remembered.ids);
+        let mut read = match self.read_and_stage::<E>(&plan, remembered_ids).await {
             Ok(read) => read,
             Err(e) => {
                 plan.clean_up();
@@ -92,15 +108,31 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             }
         };
         let mut report = LoadReport {
+            shards: plan.shards.len(),
             read_elapsed: started.elapsed(),
             more: read.more,
             kinesis_records: read.ranges.iter().map(|r| r.records).sum(),
-            ranges: read.ranges,
-            data_loss: read.data_loss,
+            twins: read.staged.dedupe.twins,
+            ranges: read.ranges.clone(),
+            data_loss: std::mem::take(&mut read.data_loss),
             ..LoadReport::default()
         };
+        let caught_up = self
+            .caught_up_due(&plan.stream, std::mem::take(&mut read.caught_up))
+            .await?;
         if report.ranges.is_empty() {
             plan.clean_up();
+            if !caught_up.is_empty() {
+                mark_caught_up(
+                    &mut client,
+                    &self.warehouse,
+                    E::schema(),
+                    &plan.stream,
+                    &plan.expected,
+                    &caught_up,
+                )
+                .await?;
+            }
             report.elapsed = started.elapsed();
             return Ok(report);
         }
@@ -117,8 +149,8 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             .commit::<E>(
                 &mut client,
                 &plan,
-                &report.ranges,
-                read.staged.rejects,
+                read,
+                &caught_up,
                 files,
                 manifest_url.clone(),
             )
@@ -137,6 +169,13 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 "rows rejected under MAXERROR; kept in redtrack_load_rejects"
             );
         }
+        if report.twins > 0 {
+            tracing::info!(
+                table = plan.table,
+                twins = report.twins,
+                "dropped twins of events already loaded (stored again by writers' retries)"
+            );
+        }
         tracing::info!(
             table = plan.table,
             records = report.records,
@@ -152,21 +191,35 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let table = E::TABLE_NAME;
         let stream = self.config.stream_name(table);
         let slices = self.slices(client).await?;
-        let expected = read_checkpoints(client, &stream).await?;
+        let positions = read_positions(client, &stream).await?;
+        // Before reading: a table or column missing (setup or migrate not run) says so here.
+        check_table(client, E::schema()).await?;
+        // The table's columns as the warehouse has them: what each record is checked against.
+        let columns = read_columns_for(client, table, self.warehouse.dialect()).await?;
+        // After the checkpoints: what is remembered is at least as new as they are (and the
+        // commit checks what was added since).
+        let remembered = remembered(client, table, &stream).await?;
         let mut shards = Vec::new();
         for shard in self.broker.list_shards(&stream).await? {
-            let checkpoint = expected
-                .get(&shard.shard_id)
-                .map(|c| c.sequence_number.clone());
-            if shard_done(&shard, checkpoint.as_ref()) {
+            let position = positions.get(&shard.shard_id).map(|(_, p)| p.clone());
+            if let Some(p) = &position {
+                self.broker
+                    .check_checkpoint(&stream, &shard, &p.sequence_number)
+                    .await?;
+            }
+            if shard_done(&shard, position.as_ref().map(|p| &p.sequence_number)) {
                 continue;
             }
             shards.push(ShardPlan {
                 index: shards.len(),
                 shard,
-                checkpoint,
+                position,
             });
         }
+        let expected: HashMap<String, Checkpoint> = positions
+            .into_iter()
+            .map(|(shard, (checkpoint, _))| (shard, checkpoint))
+            .collect();
         let now = chrono::Utc::now();
         let load_id = format!("{}-{:08x}", now.format("%H%M%S"), rand::random::<u32>());
         let folder = load_folder(
@@ -205,17 +258,28 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             shards,
             load_id,
             folder,
+            columns,
+            remembered,
         })
     }
 
     /// Step 2: reads every shard of the plan (several at once, within the load's budget) into
     /// the stager, which writes the gzip files on threads of its own as the records come.
-    async fn read_and_stage<E: RedTrackEvent>(&self, plan: &Plan) -> Result<Read> {
+    async fn read_and_stage<E: RedTrackEvent>(
+        &self,
+        plan: &Plan,
+        remembered_ids: IdSet,
+    ) -> Result<Read> {
         let settings = &self.config.loader;
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let stager = {
             let dir = plan.local_dir.clone();
             let n_files = plan.n_files;
+            let dedupe = Dedupe::new(
+                remembered_ids,
+                plan.shards.len(),
+                self.config.dedupe_window(),
+            );
             let source = Source {
                 stream: plan.stream.clone(),
                 shard_ids: plan
@@ -223,11 +287,9 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     .iter()
                     .map(|p| p.shard.shard_id.clone())
                     .collect(),
-                // redtrack's records carry every column's key: only a table whose one column
-                // is `data` could be mistaken for the gem's `{"data": "<json>"}` envelope.
-                envelopes: !matches!(E::schema().columns, [only] if only.name == "data"),
+                rules: RecordRules::new(E::schema(), &plan.columns),
             };
-            tokio::task::spawn_blocking(move || run_stager(rx, &dir, n_files, &source))
+            tokio::task::spawn_blocking(move || run_stager(rx, &dir, n_files, &source, dedupe))
         };
         self.progress.store(0, Ordering::Relaxed);
         let budget = Arc::new(Mutex::new(Budget {
@@ -268,16 +330,67 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         let (reads, staged) = (reads?, staged?);
         let mut read = Read {
             ranges: Vec::new(),
+            marks: HashMap::new(),
+            caught_up: Vec::new(),
             data_loss: Vec::new(),
             more: budget.lock().map(|b| b.exhausted).unwrap_or(false),
             staged,
         };
         for shard in reads {
             read.data_loss.extend(shard.loss);
-            read.ranges.extend(shard.range);
+            let Some(planned) = plan.shards.get(shard.index) else {
+                continue;
+            };
+            match (shard.range, &planned.position, shard.caught_up_at) {
+                (Some(range), _, caught_up_at) => {
+                    read.marks.insert(
+                        range.shard_id.clone(),
+                        RangeMark {
+                            caught_up_at,
+                            next: shard.next,
+                        },
+                    );
+                    read.ranges.push(range);
+                }
+                (None, Some(position), Some(at)) => read.caught_up.push((
+                    CaughtUp {
+                        shard_id: planned.shard.shard_id.clone(),
+                        checkpoint: position.sequence_number.clone(),
+                        at,
+                    },
+                    position.clone(),
+                )),
+                (None, _, _) => {}
+            }
         }
         read.ranges.sort_by(|a, b| a.shard_id.cmp(&b.shard_id));
         Ok(read)
+    }
+
+    /// The quiet shards whose recorded `caught_up_at` is due for a refresh (see `retention`).
+    async fn caught_up_due(
+        &self,
+        stream: &str,
+        seen: Vec<(CaughtUp, super::checkpoint::Position)>,
+    ) -> Result<Vec<CaughtUp>> {
+        if seen.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Best effort: without the stream's retention the marks wait for a later load (a gap,
+        // should one appear, is judged with the retention read then, and fails if it cannot be).
+        let retention = match self.stream_info(stream).await {
+            Ok(info) => info.retention,
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "could not read the stream's retention; quiet shards are not marked caught up this time");
+                return Ok(Vec::new());
+            }
+        };
+        let now = chrono::Utc::now().naive_utc();
+        Ok(seen
+            .into_iter()
+            .filter(|(_, position)| refresh_due(position, retention, now))
+            .map(|(caught_up, _)| caught_up)
+            .collect())
     }
 
     /// Step 3: the staged files, then the manifest naming them (unless only the ends of closed
@@ -325,11 +438,29 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         &self,
         client: &mut tokio_postgres::Client,
         plan: &Plan,
-        ranges: &[ShardRange],
-        staging_rejects: Vec<crate::error::RejectedRow>,
+        read: Read,
+        caught_up: &[CaughtUp],
         files: Vec<StagedFile>,
         manifest_url: Option<String>,
     ) -> Result<crate::warehouse::CopyOutcome> {
+        let shard_ids: Vec<String> = plan
+            .shards
+            .iter()
+            .map(|p| p.shard.shard_id.clone())
+            .collect();
+        // Open shards, and closed ones this load did not read to their end.
+        let not_done: Vec<String> = plan
+            .shards
+            .iter()
+            .filter(|p| match &p.shard.ending_sequence_number {
+                None => true,
+                Some(end) => !read
+                    .ranges
+                    .iter()
+                    .any(|r| r.shard_id == p.shard.shard_id && r.last >= *end),
+            })
+            .map(|p| p.shard.shard_id.clone())
+            .collect();
         let committed = commit_load(
             client,
             &self.warehouse,
@@ -338,8 +469,10 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                 stream: &plan.stream,
                 table: plan.table,
                 expected: &plan.expected,
-                ranges,
-                staging_rejects,
+                ranges: &read.ranges,
+                marks: &read.marks,
+                caught_up,
+                staging_rejects: read.staged.rejects,
                 copy: CopyRequest {
                     table: E::schema(),
                     load_id: plan.load_id.clone(),
@@ -347,6 +480,15 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     manifest_url: manifest_url.unwrap_or_default(),
                     files,
                     max_errors: self.config.loader.max_errors,
+                },
+                dedupe: DedupeCommit {
+                    table: plan.table,
+                    stream: &plan.stream,
+                    load_id: &plan.load_id,
+                    remembered: &plan.remembered,
+                    dedupe: &read.staged.dedupe,
+                    shard_ids: &shard_ids,
+                    not_done: &not_done,
                 },
             },
         )
@@ -375,6 +517,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     plan.table,
                     std::slice::from_ref(&row),
                     &ts,
+                    LOAD_FAILED,
                 )
                 .await;
                 match (kept, backoff.next_delay()) {

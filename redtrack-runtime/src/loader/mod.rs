@@ -3,8 +3,9 @@
 //! transaction.
 //!
 //! ```text
-//! list shards -> read each from its checkpoint (reader) -> gzip files (staging) -> stage + manifest
-//!   -> txn { LOCK <table>; checkpoints unchanged?; no overlap?; COPY; INSERT ranges; COMMIT }
+//! list shards -> read each from its checkpoint (reader) -> drop twins (dedupe) -> gzip files
+//!   (staging) -> stage + manifest -> txn { LOCK <table>; checkpoints unchanged?; no overlap?;
+//!   identities; COPY; INSERT ranges; COMMIT }
 //! ```
 //!
 //! A crash anywhere before COMMIT leaves the checkpoints where they were, so the next load reads
@@ -12,32 +13,43 @@
 //! a load that never committed are left in the stage, unreferenced.
 //!
 //! Rooms: `load` (one pass: plan, read and stage, upload, commit), `reader` (one shard),
-//! `staging` (gzip files), `commit` (the transaction), `checkpoint` (`kinesis_loads`), `rejects`
-//! (`redtrack_load_rejects`), `follow` (loading continuously), `inspect` (status queries),
-//! `report` (what the loader returns).
+//! `validate` (each record checked against the table's columns), `staging` (gzip files),
+//! `dedupe` (twins of records already loaded, and the identities the loader remembers),
+//! `commit` (the transaction), `checkpoint` (`kinesis_loads`), `retention` (the data-loss rule),
+//! `rejects` (`redtrack_load_rejects`), `redrive` (loading kept rejects again), `follow` (loading
+//! continuously), `inspect` (status queries), `report` (what the loader returns).
 
 pub(crate) mod checkpoint;
 mod commit;
+pub(crate) mod dedupe;
 mod follow;
 mod inspect;
 mod load;
 mod reader;
+pub(crate) mod redrive;
 pub(crate) mod rejects;
 mod report;
+mod retention;
 mod staging;
+mod validate;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use checkpoint::{Checkpoint, LoadedRange, ShardRange};
-pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, ShardStatus};
+pub use dedupe::dedupe_table;
+pub use report::{DataLoss, FollowReport, KeptReject, LoadReport, RedriveReport, ShardStatus};
 
 pub(crate) use checkpoint::kinesis_loads_ddl;
-use rejects::load_rejects_ddl;
+use dedupe::dedupe_ddl;
+pub(crate) use rejects::load_rejects_ddl;
+pub(crate) use validate::RecordRules;
 
 use crate::aws::Aws;
-use crate::broker::{AnyBroker, Broker};
-use crate::config::Config;
+use crate::broker::{AnyBroker, Broker, StreamInfo};
+use crate::config::{Config, Needs};
 use crate::error::Result;
 use crate::event::RedTrackEvent;
 use crate::schema::{KINESIS_LOADS, LOAD_REJECTS};
@@ -65,7 +77,12 @@ pub struct Loader<B: Broker = AnyBroker, S: Stage = AnyStage, W: Warehouse = Any
     warehouse: W,
     slices: tokio::sync::OnceCell<usize>,
     progress: Arc<std::sync::atomic::AtomicU64>,
+    /// Each stream's settings, as last asked (see [`STREAM_INFO_TTL`]).
+    stream_infos: std::sync::Mutex<HashMap<String, (Instant, StreamInfo)>>,
 }
+
+/// How long the loader keeps a stream's settings before it asks again.
+const STREAM_INFO_TTL: Duration = Duration::from_secs(300);
 
 impl Loader<AnyBroker> {
     /// Connects to the broker, the stage and the warehouse named by `config`. The three share
@@ -73,11 +90,13 @@ impl Loader<AnyBroker> {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`](crate::Error::Config) without a stage or a warehouse URL, or with a
-    /// stage the warehouse cannot COPY from; the warehouse itself is first reached by the first
-    /// call that needs it.
+    /// [`Error::Config`](crate::Error::Config) listing everything missing or wrong, at once and
+    /// before any call to a service: no stage or warehouse URL, a stage the warehouse cannot
+    /// COPY from, no AWS region or credentials where Kinesis, S3 or COPY need them. The
+    /// warehouse itself is first reached by the first call that needs it.
     pub async fn new(config: Config) -> Result<Loader> {
         let aws = Aws::default();
+        crate::aws::check(&config, Needs::LOADER, &aws).await?;
         let broker = AnyBroker::with_aws(&config, &aws).await?;
         let stage = AnyStage::with_aws(&config, &aws).await?;
         let warehouse = AnyWarehouse::with_aws(&config, &aws)?;
@@ -90,6 +109,11 @@ impl<B: Broker> Loader<B> {
     /// and warehouse from `config`.
     pub async fn with_broker(config: Config, broker: B) -> Result<Loader<B>> {
         let aws = Aws::default();
+        let needs = Needs {
+            broker: false,
+            ..Needs::LOADER
+        };
+        crate::aws::check(&config, needs, &aws).await?;
         let stage = AnyStage::with_aws(&config, &aws).await?;
         let warehouse = AnyWarehouse::with_aws(&config, &aws)?;
         Loader::with_parts(config, broker, stage, warehouse)
@@ -111,6 +135,7 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             warehouse,
             slices: tokio::sync::OnceCell::new(),
             progress: Arc::default(),
+            stream_infos: Default::default(),
         })
     }
 
@@ -141,8 +166,10 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
         &self.warehouse
     }
 
-    /// Creates `kinesis_loads`, `redtrack_load_rejects` and `E`'s table unless they exist;
-    /// idempotent.
+    /// Creates `kinesis_loads`, `redtrack_load_rejects`, `E`'s table and the table of the
+    /// record identities loaded into it ([`dedupe_table`]) unless they exist, and
+    /// adds redtrack's columns to a `kinesis_loads` the Ruby gem (or an older redtrack) made,
+    /// keeping its rows; idempotent.
     ///
     /// # Errors
     ///
@@ -151,17 +178,46 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
     pub async fn setup<E: RedTrackEvent>(&self) -> Result<()> {
         let client = self.warehouse.connect().await?;
         let dialect = self.warehouse.dialect();
+        let ids = dedupe_table(E::TABLE_NAME);
         for (what, sql) in [
             (KINESIS_LOADS, kinesis_loads_ddl(dialect)),
             (LOAD_REJECTS, load_rejects_ddl(dialect)),
+            (
+                rejects::LOAD_REJECT_PARTS,
+                rejects::load_reject_parts_ddl(dialect),
+            ),
             (E::TABLE_NAME, E::schema().create_table_sql(dialect)),
+            (ids.as_str(), dedupe_ddl(E::TABLE_NAME, dialect)),
         ] {
             client
                 .batch_execute(&sql)
                 .await
                 .map_err(|e| db_error(&format!("creating {what}"), e))?;
         }
-        Ok(())
+        // Tables of the Ruby gem or an older redtrack get redtrack's columns.
+        checkpoint::add_missing_columns(&client, KINESIS_LOADS, checkpoint::ADDED_COLUMNS).await?;
+        checkpoint::add_missing_columns(&client, LOAD_REJECTS, rejects::ADDED_COLUMNS).await
+    }
+
+    /// The stream's settings (retention, limits), asked of the broker at most every
+    /// [`STREAM_INFO_TTL`].
+    async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
+        let cached = self
+            .stream_infos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .filter(|(at, _)| at.elapsed() < STREAM_INFO_TTL)
+            .map(|(_, info)| info.clone());
+        if let Some(info) = cached {
+            return Ok(info);
+        }
+        let info = self.broker.stream_info(stream).await?;
+        self.stream_infos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.to_owned(), (Instant::now(), info.clone()));
+        Ok(info)
     }
 
     async fn slices(&self, client: &tokio_postgres::Client) -> Result<usize> {

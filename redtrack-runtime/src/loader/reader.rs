@@ -6,10 +6,13 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use chrono::NaiveDateTime;
+
 use crate::broker::{Broker, SequenceNumber, ShardInfo, ShardReader, StartingPosition};
 use crate::error::Result;
 use crate::hooks::{pause_at, Phase};
-use crate::loader::checkpoint::ShardRange;
+use crate::loader::checkpoint::{Position, ShardRange};
+use crate::loader::retention::may_have_lost;
 use crate::loader::staging::Chunk;
 use crate::loader::DataLoss;
 
@@ -51,11 +54,13 @@ impl Budget {
         n
     }
 
+    /// Whether the load must stop reading: a limit was reached. Then more may be waiting
+    /// (`exhausted`), also when the limit was reached exactly, with no record refused.
     fn done(&mut self) -> bool {
-        if Instant::now() >= self.deadline {
+        if Instant::now() >= self.deadline || self.records == 0 || self.bytes == 0 {
             self.exhausted = true;
         }
-        self.exhausted || self.records == 0 || self.bytes == 0
+        self.exhausted
     }
 }
 
@@ -65,18 +70,32 @@ pub(crate) struct ShardPlan {
     /// The shard's index in the load (for [`Chunk::shard`]).
     pub(crate) index: usize,
     pub(crate) shard: ShardInfo,
+    /// Where its loads reached, if it was ever loaded.
+    pub(crate) position: Option<Position>,
+}
+
+impl ShardPlan {
     /// The last loaded sequence number, if any.
-    pub(crate) checkpoint: Option<SequenceNumber>,
+    pub(crate) fn checkpoint(&self) -> Option<&SequenceNumber> {
+        self.position.as_ref().map(|p| &p.sequence_number)
+    }
 }
 
 /// What reading one shard found.
 #[derive(Debug, Default)]
 pub(crate) struct ShardRead {
+    /// The shard's index in the load ([`ShardPlan::index`]).
+    pub(crate) index: usize,
     pub(crate) range: Option<ShardRange>,
     pub(crate) loss: Option<DataLoss>,
     pub(crate) calls: u64,
     /// The shard is closed and this load read it to its end.
     pub(crate) reached_end: bool,
+    /// When the call that found the shard's tip (or its end) began, UTC: no record after the
+    /// last one read existed before then. `None` if the load stopped short of the tip.
+    pub(crate) caught_up_at: Option<NaiveDateTime>,
+    /// The record right after the last one read, when a limit left it for the next load.
+    pub(crate) next: Option<SequenceNumber>,
 }
 
 /// Whether a shard has nothing left to load: closed, and loaded up to its last record.
@@ -98,39 +117,52 @@ pub(crate) async fn read_shard<B: Broker>(
     accept_data_loss: bool,
 ) -> Result<ShardRead> {
     let shard_id = plan.shard.shard_id.as_str();
-    let mut out = ShardRead::default();
-    let mut from = match &plan.checkpoint {
+    let mut out = ShardRead {
+        index: plan.index,
+        ..ShardRead::default()
+    };
+    let mut from = match plan.checkpoint() {
         Some(cp) => StartingPosition::AfterSequenceNumber(cp.clone()),
         None => StartingPosition::TrimHorizon,
     };
+    // Read from the trim horizon after a gap: the first record read must be the one the probe
+    // found (else it too expired unread meanwhile).
+    let mut expected_first = None;
 
-    // Trimmed before loaded? The oldest record still there must not be newer than the checkpoint.
-    if let Some(cp) = &plan.checkpoint {
+    // Records after the checkpoint gone? Then only loaded ones may have expired, or unread
+    // ones too: the data-loss rule (`retention`) decides.
+    if let Some(position) = &plan.position {
         let mut probe = broker
             .read_shard(stream, shard_id, StartingPosition::TrimHorizon)
             .await?;
         let batch = probe.next_batch(1).await?;
         out.calls += 1;
         if let Some(first) = batch.records.first() {
-            if first.sequence_number > *cp {
-                let loss = DataLoss {
-                    stream: stream.to_owned(),
-                    shard_id: shard_id.to_owned(),
-                    after: cp.clone(),
-                    first_available: first.sequence_number.clone(),
-                };
-                tracing::error!(
-                    stream,
-                    shard = shard_id,
-                    after = %cp,
-                    first_available = %first.sequence_number,
-                    "DATA LOSS: records were trimmed from the shard before they were loaded"
-                );
-                if !accept_data_loss {
-                    return Err(loss.into_error());
-                }
-                out.loss = Some(loss);
+            if first.sequence_number > position.sequence_number {
+                // Everything still in the shard lies after the checkpoint.
                 from = StartingPosition::TrimHorizon;
+                expected_first = Some(first.sequence_number.clone());
+                let retention = broker.stream_info(stream).await?.retention;
+                let now = chrono::Utc::now().naive_utc();
+                if may_have_lost(position, &first.sequence_number, retention, now) {
+                    let loss = DataLoss {
+                        stream: stream.to_owned(),
+                        shard_id: shard_id.to_owned(),
+                        after: position.sequence_number.clone(),
+                        first_available: first.sequence_number.clone(),
+                    };
+                    report_loss(&loss, accept_data_loss)?;
+                    out.loss = Some(loss);
+                    expected_first = None;
+                } else {
+                    tracing::debug!(
+                        stream,
+                        shard = shard_id,
+                        checkpoint = %position.sequence_number,
+                        first_available = %first.sequence_number,
+                        "only loaded records expired from the shard; reading from its trim horizon"
+                    );
+                }
             }
         }
     }
@@ -150,14 +182,31 @@ pub(crate) async fn read_shard<B: Broker>(
                 .min(policy.records_per_call)
         };
         let started = Instant::now();
+        let call_started_at = chrono::Utc::now().naive_utc();
         let batch = reader.next_batch(limit).await?;
         out.calls += 1;
+        if let Some(first) = batch.records.first() {
+            let expected = expected_first.take();
+            if expected.is_some_and(|e| first.sequence_number > e) {
+                // The probe's record expired unread between the probe and this read.
+                let loss = DataLoss {
+                    stream: stream.to_owned(),
+                    shard_id: shard_id.to_owned(),
+                    after: plan.checkpoint().cloned().unwrap_or_default(),
+                    first_available: first.sequence_number.clone(),
+                };
+                report_loss(&loss, accept_data_loss)?;
+                out.loss = Some(loss);
+            }
+        }
         if batch.records.is_empty() {
             if batch.shard_end {
                 out.reached_end = true;
+                out.caught_up_at = Some(call_started_at);
                 break;
             }
             if batch.millis_behind_latest.unwrap_or(0) <= 0 {
+                out.caught_up_at = Some(call_started_at);
                 break;
             }
             empty += 1;
@@ -177,6 +226,9 @@ pub(crate) async fn read_shard<B: Broker>(
                 b.take(&records)
             };
             let cut = n < records.len();
+            if let Some(next) = records.get(n) {
+                out.next = Some(next.sequence_number.clone());
+            }
             records.truncate(n);
             if let (Some(first), Some(last)) = (records.first(), records.last()) {
                 let range = out.range.get_or_insert_with(|| ShardRange {
@@ -207,11 +259,13 @@ pub(crate) async fn read_shard<B: Broker>(
                 break;
             }
             if caught_up && !batch.shard_end {
+                out.caught_up_at = Some(call_started_at);
                 break;
             }
         }
         if batch.shard_end {
             out.reached_end = true;
+            out.caught_up_at = Some(call_started_at);
             break;
         }
         let spent = started.elapsed();
@@ -226,7 +280,7 @@ pub(crate) async fn read_shard<B: Broker>(
             match &mut out.range {
                 Some(range) => range.last = end.clone(),
                 None => {
-                    let at_end = plan.checkpoint.as_ref().is_some_and(|cp| cp >= end);
+                    let at_end = plan.checkpoint().is_some_and(|cp| cp >= end);
                     if !at_end {
                         out.range = Some(ShardRange {
                             shard_id: shard_id.to_owned(),
@@ -242,6 +296,22 @@ pub(crate) async fn read_shard<B: Broker>(
     Ok(out)
 }
 
+/// Logs a loss loudly; the error unless the loader accepts losses.
+fn report_loss(loss: &DataLoss, accept_data_loss: bool) -> Result<()> {
+    tracing::error!(
+        stream = %loss.stream,
+        shard = %loss.shard_id,
+        after = %loss.after,
+        first_available = %loss.first_available,
+        "DATA LOSS: records were trimmed from the shard before they were loaded"
+    );
+    if accept_data_loss {
+        Ok(())
+    } else {
+        Err(loss.clone().into_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +325,7 @@ mod tests {
                 sequence_number: (i as u64).into(),
                 partition_key: "k".into(),
                 data: Bytes::from(vec![b'x'; size]),
+                approximate_arrival_timestamp: None,
             })
             .collect()
     }

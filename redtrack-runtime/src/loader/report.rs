@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::checkpoint::{Checkpoint, ShardRange};
-use crate::broker::{SequenceNumber, ShardInfo};
+use crate::broker::{Backlog, SequenceNumber, ShardInfo};
 use crate::error::{Error, RejectedRow};
 
 /// Records trimmed from a shard before they were loaded.
@@ -45,10 +45,17 @@ pub struct LoadReport {
     pub rejects: Vec<RejectedRow>,
     /// Kinesis records read (a KPL aggregate counts once).
     pub kinesis_records: u64,
+    /// Events dropped because they were twins of events already loaded (the same record
+    /// identity, stored again by a writer's retry; see `redtrack::identity`).
+    pub twins: u64,
     /// Uncompressed bytes of event JSON staged.
     pub bytes: u64,
-    /// The range loaded from each shard that had records.
+    /// The range loaded from each shard that had records (and from each closed shard whose
+    /// end this load reached, with 0 records).
     pub ranges: Vec<ShardRange>,
+    /// How many shards this load read: every shard of the stream but the closed ones already
+    /// loaded to their end.
+    pub shards: usize,
     /// Shards that lost records to the stream's retention (only with
     /// `ConfigBuilder::with_accept_data_loss`; otherwise the load fails instead).
     pub data_loss: Vec<DataLoss>,
@@ -68,6 +75,22 @@ pub struct LoadReport {
     pub commit_elapsed: Duration,
 }
 
+/// What a re-drive of kept rejects did ([`crate::Loader::redrive`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedriveReport {
+    /// Rejected records loaded into the table, each once (their rows are now `redriven`).
+    pub redriven: u64,
+    /// Kept rejects that still do not fit the table, with the reason they fail today; they stay
+    /// `rejected`, for a later re-drive.
+    pub still_rejected: Vec<RejectedRow>,
+    /// The id of each batch that loaded rows (in the `redrive_id` of those rows, and the name
+    /// of its folder in the stage).
+    pub redrive_ids: Vec<String>,
+    /// How long the re-drive took.
+    pub elapsed: Duration,
+}
+
 /// What a continuous loader did until it stopped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -78,6 +101,8 @@ pub struct FollowReport {
     pub records: u64,
     /// Events rejected over all passes.
     pub rejected: u64,
+    /// Twins dropped over all passes.
+    pub twins: u64,
     /// Passes that failed with a retryable error (conflicts with other loaders, lost
     /// connections) and were tried again.
     pub retried: u64,
@@ -93,15 +118,22 @@ pub struct ShardStatus {
     pub checkpoint: Option<Checkpoint>,
     /// Closed and loaded to its end: nothing left.
     pub done: bool,
+    /// What waits to be loaded after the checkpoint (from the trim horizon without one).
+    pub backlog: Backlog,
 }
 
 /// A row kept in `redtrack_load_rejects`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeptReject {
     /// The load that rejected it.
     pub load_id: String,
-    /// The row.
+    /// The row (its source, when the loader rejected it before COPY; not its raw record,
+    /// which stays in the table).
     pub row: RejectedRow,
     /// When (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC).
     pub rejected_at: String,
+    /// `rejected` (waiting to be re-driven), `load_failed` (the first bad record of a load
+    /// that failed, which the next load reads again) or `redriven`.
+    pub status: String,
 }

@@ -1,24 +1,26 @@
 //! Staging: turns the records read from the shards into gzip'd newline-delimited JSON files,
 //! written as a stream on a blocking thread (memory holds one chunk of records, never the load).
 //!
-//! Each Kinesis record is de-aggregated (KPL) and each user record unwrapped from the original
-//! gem's `{"data": "<event json>"}` envelope when it is one; anything that is not a JSON object
-//! is rejected here, with its shard and sequence number, and never reaches COPY.
+//! Each Kinesis record is de-aggregated (KPL), and each user record checked against the table's
+//! columns (`validate`: unwrapped from the original gem's `{"data": "<event json>"}` envelope
+//! when it is one); a record that cannot be loaded is rejected here, with its stream, shard,
+//! sequence number and raw bytes, and never reaches COPY.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::dedupe::{plain_record_id, user_record_id, Dedupe};
+use super::rejects::escape_raw;
+use super::validate::{Invalid, RecordRules};
 use crate::broker::aggregate::{deaggregate, is_aggregated};
 use crate::broker::StoredRecord;
-use crate::error::{Error, RejectedRow, Result};
-use crate::json_scan::surely_json;
+use crate::error::{Error, RecordSource, RejectedRow, Result};
 use crate::text::truncate_string;
 use crate::threads::cpu_threads;
 
@@ -38,9 +40,8 @@ pub(crate) struct Source {
     pub(crate) stream: String,
     /// The load's shards, by [`Chunk::shard`].
     pub(crate) shard_ids: Vec<String>,
-    /// Whether a record may be the original gem's `{"data": "<json>"}` envelope (see
-    /// [`event_json`]).
-    pub(crate) envelopes: bool,
+    /// What a record must be to be staged.
+    pub(crate) rules: RecordRules,
 }
 
 /// A finished local gzip file.
@@ -54,12 +55,14 @@ pub(crate) struct LocalFile {
 #[derive(Debug, Default)]
 pub(crate) struct Staged {
     pub(crate) files: Vec<LocalFile>,
-    /// Records that were not JSON objects (or corrupt aggregates), kept with their reasons.
+    /// Records that cannot be loaded (or corrupt aggregates), with their reasons.
     pub(crate) rejects: Vec<RejectedRow>,
     /// Event lines written.
     pub(crate) lines: u64,
     /// Uncompressed bytes written.
     pub(crate) bytes: u64,
+    /// The dedupe filter every user record went through, with what it kept for the commit.
+    pub(crate) dedupe: Dedupe,
 }
 
 /// Lines are gathered per file into blocks of about this many bytes before they are
@@ -136,6 +139,7 @@ pub(crate) fn run_stager(
     dir: &Path,
     n_files: usize,
     source: &Source,
+    dedupe: Dedupe,
 ) -> Result<Staged> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let n_files = n_files.max(1);
@@ -163,7 +167,7 @@ pub(crate) fn run_stager(
             );
         }
         drop(spent_tx);
-        let staged = stage_records(rx, &senders, &spent_rx, dir, n_files, source);
+        let staged = stage_records(rx, &senders, &spent_rx, dir, n_files, source, dedupe);
         drop(senders);
         let mut compressed = Ok(());
         for h in handles {
@@ -198,13 +202,13 @@ fn stage_records(
     dir: &Path,
     n_files: usize,
     source: &Source,
+    mut dedupe: Dedupe,
 ) -> Result<(Staged, Vec<u64>)> {
     let Source {
         stream,
         shard_ids,
-        envelopes,
+        rules,
     } = source;
-    let envelopes = *envelopes;
     let hung_up = || Error::io(dir, std::io::Error::other("a gzip thread stopped"));
     let mut parts: Vec<Part> = (0..n_files)
         .map(|_| Part {
@@ -238,48 +242,54 @@ fn stage_records(
             .map(String::as_str)
             .unwrap_or("?");
         for record in chunk.records {
-            if !is_aggregated(&record.data) {
-                // The common case, without de-aggregation's allocations.
-                match event_json(&record.data, envelopes) {
+            let arrival = record
+                .approximate_arrival_timestamp
+                .map(|t| t.timestamp_millis());
+            // One user record (the record itself, or user record `sub` of a KPL aggregate):
+            // staged if it passes the check, else rejected with where it came from.
+            let mut stage_one = |data: &bytes::Bytes, sub: Option<u64>| -> Result<()> {
+                match rules.check(data) {
                     Ok(line) => {
                         write_line(&mut parts, &line)?;
                         staged.lines += 1;
                         staged.bytes += line.len() as u64 + 1;
                     }
-                    Err(reason) => {
-                        let data = record.data.clone();
-                        staged
-                            .rejects
-                            .push(reject(stream, shard, &record, &data, reason));
-                    }
+                    Err(invalid) => staged
+                        .rejects
+                        .push(reject(stream, shard, &record, sub, data, invalid)),
+                }
+                Ok(())
+            };
+            if !is_aggregated(&record.data) {
+                // The common case, without de-aggregation's allocations. A twin of a record
+                // already loaded (its writer's retry) is dropped.
+                if dedupe.admit(chunk.shard, plain_record_id(&record.partition_key), arrival) {
+                    stage_one(&record.data, None)?;
                 }
                 continue;
             }
-            let users = match deaggregate(&record.partition_key, &record.data) {
-                Ok(users) => users,
+            match deaggregate(&record.partition_key, &record.data) {
+                Ok(users) => {
+                    for (sub, user) in users.into_iter().enumerate() {
+                        if dedupe.admit(chunk.shard, user_record_id(&user), arrival) {
+                            stage_one(&user.data, Some(sub as u64))?;
+                        }
+                    }
+                }
                 Err(e) => {
+                    let invalid = Invalid {
+                        column: String::new(),
+                        value: String::new(),
+                        reason: e.to_string(),
+                    };
                     staged.rejects.push(reject(
                         stream,
                         shard,
                         &record,
+                        None,
                         &record.data,
-                        e.to_string(),
+                        invalid,
                     ));
-                    continue;
-                }
-            };
-            for user in users {
-                match event_json(&user.data, envelopes) {
-                    Ok(line) => {
-                        write_line(&mut parts, &line)?;
-                        staged.lines += 1;
-                        staged.bytes += line.len() as u64 + 1;
-                    }
-                    Err(reason) => {
-                        staged
-                            .rejects
-                            .push(reject(stream, shard, &record, &user.data, reason));
-                    }
                 }
             }
         }
@@ -296,6 +306,7 @@ fn stage_records(
         }
         lines.push(part.lines);
     }
+    staged.dedupe = dedupe;
     Ok((staged, lines))
 }
 
@@ -304,82 +315,33 @@ pub(crate) fn part_name(i: usize) -> String {
     format!("part-{i:05}.json.gz")
 }
 
+/// The reject of `data` (the record, or its user record `sub` of a KPL aggregate) of `record`.
 fn reject(
     stream: &str,
     shard: &str,
     record: &StoredRecord,
-    data: &[u8],
-    reason: String,
+    sub: Option<u64>,
+    data: &Bytes,
+    invalid: Invalid,
 ) -> RejectedRow {
-    RejectedRow {
-        file: format!("{stream}/{shard}/{}", record.sequence_number),
-        line: 0,
-        column: String::new(),
-        value: truncate_string(String::from_utf8_lossy(data).into_owned(), 1024),
-        reason,
+    let mut file = format!("{stream}/{shard}/{}", record.sequence_number);
+    if let Some(sub) = sub {
+        file.push_str(&format!("/{sub}"));
     }
-}
-
-/// The original gem's envelope: exactly one key, `data`, holding the event's JSON as a string.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
-}
-
-/// The event's JSON object as one line: with `envelopes`, unwrapped from `{"data": "<json>"}`
-/// if it is such an envelope whose string holds a JSON object, else the record itself; an error
-/// (the reason) unless it is a JSON object.
-///
-/// redtrack's writer puts every column's key in every record, so a record with the single key
-/// `data` is an envelope unless the table's only column is `data`: for such a table the caller
-/// passes `envelopes = false` and records are taken as they are (a value that is the text of a
-/// JSON object stays that text).
-pub(crate) fn event_json(
-    data: &[u8],
-    envelopes: bool,
-) -> std::result::Result<Cow<'_, [u8]>, String> {
-    let trimmed = data.trim_ascii();
-    if trimmed.first() != Some(&b'{') {
-        return Err(match std::str::from_utf8(trimmed) {
-            Ok(_) => "not a JSON object".to_owned(),
-            Err(_) => "not UTF-8 text".to_owned(),
-        });
-    }
-    if envelopes && trimmed[1..].trim_ascii_start().starts_with(b"\"data\"") {
-        if let Ok(env) = serde_json::from_slice::<Envelope<'_>>(trimmed) {
-            let inner = env.data.trim();
-            if inner.starts_with('{') && is_json(inner.as_bytes()) {
-                return Ok(Cow::Owned(one_line(inner.as_bytes()).into_owned()));
-            }
-        }
-    }
-    if !surely_json(trimmed) {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(trimmed) {
-            return Err(format!("not valid JSON: {e}"));
-        }
-    }
-    Ok(one_line(trimmed))
-}
-
-fn is_json(b: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok()
-}
-
-/// Valid JSON holds raw line breaks only as whitespace between tokens, so dropping them keeps
-/// the meaning and makes the object one line.
-fn one_line(b: &[u8]) -> Cow<'_, [u8]> {
-    if memchr::memchr2(b'\n', b'\r', b).is_some() {
-        Cow::Owned(
-            b.iter()
-                .copied()
-                .filter(|&c| c != b'\n' && c != b'\r')
-                .collect(),
-        )
+    let value = if invalid.column.is_empty() {
+        truncate_string(escape_raw(&data[..data.len().min(1024)]), 1024)
     } else {
-        Cow::Borrowed(b)
-    }
+        invalid.value
+    };
+    let mut row = RejectedRow::new(file, 0, invalid.column, value, invalid.reason);
+    row.source = Some(RecordSource::new(
+        stream,
+        shard,
+        record.sequence_number.clone(),
+        sub,
+    ));
+    row.raw = Some(data.clone());
+    row
 }
 
 /// Maps a stager thread's panic or I/O failure to an error naming the staging directory.
@@ -397,29 +359,26 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn line(s: &str) -> String {
-        String::from_utf8(event_json(s.as_bytes(), true).unwrap().into_owned()).unwrap()
-    }
+    static COLUMNS: [crate::schema::Column; 1] = [crate::schema::Column {
+        name: "a",
+        sql_type: crate::schema::SqlType::Integer,
+        nullable: true,
+        encode: None,
+    }];
+    static TABLE: crate::schema::TableSchema = crate::schema::TableSchema {
+        name: "t",
+        columns: &COLUMNS,
+        sortkey: crate::schema::SortKey::None,
+        distkey: None,
+        diststyle: None,
+    };
 
-    #[test]
-    fn plain_and_envelope() {
-        assert_eq!(line(r#"{"a":1}"#), r#"{"a":1}"#);
-        assert_eq!(line(r#" {"data":"{\"a\":1}"} "#), r#"{"a":1}"#);
-        // A `data` key that does not hold a JSON object is an ordinary column.
-        assert_eq!(line(r#"{"data":"hello"}"#), r#"{"data":"hello"}"#);
-        assert_eq!(line(r#"{"data":"{}","b":2}"#), r#"{"data":"{}","b":2}"#);
-        assert_eq!(line("{\"a\":\n1}"), r#"{"a":1}"#);
-        // A table whose only column is `data` takes records as they are.
-        let own = event_json(br#"{"data":"{\"a\":1}"}"#, false).unwrap();
-        assert_eq!(&own[..], br#"{"data":"{\"a\":1}"}"#);
-    }
-
-    #[test]
-    fn rejects_what_is_not_an_object() {
-        assert!(event_json(b"[1]", true).is_err());
-        assert!(event_json(b"{\"a\":", true).is_err());
-        assert!(event_json(b"", true).is_err());
-        assert!(event_json(b"\xff\xfe", true).is_err());
+    fn source(shard_ids: Vec<String>) -> Source {
+        Source {
+            stream: "s".into(),
+            shard_ids,
+            rules: RecordRules::new(&TABLE, &[]),
+        }
     }
 
     /// A staging directory that cannot be made is an error naming it.
@@ -430,12 +389,7 @@ mod tests {
         let dir = file.join("load-1");
         let (tx, rx) = mpsc::channel(1);
         drop(tx);
-        let source = Source {
-            stream: "s".into(),
-            shard_ids: Vec::new(),
-            envelopes: true,
-        };
-        let e = run_stager(rx, &dir, 1, &source).unwrap_err();
+        let e = run_stager(rx, &dir, 1, &source(Vec::new()), Dedupe::default()).unwrap_err();
         assert!(e.to_string().contains(&dir.display().to_string()), "{e}");
         assert!(std::error::Error::source(&e).is_some());
         std::fs::remove_file(file).unwrap();
@@ -449,6 +403,7 @@ mod tests {
             sequence_number: seq.into(),
             partition_key: "k".into(),
             data: Bytes::from_static(data.as_bytes()),
+            approximate_arrival_timestamp: None,
         };
         tx.try_send(Chunk {
             shard: 0,
@@ -460,17 +415,26 @@ mod tests {
         })
         .unwrap();
         drop(tx);
-        let source = Source {
-            stream: "s".into(),
-            shard_ids: vec!["shard-0".into()],
-            envelopes: true,
-        };
-        let staged = run_stager(rx, &dir, 2, &source).unwrap();
+        let staged = run_stager(
+            rx,
+            &dir,
+            2,
+            &source(vec!["shard-0".into()]),
+            Dedupe::default(),
+        )
+        .unwrap();
         assert_eq!(staged.lines, 2);
         assert_eq!(staged.files.len(), 2);
         assert_eq!(staged.files[0].lines, 1);
         assert_eq!(staged.rejects.len(), 1);
-        assert_eq!(staged.rejects[0].file, "s/shard-0/2");
+        let reject = &staged.rejects[0];
+        assert_eq!(reject.file, "s/shard-0/2");
+        let from = reject.source.as_ref().unwrap();
+        assert_eq!(
+            (from.shard_id.as_str(), from.sequence_number.as_str()),
+            ("shard-0", "2")
+        );
+        assert_eq!(reject.raw.as_deref(), Some(&b"nope"[..]));
         let mut text = String::new();
         std::io::Read::read_to_string(
             &mut flate2::read::GzDecoder::new(File::open(&staged.files[1].path).unwrap()),

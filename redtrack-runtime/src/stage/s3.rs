@@ -50,6 +50,21 @@ impl S3Stage {
         }
     }
 
+    /// Checks that the bucket exists and the credentials may use it (S3 `HeadBucket`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stage`] saying to create the bucket when it does not exist, else S3's error.
+    pub async fn check(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.sdk_err("", "HeadBucket", e))?;
+        Ok(())
+    }
+
     /// The bucket.
     pub fn bucket(&self) -> &str {
         &self.bucket
@@ -71,9 +86,20 @@ impl S3Stage {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let failure = sdk_failure(e);
+        let message = if matches!(failure.code.as_str(), "NoSuchBucket" | "NotFound")
+            && (what != "GetObject" || failure.code == "NoSuchBucket")
+        {
+            format!(
+                "{what}: the bucket `{}` does not exist: create it (in the warehouse's region, \
+                 e.g. `aws s3 mb s3://{}`), or set REDTRACK_STAGE to a bucket that does ({}: {})",
+                self.bucket, self.bucket, failure.code, failure.message
+            )
+        } else {
+            format!("{what}: {}: {}", failure.code, failure.message)
+        };
         Error::Stage {
             location: self.url(key),
-            message: format!("{what}: {}: {}", failure.code, failure.message),
+            message,
             retryable: failure.retryable,
             source: Some(failure.source),
         }

@@ -1,13 +1,14 @@
 //! Connections to the warehouse: a parsed URL, TLS unless the URL disables it, a password or
-//! temporary IAM credentials (GetClusterCredentials / Serverless GetCredentials), and the
-//! helpers every statement's error and every row read goes through.
+//! temporary IAM credentials (GetClusterCredentials / Serverless GetCredentials), every byte
+//! through a [`Masked`] stream, and the helpers every statement's error and every row read goes
+//! through.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::masked::{Masked, MaskedTls};
 use crate::aws::Aws;
-use crate::config::{redact_url, Config, RedshiftIam};
+use crate::config::{parse_warehouse_url, Config, RedshiftIam};
 use crate::error::{Error, Result};
 
 /// Opens connections to one URL, with TLS when the URL does not disable it, signing in with
@@ -153,15 +154,14 @@ impl IamSignIn {
 }
 
 impl Connector {
-    /// Parses a `postgres://` URL (or a key=value connection string).
+    /// Parses a `postgres://` (or `postgresql://`) URL, or a key=value connection string.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming what is wrong (another scheme, no scheme, no user, a value the
+    /// parser refused), with the URL's password hidden, never the URL as given.
     pub fn new(url: &str) -> Result<Connector> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            Error::warehouse(format!(
-                "REDTRACK_WAREHOUSE_URL `{}` is not a valid connection URL",
-                redact_url(url)
-            ))
-            .with_source(e)
-        })?;
+        let config = parse_warehouse_url(url).map_err(Error::Config)?;
         Ok(Connector {
             target: target(&config),
             config,
@@ -181,9 +181,16 @@ impl Connector {
         self
     }
 
-    /// A new connection; its I/O runs on a spawned task until the client is dropped.
+    /// Where it connects, without the password: `postgres://user@host:port/db`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// A new connection; its I/O runs on a spawned task until the client is dropped. Each host
+    /// of the URL is tried in turn; TLS unless the URL says `sslmode=disable` (and only if the
+    /// server offers it, unless `sslmode=require`). The connection's bytes go through a
+    /// masking stream, so statements can carry secrets by placeholder (see `warehouse::masked`).
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let fail = |e| Error::warehouse(format!("connecting to {}", self.target)).with_source(e);
         let mut config = self.config.clone();
         if let Some(iam) = &self.iam {
             let user = config.get_user().unwrap_or_default().to_owned();
@@ -192,23 +199,207 @@ impl Connector {
             config.user(&user).password(password);
         }
         let config = &config;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-            let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("warehouse connection ended: {e}");
+        let mut last = None;
+        for (host, port) in self.addresses() {
+            let socket = match open(&host, port, config).await {
+                Ok(socket) => Masked::new(socket),
+                Err(e) => {
+                    last = Some(
+                        Error::warehouse(format!("connecting to {}", self.target)).with_source(e),
+                    );
+                    continue;
                 }
-            });
-            Ok(client)
+            };
+            let started = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+                start(config, socket, tokio_postgres::NoTls).await
+            } else {
+                let domain = match &host {
+                    tokio_postgres::config::Host::Tcp(h) => h.as_str(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(_) => "localhost",
+                };
+                let mut make = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
+                let tls =
+                    match tokio_postgres::tls::MakeTlsConnect::<Masked<Transport>>::make_tls_connect(
+                        &mut make, domain,
+                    ) {
+                        Ok(tls) => tls,
+                        Err(never) => match never {},
+                    };
+                start(config, socket, MaskedTls(tls)).await
+            };
+            match started {
+                Ok(client) => return Ok(client),
+                Err(e) => {
+                    last = Some(
+                        Error::warehouse(format!("connecting to {}", self.target)).with_source(e),
+                    )
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config(format!("{} names no host", self.target))))
+    }
+
+    /// Every host of the URL with its port, as libpq pairs them: one port for all hosts, or one
+    /// per host; 5432 by default. A `hostaddr` takes the place of its host's name.
+    fn addresses(&self) -> Vec<(tokio_postgres::config::Host, u16)> {
+        use tokio_postgres::config::Host;
+        let c = &self.config;
+        let hosts: Vec<Host> = if c.get_hosts().is_empty() {
+            c.get_hostaddrs()
+                .iter()
+                .map(|a| Host::Tcp(a.to_string()))
+                .collect()
         } else {
-            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config()?);
-            let (client, conn) = config.connect(tls).await.map_err(fail)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("warehouse connection ended: {e}");
+            c.get_hosts()
+                .iter()
+                .enumerate()
+                .map(|(i, h)| match c.get_hostaddrs().get(i) {
+                    Some(addr) => Host::Tcp(addr.to_string()),
+                    None => h.clone(),
+                })
+                .collect()
+        };
+        let ports = c.get_ports();
+        hosts
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let port = match ports {
+                    [] => 5432,
+                    [one] => *one,
+                    many => many.get(i).copied().unwrap_or(5432),
+                };
+                (h, port)
+            })
+            .collect()
+    }
+}
+
+/// The socket under a connection: TCP, or a Unix socket on Unix.
+pub(crate) enum Transport {
+    Tcp(tokio::net::TcpStream),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+/// Opens the socket to `host:port` (for a Unix socket directory, its `.s.PGSQL.<port>`) as
+/// tokio-postgres would: within the URL's `connect_timeout`, with `TCP_NODELAY`, its keepalives
+/// and (on Linux) its `tcp_user_timeout`.
+async fn open(
+    host: &tokio_postgres::config::Host,
+    port: u16,
+    config: &tokio_postgres::Config,
+) -> std::io::Result<Transport> {
+    let connecting = async {
+        match host {
+            tokio_postgres::config::Host::Tcp(h) => {
+                let stream = tokio::net::TcpStream::connect((h.as_str(), port)).await?;
+                stream.set_nodelay(true)?;
+                let socket = socket2::SockRef::from(&stream);
+                #[cfg(target_os = "linux")]
+                if let Some(timeout) = config.get_tcp_user_timeout() {
+                    socket.set_tcp_user_timeout(Some(*timeout))?;
                 }
-            });
-            Ok(client)
+                if config.get_keepalives() {
+                    let mut keepalive =
+                        socket2::TcpKeepalive::new().with_time(config.get_keepalives_idle());
+                    #[cfg(not(any(target_os = "openbsd", target_os = "solaris")))]
+                    if let Some(interval) = config.get_keepalives_interval() {
+                        keepalive = keepalive.with_interval(interval);
+                    }
+                    #[cfg(not(any(
+                        target_os = "openbsd",
+                        target_os = "solaris",
+                        target_os = "windows"
+                    )))]
+                    if let Some(retries) = config.get_keepalives_retries() {
+                        keepalive = keepalive.with_retries(retries);
+                    }
+                    socket.set_tcp_keepalive(&keepalive)?;
+                }
+                Ok(Transport::Tcp(stream))
+            }
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(dir) => Ok(Transport::Unix(
+                tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?,
+            )),
+        }
+    };
+    match config.get_connect_timeout() {
+        Some(t) => tokio::time::timeout(*t, connecting)
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))?,
+        None => connecting.await,
+    }
+}
+
+/// Starts the session on `socket` (TLS by `tls` as the URL's sslmode says) and spawns its
+/// connection task.
+async fn start<T>(
+    config: &tokio_postgres::Config,
+    socket: Masked<Transport>,
+    tls: T,
+) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::TlsConnect<Masked<Transport>>,
+    T::Stream: Send + 'static,
+{
+    let (client, conn) = config.connect_raw(socket, tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("warehouse connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+impl tokio::io::AsyncRead for Transport {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Transport {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            Transport::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -240,8 +431,22 @@ pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     row.try_get(idx).map_err(|e| db_error(what, e))
 }
 
-/// A [`Error::Warehouse`] saying what was being done, with the server's message and detail.
+/// A [`Error::Warehouse`] saying what was being done, with the server's message and detail; or
+/// [`Error::Missing`] when the server says a step was not taken (a table or column missing).
 pub(crate) fn db_error(what: &str, e: tokio_postgres::Error) -> Error {
+    if let Some(missing) = super::missing::missing_step(&e) {
+        return Error::Missing {
+            missing,
+            source: Some(std::sync::Arc::new(e)),
+        };
+    }
+    statement_error(what, e)
+}
+
+/// Like [`db_error`], but always an [`Error::Warehouse`] that starts with `what`: for a step
+/// whose own account of what happened (a migration's applied and not-run statements) matters
+/// more than which setup step a missing table or column points to.
+pub(crate) fn statement_error(what: &str, e: tokio_postgres::Error) -> Error {
     let message = match e.as_db_error() {
         Some(db) => {
             let mut m = format!("{what}: {}", db.message());

@@ -6,13 +6,16 @@
 //! and the DDL dialect.
 
 mod connector;
+pub(crate) mod masked;
+mod missing;
 pub mod postgres;
 pub mod redshift;
 
 use std::future::Future;
 
 pub use self::connector::Connector;
-pub(crate) use self::connector::{column, db_error};
+pub(crate) use self::connector::{column, db_error, statement_error};
+pub(crate) use self::missing::check_table;
 pub use self::postgres::PostgresWarehouse;
 pub use self::redshift::RedshiftWarehouse;
 pub use crate::error::RejectedRow;

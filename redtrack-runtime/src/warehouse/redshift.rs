@@ -4,6 +4,7 @@
 
 use aws_sdk_s3::config::ProvideCredentials;
 
+use super::masked::{mask, MaskGuard};
 use super::{
     column, db_error, quote_ident, Connector, CopyOutcome, CopyRequest, RejectedRow, Warehouse,
 };
@@ -143,9 +144,13 @@ impl RedshiftWarehouse {
         }
     }
 
-    async fn authorization(&self) -> Result<String> {
+    /// COPY's authorization clause. With credentials, the clause holds placeholders of the
+    /// access key, the secret and the session token, and the guards that swap them back on the
+    /// wire (keep them until the COPY was sent): the statement's text, which tokio-postgres logs,
+    /// never holds a secret.
+    async fn authorization(&self) -> Result<(String, Vec<MaskGuard>)> {
         match &self.auth {
-            Auth::Role(arn) => iam_role_clause(arn),
+            Auth::Role(arn) => Ok((iam_role_clause(arn)?, Vec::new())),
             Auth::Credentials { aws, config } => {
                 let sdk = aws.sdk(config).await;
                 let provider = sdk.credentials_provider().ok_or_else(|| {
@@ -155,16 +160,28 @@ impl RedshiftWarehouse {
                     )
                 })?;
                 let creds = provider.provide_credentials().await.map_err(|e| {
-                    Error::warehouse(format!(
-                        "loading AWS credentials for COPY: {e} (or set REDTRACK_COPY_IAM_ROLE)"
+                    Error::Config(format!(
+                        "COPY needs AWS credentials to read the stage, and none could be loaded \
+                         ({}): set REDTRACK_COPY_IAM_ROLE (recommended), or AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+                        crate::text::error_chain(&e)
                     ))
-                    .with_source(e)
                 })?;
-                credentials_clause(
-                    creds.access_key_id(),
-                    creds.secret_access_key(),
-                    creds.session_token(),
-                )
+                let mut guards = Vec::new();
+                let mut masked = |what: &str, value: &str| -> Result<String> {
+                    let literal = quote_literal(what, value)?;
+                    let guard = mask(&literal[1..literal.len() - 1]);
+                    let placeholder = guard.placeholder().to_owned();
+                    guards.push(guard);
+                    Ok(placeholder)
+                };
+                let key = masked("access key id", creds.access_key_id())?;
+                let secret = masked("secret access key", creds.secret_access_key())?;
+                let token = creds
+                    .session_token()
+                    .map(|t| masked("session token", t))
+                    .transpose()?;
+                Ok((credentials_clause(&key, &secret, token.as_deref())?, guards))
             }
         }
     }
@@ -188,16 +205,23 @@ impl RedshiftWarehouse {
             let text = |i| column::<Option<String>>(&row, i, WHAT).map(Option::unwrap_or_default);
             let file = text(0)?;
             let line = column::<Option<i64>>(&row, 1, WHAT)?.unwrap_or(0);
-            let mut reject = RejectedRow {
-                value: String::new(),
-                column: text(2)?,
-                reason: text(3)?,
-                line: u64::try_from(line).unwrap_or(0),
+            let mut reject = RejectedRow::new(
                 file,
-            };
+                u64::try_from(line).unwrap_or(0),
+                text(2)?,
+                String::new(),
+                text(3)?,
+            );
             if let Some(f) = req.files.iter().find(|f| f.url == reject.file) {
                 match read_line(stage, &f.key, reject.line).await {
-                    Ok(line) => reject.value = field_value(line, &reject.column),
+                    Ok(line) => {
+                        reject.value = field_value(
+                            String::from_utf8_lossy(&line).into_owned(),
+                            &reject.column,
+                        );
+                        // The whole staged line, so the row can be loaded again later.
+                        reject.raw = Some(bytes::Bytes::from(line));
+                    }
                     // The reject stands; say why its raw line is missing.
                     Err(e) => reject
                         .reason
@@ -219,16 +243,16 @@ fn no_system_table(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Line `n` (1-based) of the gzip'd staged file `key`; empty if the file has fewer lines.
-async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<String> {
+async fn read_line<S: Stage>(stage: &S, key: &str, n: u64) -> Result<Vec<u8>> {
     let mut lines = GzipLines::open(stage, key).await?;
     let mut i = 0;
     while let Some(line) = lines.next_line().await? {
         i += 1;
         if i == n {
-            return Ok(String::from_utf8_lossy(line).into_owned());
+            return Ok(line.to_vec());
         }
     }
-    Ok(String::new())
+    Ok(Vec::new())
 }
 
 /// The raw value of a rejected row, as `stl_load_errors.raw_field_value` would give it (which
@@ -303,9 +327,12 @@ impl Warehouse for RedshiftWarehouse {
         stage: &'a S,
     ) -> Result<CopyOutcome> {
         self.check_stage(stage)?;
-        let sql = copy_sql(req, &self.authorization().await?, req.max_errors)?;
+        let (authorization, masks) = self.authorization().await?;
+        let sql = copy_sql(req, &authorization, req.max_errors)?;
         pause_at(Phase::Copy).await;
-        if let Err(e) = txn.batch_execute(&sql).await {
+        let copied = txn.batch_execute(&sql).await;
+        drop(masks);
+        if let Err(e) = copied {
             // The transaction is aborted: read the errors on a fresh connection.
             let mut detail = Vec::new();
             if let Ok(mut other) = self.connect().await {

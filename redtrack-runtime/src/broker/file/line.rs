@@ -1,5 +1,8 @@
-//! The line format of a shard file: one record per line, `{"k":"<partition key>","d":"<text>"}`,
-//! or `"b":"<base64>"` instead of `"d"` for bytes that are not one line of UTF-8. Writing goes
+//! The line format of a shard file: one record per line,
+//! `{"t":<ms>,"k":"<partition key>","d":"<text>"}`, or `"b":"<base64>"` instead of `"d"` for bytes
+//! that are not one line of UTF-8; `t` is when the record was written (milliseconds since the
+//! epoch), for the backlog's age and as the record's arrival time (the loader's dedupe window
+//! counts in it), and lines written before it existed have none. Writing goes
 //! through serde_json; reading takes the usual shape in one pass (unescaping as it checks) and
 //! leaves anything else to serde_json.
 
@@ -15,6 +18,8 @@ const DATA_BLOCK: usize = 256 * 1024;
 /// One line of a shard file.
 #[derive(Serialize, Deserialize)]
 struct Line<'a> {
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    written_ms: Option<u64>,
     #[serde(rename = "k", borrow)]
     key: std::borrow::Cow<'a, str>,
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none", borrow)]
@@ -30,7 +35,7 @@ pub(super) fn parse_line(
     seq: u64,
     data: &mut BytesMut,
 ) -> std::result::Result<StoredRecord, String> {
-    if let Some((key, text)) = split_plain_line(line) {
+    if let Some((ms, key, text)) = split_plain_line(line) {
         if data.capacity() - data.len() < text.len() {
             data.reserve(DATA_BLOCK.max(text.len()));
         }
@@ -41,6 +46,7 @@ pub(super) fn parse_line(
                 sequence_number: seq.into(),
                 partition_key: key.to_owned(),
                 data: data.split().freeze(),
+                approximate_arrival_timestamp: ms.and_then(arrival),
             });
         }
     }
@@ -56,22 +62,41 @@ pub(super) fn parse_line(
         sequence_number: seq.into(),
         partition_key: l.key.into_owned(),
         data,
+        approximate_arrival_timestamp: l.written_ms.and_then(arrival),
     })
 }
 
-/// The key and the still escaped text of a line shaped `{"k":"<key>","d":"<text>"}` whose
-/// key is printable ASCII (DEL included) without escapes; `None` for any other line.
-fn split_plain_line(line: &[u8]) -> Option<(&str, &[u8])> {
+/// The time of a line's `t`.
+fn arrival(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).ok()?)
+}
+
+/// The write time (if any), the key and the still escaped text of a line shaped
+/// `{"t":<ms>,"k":"<key>","d":"<text>"}` (or without `"t"`) whose key is printable ASCII (DEL
+/// included) without escapes; `None` for any other line.
+fn split_plain_line(line: &[u8]) -> Option<(Option<u64>, &str, &[u8])> {
     const HEAD: &[u8] = b"{\"k\":";
     const MID: &[u8] = b",\"d\":\"";
     const TAIL: &[u8] = b"\"}";
-    let rest = line.strip_prefix(HEAD)?;
+    let (ms, rest) = match written_ms(line) {
+        Some((ms, after)) => (Some(ms), after.strip_prefix(&HEAD[1..])?),
+        None => (None, line.strip_prefix(HEAD)?),
+    };
     let key_end = json_scan::plain_string_end(rest, 0)?;
     let key = &rest[1..key_end];
     let text = rest[key_end + 1..].strip_prefix(MID)?.strip_suffix(TAIL)?;
     // Printable ASCII (checked by the scanner) is UTF-8.
     let key = std::str::from_utf8(key).ok()?;
-    Some((key, text))
+    Some((ms, key, text))
+}
+
+/// The write time of a line that begins `{"t":<digits>,`, and the rest of the line after the
+/// comma.
+pub(super) fn written_ms(line: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = line.strip_prefix(b"{\"t\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let ms = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    Some((ms, rest[digits..].strip_prefix(b",")?))
 }
 
 /// Appends the JSON string body `text` unescaped to `out`, if it is printable ASCII (or UTF-8)
@@ -121,11 +146,13 @@ fn unescape_into(text: &[u8], out: &mut BytesMut) -> bool {
     ok
 }
 
-pub(super) fn encode_line(r: &PutRecord, out: &mut Vec<u8>) {
+/// Appends `r` as one line, written at `written_ms` (milliseconds since the epoch).
+pub(super) fn encode_line(r: &PutRecord, written_ms: u64, out: &mut Vec<u8>) {
     let text = std::str::from_utf8(&r.data)
         .ok()
         .filter(|t| !t.contains(['\n', '\r']));
     let line = Line {
+        written_ms: Some(written_ms),
         key: r.partition_key.as_str().into(),
         text: text.map(Into::into),
         base64: match text {
@@ -173,13 +200,19 @@ mod tests {
             for key in keys {
                 let r = rec(key, data);
                 let mut line = Vec::new();
-                encode_line(&r, &mut line);
+                encode_line(&r, 1_764_500_000_123, &mut line);
                 let line = &line[..line.len() - 1];
                 let mut buf = BytesMut::new();
                 let got = parse_line(line, 7, &mut buf).unwrap();
                 assert_eq!(got.data, r.data, "data of {line:?}");
                 assert_eq!(got.partition_key, r.partition_key, "key of {line:?}");
                 assert_eq!(got.sequence_number, "7");
+                assert_eq!(
+                    got.approximate_arrival_timestamp
+                        .map(|t| t.timestamp_millis()),
+                    Some(1_764_500_000_123),
+                    "time of {line:?}"
+                );
             }
         }
         // Lines the fast path refuses still fail (or parse) as JSON says.
@@ -189,5 +222,13 @@ mod tests {
         assert!(parse_line(b"{\"k\":\"a\",\"d\":\"x\\\"}", 1, &mut buf).is_err());
         let r = parse_line(b"{\"d\":\"x\\/y\",\"k\":\"a\"}", 1, &mut buf).unwrap();
         assert_eq!(&r.data[..], b"x/y");
+        // Lines written before the write time was kept still read, by either path.
+        let r = parse_line(b"{\"k\":\"a\",\"d\":\"{}\"}", 1, &mut buf).unwrap();
+        assert_eq!((&r.data[..], r.partition_key.as_str()), (&b"{}"[..], "a"));
+        assert_eq!(r.approximate_arrival_timestamp, None);
+        let mut line = Vec::new();
+        encode_line(&rec("k", b"{}"), 42, &mut line);
+        assert_eq!(line, b"{\"t\":42,\"k\":\"k\",\"d\":\"{}\"}\n");
+        assert_eq!(written_ms(&line).map(|(t, _)| t), Some(42));
     }
 }

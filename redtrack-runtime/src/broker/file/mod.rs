@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! <dir>/<stream>/shards.json             the shards: ids, parents, hash key ranges, open or closed
-//! <dir>/<stream>/<shard id>.log          one record per line: {"k":"<partition key>","d":"<text>"}
-//!                                        (or "b":"<base64>" for bytes that are not one line of UTF-8)
+//! <dir>/<stream>/<shard id>.log          one record per line: {"k":"<key>","t":<ms>,"d":"<text>"}
+//!                                        (or "b":"<base64>" for bytes that are not one line of UTF-8;
+//!                                        "t": when it was appended, ms since the Unix epoch)
 //! <dir>/<stream>/<shard id>.closed       written when the shard is split: its final length
 //! <dir>/<stream>/.lock                   taken while creating or splitting the stream
 //! ```
@@ -32,11 +33,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use md5::{Digest, Md5};
 
 use super::{
-    Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber, ShardInfo, ShardReader,
-    StartingPosition, MAX_RECORDS_PER_GET,
+    hash_key, Backlog, Broker, PutOutcome, PutRecord, ReadBatch, ReadPolicy, SequenceNumber,
+    ShardInfo, ShardMap, ShardReader, StartingPosition, StreamInfo, MAX_RECORDS_PER_GET,
+    MAX_RECORD_BYTES,
 };
 use crate::error::{code, Error, Result};
 use line::parse_line;
@@ -300,6 +301,96 @@ impl Broker for FileBroker {
         self.blocking(move |b| b.list_blocking(&stream)).await
     }
 
+    /// Files are kept until deleted (no retention); records of up to 1 MiB, as a Kinesis
+    /// stream's default, so what fails in production fails in development too.
+    async fn stream_info(&self, _stream: &str) -> Result<StreamInfo> {
+        Ok(StreamInfo::new(None, MAX_RECORD_BYTES, false))
+    }
+
+    /// The open shards of `shards.json`, whose hash key ranges route records as in Kinesis.
+    async fn shard_map(&self, stream: &str) -> Result<Option<ShardMap>> {
+        let stream = stream.to_owned();
+        self.blocking(move |b| {
+            let map = b.map(&stream, true)?;
+            Ok(Some(ShardMap::new(
+                map.iter()
+                    .filter(|s| !s.closed)
+                    .filter_map(|s| s.range().map(|(a, z)| (a, z, s.shard_id.clone()))),
+            )))
+        })
+        .await
+    }
+
+    /// Exact and without parsing records: the whole lines of the shard's file after the
+    /// position, their bytes, and the write time of the first (lines written by older versions
+    /// have none).
+    async fn backlog(
+        &self,
+        stream: &str,
+        shard_id: &str,
+        from: StartingPosition,
+    ) -> Result<Backlog> {
+        let dir = self.stream_dir(stream)?;
+        let pos = offset(stream, &from)?;
+        let (log, shard) = (dir.join(format!("{shard_id}.log")), shard_id.to_owned());
+        let counted = log.clone();
+        tokio::task::spawn_blocking(move || count_lines(&counted, pos))
+            .await
+            .map_err(|e| {
+                Error::io(
+                    &log,
+                    std::io::Error::other(format!("file broker task: {e}")),
+                )
+            })?
+            .map_err(|e| io_error("GetRecords", stream, &log, e))
+            .map(|mut b| {
+                tracing::trace!(shard = %shard, records = b.records, "file broker backlog");
+                b.complete = true;
+                b
+            })
+    }
+
+    /// A file broker's sequence number is a byte offset in the shard's file: a checkpoint that
+    /// is not a number was written by a Kinesis loader; one beyond the end of the file means the
+    /// directory was replaced or emptied since (new records would never be read).
+    async fn check_checkpoint(
+        &self,
+        stream: &str,
+        shard: &ShardInfo,
+        checkpoint: &SequenceNumber,
+    ) -> Result<()> {
+        let Ok(offset) = checkpoint.parse::<u64>() else {
+            return Err(super::foreign_checkpoint(
+                stream,
+                &shard.shard_id,
+                checkpoint,
+                "Kinesis",
+                &format!("the file broker ({})", self.dir.display()),
+                "REDTRACK_BROKER=kinesis",
+            ));
+        };
+        let log = self
+            .stream_dir(stream)?
+            .join(format!("{}.log", shard.shard_id));
+        let len = tokio::fs::metadata(&log)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if offset > len {
+            return Err(Error::Config(format!(
+                "the checkpoint of shard `{}` of stream `{stream}` in kinesis_loads (byte \
+                 {offset}) lies beyond the end of its file {} ({len} bytes): the file broker's \
+                 directory was replaced or emptied since that load, and its new records would \
+                 never be read. Point REDTRACK_BROKER at the directory that was loaded; or, to \
+                 load this directory's stream from its start, delete the old checkpoints first: \
+                 DELETE FROM kinesis_loads WHERE stream_name = '{stream}'",
+                shard.shard_id,
+                log.display()
+            )));
+        }
+        Ok(())
+    }
+
     async fn read_shard(
         &self,
         stream: &str,
@@ -307,18 +398,7 @@ impl Broker for FileBroker {
         from: StartingPosition,
     ) -> Result<FileReader> {
         let dir = self.stream_dir(stream)?;
-        let pos = match &from {
-            StartingPosition::TrimHorizon => 0,
-            StartingPosition::AfterSequenceNumber(s) => s.parse::<u64>().map_err(|_| {
-                Error::broker(
-                    "GetShardIterator",
-                    stream,
-                    "InvalidArgumentException",
-                    format!("`{s}` is not a sequence number of the file broker"),
-                    false,
-                )
-            })?,
-        };
+        let pos = offset(stream, &from)?;
         let log = dir.join(format!("{shard_id}.log"));
         let exists = tokio::fs::try_exists(&log).await.unwrap_or(false);
         if !exists {
@@ -444,13 +524,58 @@ impl ShardReader for FileReader {
     }
 }
 
-fn shard_id(n: usize) -> String {
-    format!("shardId-{n:012}")
+/// The byte offset a read from `from` starts at.
+fn offset(stream: &str, from: &StartingPosition) -> Result<u64> {
+    match from {
+        StartingPosition::TrimHorizon => Ok(0),
+        StartingPosition::AfterSequenceNumber(s) => s.parse::<u64>().map_err(|_| {
+            Error::broker(
+                "GetShardIterator",
+                stream,
+                "InvalidArgumentException",
+                format!("`{s}` is not a sequence number of the file broker"),
+                false,
+            )
+        }),
+    }
 }
 
-/// The 128-bit hash key of a partition key, as Kinesis computes it (MD5, big-endian).
-pub(crate) fn hash_key(partition_key: &str) -> u128 {
-    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+/// The whole lines of `log` from byte `pos`: how many, their bytes, and the write time of the
+/// first.
+fn count_lines(log: &Path, pos: u64) -> std::io::Result<Backlog> {
+    let mut file = File::open(log)?;
+    file.seek(SeekFrom::Start(pos))?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut backlog = Backlog::default();
+    let mut first = Vec::new();
+    if reader.read_until(b'\n', &mut first)? == 0 || first.last() != Some(&b'\n') {
+        return Ok(backlog);
+    }
+    backlog.records = 1;
+    backlog.oldest_arrival = line::written_ms(&first)
+        .map(|(ms, _)| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+    // `at`: the file offset of the buffer's start; `end`: just past the last whole line (bytes
+    // after it are a line still being written).
+    let mut at = pos + first.len() as u64;
+    let mut end = at;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            backlog.bytes = end - pos;
+            return Ok(backlog);
+        }
+        for nl in memchr::memchr_iter(b'\n', buf) {
+            backlog.records += 1;
+            end = at + nl as u64 + 1;
+        }
+        let n = buf.len();
+        at += n as u64;
+        reader.consume(n);
+    }
+}
+
+fn shard_id(n: usize) -> String {
+    format!("shardId-{n:012}")
 }
 
 /// The [`Error::Broker`] of a failed file operation of the broker under `path`.

@@ -49,10 +49,13 @@ pub(super) fn append(
     records: &[PutRecord],
     idx: &[usize],
 ) -> std::io::Result<Option<Vec<u64>>> {
-    let mut buf = Vec::with_capacity(idx.iter().map(|&i| records[i].data.len() + 64).sum());
+    let mut buf = Vec::with_capacity(idx.iter().map(|&i| records[i].data.len() + 80).sum());
     let mut ends = Vec::with_capacity(idx.len());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     for &i in idx {
-        encode_line(&records[i], &mut buf);
+        encode_line(&records[i], now_ms, &mut buf);
         ends.push(buf.len() as u64);
     }
     let mut file = OpenOptions::new()
@@ -145,8 +148,9 @@ pub(super) fn read_map(dir: &Path, stream: &str) -> Result<Vec<ShardMeta>> {
                 stream,
                 "ResourceNotFoundException",
                 format!(
-                    "no stream at {}; create it first (client.create_stream)",
-                    dir.display()
+                    "the stream does not exist: run `setup` (or \
+                     `Client::create_stream::<E>(shards)`), which creates it (there is no {})",
+                    path.display()
                 ),
                 false,
             )

@@ -66,6 +66,10 @@ enum Streamed {
 }
 
 /// Streams every staged file of `req` into `copy`, each line as `format` says.
+///
+/// Only a refused *row* is [`Streamed::Refused`]: a data exception or an integrity violation
+/// (SQLSTATE classes 22 and 23) while the rows stream in. A COPY that cannot start (the table or
+/// a column missing, no privilege) or a lost connection is an error, never a rejected row.
 async fn stream_files<S: Stage>(
     txn: &tokio_postgres::Transaction<'_>,
     req: &CopyRequest,
@@ -74,13 +78,15 @@ async fn stream_files<S: Stage>(
     format: RowFormat<'_>,
 ) -> Result<Streamed> {
     let refused = |what: &str, e: tokio_postgres::Error| match (format, e.as_db_error()) {
-        (RowFormat::Direct(_), Some(db)) => Ok(Streamed::Refused(db.message().to_owned())),
+        (RowFormat::Direct(_), Some(db)) if is_row_refusal(db.code()) => {
+            Ok(Streamed::Refused(db.message().to_owned()))
+        }
         _ => Err(db_error(what, e)),
     };
-    let sink = match txn.copy_in::<_, Bytes>(copy).await {
-        Ok(sink) => sink,
-        Err(e) => return refused("starting COPY FROM STDIN", e),
-    };
+    let sink = txn
+        .copy_in::<_, Bytes>(copy)
+        .await
+        .map_err(|e| db_error(&format!("starting COPY into {}", req.table.name), e))?;
     futures::pin_mut!(sink);
     let mut out = BytesMut::with_capacity(COPY_CHUNK * 2);
     let mut sent_any = false;
@@ -129,6 +135,14 @@ async fn stream_files<S: Stage>(
         Ok(rows) => Ok(Streamed::Done(rows)),
         Err(e) => refused("COPY FROM STDIN", e),
     }
+}
+
+/// Whether a COPY failing with `code` refused a row for its values: a data exception (class 22:
+/// bad input syntax, a value too long or out of range) or an integrity violation (class 23: NULL
+/// in a NOT NULL column, a check).
+fn is_row_refusal(code: &tokio_postgres::error::SqlState) -> bool {
+    let code = code.code();
+    code.starts_with("22") || code.starts_with("23")
 }
 
 /// `f` inside a savepoint: kept if it gives `Some`, rolled back if it gives `None`.
@@ -245,7 +259,7 @@ async fn insert_row_by_row(
     let max = i64::try_from(req.max_errors).unwrap_or(i64::MAX - 1);
     let rows = txn
         .query(
-            "SELECT o_file, o_line, o_column, o_value, o_reason FROM pg_temp.redtrack_insert_rows($1)",
+            "SELECT o_file, o_line, o_column, o_value, o_reason, o_doc FROM pg_temp.redtrack_insert_rows($1)",
             &[&max],
         )
         .await
@@ -261,13 +275,16 @@ async fn insert_row_by_row(
             .and_then(|i| req.files.get(i))
             .map(|f| f.url.clone())
             .unwrap_or_default();
-        rejected.push(RejectedRow {
+        let mut row = RejectedRow::new(
             file,
-            line: u64::try_from(line).unwrap_or(0),
-            column: text(2)?,
-            value: truncate_string(text(3)?, MAX_RAW),
-            reason: text(4)?,
-        });
+            u64::try_from(line).unwrap_or(0),
+            text(2)?,
+            truncate_string(text(3)?, MAX_RAW),
+            text(4)?,
+        );
+        // The whole staged line, kept so the row can be loaded again once the table is fixed.
+        row.raw = Some(bytes::Bytes::from(text(5)?));
+        rejected.push(row);
     }
     let n_rejected = rejected.len() as u64;
     if n_rejected > req.max_errors {

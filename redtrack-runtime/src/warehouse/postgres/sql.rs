@@ -72,7 +72,7 @@ pub(super) fn row_by_row_function(table: &TableSchema) -> String {
     }
     format!(
         r#"CREATE OR REPLACE FUNCTION pg_temp.redtrack_insert_rows(max_rejects bigint)
-RETURNS TABLE (o_file integer, o_line bigint, o_column text, o_value text, o_reason text)
+RETURNS TABLE (o_file integer, o_line bigint, o_column text, o_value text, o_reason text, o_doc text)
 LANGUAGE plpgsql AS $redtrack$
 DECLARE
     rec record;
@@ -93,6 +93,7 @@ DECLARE
             o_reason := SQLERRM;
             o_column := '';
             o_value := left(rec.doc, {MAX_RAW});
+            o_doc := rec.doc;
             GET STACKED DIAGNOSTICS v_col = COLUMN_NAME;
             IF v_col IS NOT NULL AND v_col <> '' THEN
                 o_column := v_col;
