@@ -98,7 +98,9 @@ impl Encoding {
 
     /// Whether a column of type `t` may use this encoding (page `c_Compression_encodings`).
     ///
-    /// The table lists no encoding but `RAW` for `TIME`. `SUPER` takes `RAW`, `LZO` (its row of
+    /// The table lists no encoding but `RAW` for `TIME`, yet `TIME` takes `AZ64`, the encoding
+    /// Redshift gives it by default (`https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html`,
+    /// ENCODE: "TIME, TIMETZ ... are assigned AZ64 compression"). `SUPER` takes `RAW`, `LZO` (its row of
     /// the table lists SUPER) and `ZSTD`, SUPER's default encoding
     /// (`https://docs.aws.amazon.com/redshift/latest/dg/r_SUPER_type.html`). The mostly
     /// encodings cover `DECIMAL` up to precision 18 only, the precisions Redshift stores in 64
@@ -122,7 +124,14 @@ impl Encoding {
             Encoding::Raw => true,
             Encoding::Az64 => matches!(
                 t,
-                SmallInt | Integer | BigInt | Decimal { .. } | Date | Timestamp | TimestampTz
+                SmallInt
+                    | Integer
+                    | BigInt
+                    | Decimal { .. }
+                    | Date
+                    | Time
+                    | Timestamp
+                    | TimestampTz
             ),
             Encoding::Bytedict => matches!(
                 t,
@@ -231,7 +240,8 @@ mod tests {
         assert_eq!(supported(Encoding::Raw).len(), all.len());
         assert_eq!(
             supported(Encoding::Az64).join(", "),
-            "SMALLINT, INTEGER, BIGINT, DECIMAL(18,0), DATE, TIMESTAMP, TIMESTAMPTZ"
+            "SMALLINT, INTEGER, BIGINT, DECIMAL(18,0), DATE, TIMESTAMP, TIMESTAMPTZ, TIME",
+            "the table's row, and TIME, which r_ALTER_TABLE gives AZ64 by default"
         );
         assert_eq!(
             supported(Encoding::Delta32k).join(", "),
