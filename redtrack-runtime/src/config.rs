@@ -846,6 +846,8 @@ pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs)
     let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
     let mut problems = Vec::new();
     let mut kinds_known = true;
+    // A stage that is set but cannot be taken is said once, as wrong, not again as missing.
+    let mut stage_wrong = false;
     let mut b = Config::builder();
     if let Some(cluster) = get("REDTRACK_CLUSTER") {
         b = b.cluster(cluster);
@@ -872,6 +874,7 @@ pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs)
             Ok(stage) => b = b.stage(stage),
             Err(e) => {
                 kinds_known = false;
+                stage_wrong = true;
                 problems.push(match e {
                     Error::Config(m) => m,
                     other => other.to_string(),
@@ -909,7 +912,11 @@ pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs)
     let config = b.config;
     let mut all = name_problems(&config);
     all.extend(problems);
-    // The URL, if set, was checked above.
+    // The URL, if set, was checked above; so was a stage that is set.
+    let needs = Needs {
+        stage: needs.stage && !stage_wrong,
+        ..needs
+    };
     all.extend(config.problems_with(needs, false));
     Read {
         config,
@@ -924,6 +931,36 @@ mod tests {
 
     fn builder() -> ConfigBuilder {
         Config::builder().cluster("c").database("d")
+    }
+
+    /// A stage that is set but wrong is one problem, said as wrong: not also "not set".
+    #[test]
+    fn a_wrong_stage_is_not_also_reported_missing() {
+        let vars = |k: &str| {
+            match k {
+                "REDTRACK_CLUSTER" => Some("c"),
+                "REDTRACK_DATABASE" => Some("d"),
+                "REDTRACK_STAGE" => Some("http://bucket/prefix"),
+                "REDTRACK_WAREHOUSE_URL" => Some("postgres://u:p@h/db"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let read = read_lookup(vars, Needs::LOADER);
+        assert_eq!(read.problems.len(), 1, "{:?}", read.problems);
+        assert!(
+            read.problems[0].starts_with("REDTRACK_STAGE `http://bucket/prefix` is neither"),
+            "{:?}",
+            read.problems
+        );
+        // Unset, it is said missing.
+        let read = read_lookup(|k| vars(k).filter(|_| k != "REDTRACK_STAGE"), Needs::LOADER);
+        assert_eq!(read.problems.len(), 1, "{:?}", read.problems);
+        assert!(
+            read.problems[0].starts_with("REDTRACK_STAGE is not set"),
+            "{:?}",
+            read.problems
+        );
     }
 
     #[test]
