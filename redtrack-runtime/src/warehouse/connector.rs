@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::masked::{Masked, MaskedTls};
-use crate::aws::Aws;
+use crate::aws::{sdk_failure, Aws, SdkFailure};
 use crate::config::{parse_warehouse_url, Config, RedshiftIam};
 use crate::error::{Error, Result};
 
@@ -67,11 +67,15 @@ impl IamSignIn {
     /// credentials.
     async fn ask(&self, db_user: &str, database: &str) -> Result<TempCredentials> {
         let sdk = self.aws.sdk(&self.config).await;
-        let fail = |api: &str, action: &str, e: String| {
-            Error::warehouse(format!(
-                "asking {api} for temporary database credentials: {e} (the loader's AWS \
-                 credentials need the IAM action {action})"
-            ))
+        // The service's code and message, not the SDK error's Debug form (the raw HTTP
+        // response); the SDK error stays reachable as the source.
+        let fail = |api: &str, action: &str, e: SdkFailure| Error::Warehouse {
+            message: format!(
+                "asking {api} for temporary database credentials: {}: {} (the loader's AWS \
+                 credentials need the IAM action {action})",
+                e.code, e.message
+            ),
+            source: Some(e.source),
         };
         let expires = |t: Option<&aws_smithy_types::DateTime>| {
             t.and_then(|t| SystemTime::try_from(*t).ok())
@@ -92,13 +96,11 @@ impl IamSignIn {
                     .send()
                     .await
                     .map_err(|e| {
-                        let message = aws_sdk_redshift::error::DisplayErrorContext(&e).to_string();
                         fail(
                             "GetClusterCredentials",
                             "redshift:GetClusterCredentials",
-                            message,
+                            sdk_failure(e),
                         )
-                        .with_source(e)
                     })?;
                 Ok(TempCredentials {
                     user: out.db_user().unwrap_or_default().to_owned(),
@@ -115,14 +117,11 @@ impl IamSignIn {
                     .send()
                     .await
                     .map_err(|e| {
-                        let message =
-                            aws_sdk_redshiftserverless::error::DisplayErrorContext(&e).to_string();
                         fail(
                             "GetCredentials",
                             "redshift-serverless:GetCredentials",
-                            message,
+                            sdk_failure(e),
                         )
-                        .with_source(e)
                     })?;
                 Ok(TempCredentials {
                     user: out.db_user().unwrap_or_default().to_owned(),
