@@ -38,6 +38,33 @@ const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// How long the temporary credentials asked for last (the most both APIs allow).
 const CREDENTIALS_SECONDS: i32 = 3600;
 
+/// What to do when the server refused the login itself (by SQLSTATE, never by message text):
+/// a wrong user or password, or a database that does not exist. Empty for anything else.
+fn refusal_step(e: &tokio_postgres::Error, iam: bool) -> &'static str {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c)
+            if (*c == SqlState::INVALID_PASSWORD
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+                && iam =>
+        {
+            " (the user IAM sign-in signed in as was refused: check the user in \
+             REDTRACK_WAREHOUSE_URL and REDTRACK_REDSHIFT_IAM)"
+        }
+        Some(c)
+            if *c == SqlState::INVALID_PASSWORD
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
+            " (the warehouse refused the user or password: check them in \
+             REDTRACK_WAREHOUSE_URL, percent-encoding any `@`, `:` or `/` in the password)"
+        }
+        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => {
+            " (no such database: check the database name in REDTRACK_WAREHOUSE_URL)"
+        }
+        _ => "",
+    }
+}
+
 /// Temporary database credentials (never shown: no `Debug`).
 struct TempCredentials {
     user: String,
@@ -230,8 +257,10 @@ impl Connector {
             match started {
                 Ok(client) => return Ok(client),
                 Err(e) => {
+                    let step = refusal_step(&e, self.iam.is_some());
                     last = Some(
-                        Error::warehouse(format!("connecting to {}", self.target)).with_source(e),
+                        Error::warehouse(format!("connecting to {}{step}", self.target))
+                            .with_source(e),
                     )
                 }
             }
