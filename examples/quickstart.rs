@@ -103,8 +103,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             report.records
         );
     }
+    // NULL as psql shows it, not as Rust's `None`.
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "NULL".to_owned());
     println!();
-    println!("first rows of test_events:");
+    println!("first rows of test_events (client_ip, timestamp, message):");
     let rows = db
         .query(
             "SELECT client_ip, \"timestamp\", message FROM test_events \
@@ -114,13 +116,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     for r in rows {
         println!(
-            "  {} {} {:?}",
+            "  {} | {} | {}",
             r.get::<_, String>(0),
             r.get::<_, i32>(1),
-            r.get::<_, Option<String>>(2)
+            shown(r.get(2))
         );
     }
-    println!("first rows of test_all_types:");
+    println!(
+        "first rows of test_all_types (test_integer, test_decimal, test_varchar, test_timestamp):"
+    );
     let rows = db
         .query(
             "SELECT test_integer, CAST(test_decimal AS VARCHAR(64)), test_varchar, \
@@ -130,11 +134,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     for r in rows {
         println!(
-            "  {} {:?} {} {:?}",
+            "  {} | {} | {} | {}",
             r.get::<_, i32>(0),
-            r.get::<_, Option<String>>(1),
+            shown(r.get(1)),
             r.get::<_, String>(2),
-            r.get::<_, Option<String>>(3)
+            shown(r.get(3))
         );
     }
     let loads = db
