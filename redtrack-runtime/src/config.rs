@@ -786,6 +786,19 @@ pub(crate) fn parse_warehouse_url(
                  PostgreSQL's protocol (as Redshift does): set it to {form}"
             ));
         }
+        // The parser ends the user and password at the first `@`: the rest of a password
+        // holding `@` would be taken for the host, and shown in every message naming it.
+        Some((_, rest))
+            if rest
+                .split(['/', '?'])
+                .next()
+                .is_some_and(|authority| authority.matches('@').count() > 1) =>
+        {
+            return Err(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` holds more than one `@` before its host: \
+                 percent-encode each `@` of the user or password as %40"
+            ));
+        }
         Some(_) => {}
         // A key=value string has `=`; anything else is a URL without its scheme.
         None if !url.contains('=') => {
@@ -931,6 +944,18 @@ mod tests {
 
     fn builder() -> ConfigBuilder {
         Config::builder().cluster("c").database("d")
+    }
+
+    /// A password with an `@` not percent-encoded is refused, showing no part of it; encoded,
+    /// or an `@` in the query, it is taken.
+    #[test]
+    fn an_unencoded_at_in_the_password_is_refused() {
+        let e = parse_warehouse_url("postgres://u:pa@ss-word@h:5439/db").unwrap_err();
+        assert!(e.contains("percent-encode each `@`"), "{e}");
+        assert!(!e.contains("ss-word"), "{e}");
+        parse_warehouse_url("postgres://u:pa%40ss@h:5439/db").unwrap();
+        parse_warehouse_url("postgres://u:p@h:5439/db?application_name=a@b").unwrap();
+        parse_warehouse_url("postgres://u@h/db").unwrap();
     }
 
     /// A stage that is set but wrong is one problem, said as wrong: not also "not set".
