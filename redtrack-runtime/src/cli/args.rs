@@ -74,13 +74,14 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recent rows the warehouse rejected, with column, value and reason.
+    /// Recent rejected rows (by the loader's check of each record, or by COPY), with column,
+    /// value, reason and what became of each (kept for redrive, read again, re-driven).
     Errors {
         /// The table.
         #[arg(long)]
         table: String,
-        /// How many rows.
-        #[arg(long, default_value_t = 20)]
+        /// How many rows, newest first (1 or more).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
         /// JSON output.
         #[arg(long)]
@@ -220,7 +221,7 @@ mod tests {
 
     /// Flags that would be ignored, or that Kinesis refuses, are usage errors, not silent.
     #[test]
-    fn interval_needs_follow_and_shards_at_least_one() {
+    fn interval_needs_follow_and_counts_are_at_least_one() {
         let parse = |args: &[&str]| Args::try_parse_from([&["redtrack"][..], args].concat());
         let e = parse(&["load", "--table", "t", "--interval", "5"]).unwrap_err();
         assert!(e.to_string().contains("--follow"), "{e}");
@@ -230,6 +231,9 @@ mod tests {
         assert!(e.to_string().contains("--shards"), "{e}");
         parse(&["setup", "--shards", "1"]).unwrap();
         parse(&["setup"]).unwrap();
+        // `--limit 0` would say "no rejected rows" of a table that has some.
+        let e = parse(&["errors", "--table", "t", "--limit", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--limit"), "{e}");
     }
 
     /// Every knob flag reaches the loader's settings; the others keep the configuration's.
