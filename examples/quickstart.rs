@@ -97,14 +97,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let row = db
             .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
             .await?;
+        let rows = row.get::<_, i64>(0);
+        // Each run writes the same sample events: rows that repeat come from earlier runs,
+        // not from a load that loaded twice.
+        let earlier = if u64::try_from(rows).is_ok_and(|r| r > report.records) {
+            " (the rest from earlier runs, which wrote the same sample events)"
+        } else {
+            ""
+        };
         println!(
-            "{table}: {} rows in the table, {} of them loaded by this run",
-            row.get::<_, i64>(0),
+            "{table}: {rows} rows in the table, {} of them loaded by this run{earlier}",
             report.records
         );
     }
+    // NULL as psql shows it, not as Rust's `None`.
+    let shown = |v: Option<String>| v.unwrap_or_else(|| "NULL".to_owned());
     println!();
-    println!("first rows of test_events:");
+    println!("first rows of test_events (client_ip, timestamp, message):");
     let rows = db
         .query(
             "SELECT client_ip, \"timestamp\", message FROM test_events \
@@ -114,13 +123,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     for r in rows {
         println!(
-            "  {} {} {:?}",
+            "  {} | {} | {}",
             r.get::<_, String>(0),
             r.get::<_, i32>(1),
-            r.get::<_, Option<String>>(2)
+            shown(r.get(2))
         );
     }
-    println!("first rows of test_all_types:");
+    println!(
+        "first rows of test_all_types (test_integer, test_decimal, test_varchar, test_timestamp):"
+    );
     let rows = db
         .query(
             "SELECT test_integer, CAST(test_decimal AS VARCHAR(64)), test_varchar, \
@@ -130,11 +141,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     for r in rows {
         println!(
-            "  {} {:?} {} {:?}",
+            "  {} | {} | {} | {}",
             r.get::<_, i32>(0),
-            r.get::<_, Option<String>>(1),
+            shown(r.get(1)),
             r.get::<_, String>(2),
-            r.get::<_, Option<String>>(3)
+            shown(r.get(3))
         );
     }
     let loads = db

@@ -786,6 +786,19 @@ pub(crate) fn parse_warehouse_url(
                  PostgreSQL's protocol (as Redshift does): set it to {form}"
             ));
         }
+        // The parser ends the user and password at the first `@`: the rest of a password
+        // holding `@` would be taken for the host, and shown in every message naming it.
+        Some((_, rest))
+            if rest
+                .split(['/', '?'])
+                .next()
+                .is_some_and(|authority| authority.matches('@').count() > 1) =>
+        {
+            return Err(format!(
+                "REDTRACK_WAREHOUSE_URL `{shown}` holds more than one `@` before its host: \
+                 percent-encode each `@` of the user or password as %40"
+            ));
+        }
         Some(_) => {}
         // A key=value string has `=`; anything else is a URL without its scheme.
         None if !url.contains('=') => {
@@ -846,6 +859,8 @@ pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs)
     let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
     let mut problems = Vec::new();
     let mut kinds_known = true;
+    // A stage that is set but cannot be taken is said once, as wrong, not again as missing.
+    let mut stage_wrong = false;
     let mut b = Config::builder();
     if let Some(cluster) = get("REDTRACK_CLUSTER") {
         b = b.cluster(cluster);
@@ -872,6 +887,7 @@ pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs)
             Ok(stage) => b = b.stage(stage),
             Err(e) => {
                 kinds_known = false;
+                stage_wrong = true;
                 problems.push(match e {
                     Error::Config(m) => m,
                     other => other.to_string(),
@@ -909,7 +925,11 @@ pub(crate) fn read_lookup(lookup: impl Fn(&str) -> Option<String>, needs: Needs)
     let config = b.config;
     let mut all = name_problems(&config);
     all.extend(problems);
-    // The URL, if set, was checked above.
+    // The URL, if set, was checked above; so was a stage that is set.
+    let needs = Needs {
+        stage: needs.stage && !stage_wrong,
+        ..needs
+    };
     all.extend(config.problems_with(needs, false));
     Read {
         config,
@@ -924,6 +944,48 @@ mod tests {
 
     fn builder() -> ConfigBuilder {
         Config::builder().cluster("c").database("d")
+    }
+
+    /// A password with an `@` not percent-encoded is refused, showing no part of it; encoded,
+    /// or an `@` in the query, it is taken.
+    #[test]
+    fn an_unencoded_at_in_the_password_is_refused() {
+        let e = parse_warehouse_url("postgres://u:pa@ss-word@h:5439/db").unwrap_err();
+        assert!(e.contains("percent-encode each `@`"), "{e}");
+        assert!(!e.contains("ss-word"), "{e}");
+        parse_warehouse_url("postgres://u:pa%40ss@h:5439/db").unwrap();
+        parse_warehouse_url("postgres://u:p@h:5439/db?application_name=a@b").unwrap();
+        parse_warehouse_url("postgres://u@h/db").unwrap();
+    }
+
+    /// A stage that is set but wrong is one problem, said as wrong: not also "not set".
+    #[test]
+    fn a_wrong_stage_is_not_also_reported_missing() {
+        let vars = |k: &str| {
+            match k {
+                "REDTRACK_CLUSTER" => Some("c"),
+                "REDTRACK_DATABASE" => Some("d"),
+                "REDTRACK_STAGE" => Some("http://bucket/prefix"),
+                "REDTRACK_WAREHOUSE_URL" => Some("postgres://u:p@h/db"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let read = read_lookup(vars, Needs::LOADER);
+        assert_eq!(read.problems.len(), 1, "{:?}", read.problems);
+        assert!(
+            read.problems[0].starts_with("REDTRACK_STAGE `http://bucket/prefix` is neither"),
+            "{:?}",
+            read.problems
+        );
+        // Unset, it is said missing.
+        let read = read_lookup(|k| vars(k).filter(|_| k != "REDTRACK_STAGE"), Needs::LOADER);
+        assert_eq!(read.problems.len(), 1, "{:?}", read.problems);
+        assert!(
+            read.problems[0].starts_with("REDTRACK_STAGE is not set"),
+            "{:?}",
+            read.problems
+        );
     }
 
     #[test]

@@ -258,7 +258,7 @@ fn load_rejected_message(
         "the load of `{table}` found {rejected} {records} it cannot load, more than max_errors \
          ({max_errors}) allows, so nothing was loaded. First: {place}{column}: {reason}. To load \
          the rest and keep such records in redtrack_load_rejects, raise max_errors \
-         (ConfigBuilder::with_max_errors); once the table or the producer is fixed (e.g. \
+         (`load --max-errors N`, or ConfigBuilder::with_max_errors); once the table or the producer is fixed (e.g. \
          `migrate --table {table} --apply`), load again, and `redrive --table {table}` loads the \
          kept ones",
         reason = first.reason

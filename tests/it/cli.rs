@@ -540,6 +540,17 @@ crate::each_backend! {
         );
         assert!(out.contains("column timestamp: "), "{out}");
         assert!(out.contains("value: soon"), "{out}");
+        // Each kept row says what became of it: the failed load's first record is read again
+        // by the next load; the one kept under --max-errors waits for `redrive`.
+        assert!(
+            out.contains("its load failed and loaded nothing: the next load reads it again"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kept: `redrive --table test_events` loads it once the table fits it"),
+            "{out}"
+        );
+        assert!(!out.contains(" line 0\n"), "a record has no line: {out}");
     }
 }
 

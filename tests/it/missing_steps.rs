@@ -189,6 +189,18 @@ async fn a_missing_stream_says_to_run_setup() {
             .contains("the stream does not exist: run `setup`"),
         "{err}"
     );
+    // `split-shards` says so at once, rather than waiting minutes for the stream to turn ACTIVE.
+    let (code, out, err) = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        cli(env.config(), &["split-shards", "--table", "test_events"]),
+    )
+    .await
+    .expect("split-shards answers at once");
+    assert_eq!(code, redtrack::cli::EXIT_FAILED, "{out}{err}");
+    assert!(
+        err.contains("the stream does not exist: run `setup`"),
+        "{err}"
+    );
 
     let file = env
         .config()

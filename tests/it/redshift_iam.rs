@@ -148,6 +148,17 @@ async fn provisioned_loads_with_get_cluster_credentials() {
         e.to_string().contains("redshift:GetClusterCredentials"),
         "{e}"
     );
+    assert_short_service_error(&e.to_string(), "ClusterNotFound");
+}
+
+/// An AWS API's refusal is said by its code and message, not by the SDK error's Debug form
+/// (the raw HTTP response, its headers and body).
+fn assert_short_service_error(shown: &str, code: &str) {
+    assert!(shown.contains(code), "the service's code: {shown}");
+    assert!(
+        !shown.contains("raw: Response") && !shown.contains("ServiceError {") && shown.len() < 400,
+        "a short message, not the SDK's Debug: {shown}"
+    );
 }
 
 /// Redshift Serverless: GetCredentials for the workgroup, the session as the caller's IAM
@@ -183,4 +194,5 @@ async fn serverless_loads_with_get_credentials() {
         e.to_string().contains("redshift-serverless:GetCredentials"),
         "{e}"
     );
+    assert_short_service_error(&e.to_string(), "ResourceNotFoundException");
 }

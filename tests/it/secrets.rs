@@ -144,6 +144,9 @@ async fn no_form_of_a_password_shows_in_debug_or_errors() {
         format!("postgres://:{p}@127.0.0.1/db"),
         format!("user=redtrack password={p} bogus_option=1"),
         format!("redtrack:{p}@127.0.0.1/db?sslmode=disable&x=1"),
+        // A password with an `@` not percent-encoded: the parser would take what follows it
+        // for the host.
+        format!("postgres://redtrack:x@{p}@127.0.0.1:{port}/db"),
     ];
     for url in &forms {
         let vars = |k: &str| match k {

@@ -42,6 +42,38 @@ crate::each_backend! {
         assert!(e.is_retryable(), "{e}");
     }
 
+    /// A login the server refuses says what to check: the user and password, or the database
+    /// name, in REDTRACK_WAREHOUSE_URL (by SQLSTATE 28P01 / 3D000), without the password.
+    async fn a_refused_login_names_what_to_check(env: TestEnv) {
+        let url = env.warehouse_url();
+        let (head, rest) = url.split_once('@').expect("user@host");
+        let (user_part, _) = head.rsplit_once(':').expect("user:password");
+        let wrong = format!("{user_part}:not-the-password-42@{rest}");
+        let e = redtrack::warehouse::Connector::new(&wrong)
+            .expect("a connector")
+            .connect()
+            .await
+            .expect_err("a wrong password");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("refused the user or password: check them in REDTRACK_WAREHOUSE_URL"),
+            "{shown}"
+        );
+        assert!(!format!("{e}{e:?}").contains("not-the-password-42"), "{e:?}");
+        let (server, _) = rest.rsplit_once('/').expect("host/db");
+        let nodb = format!("{head}@{server}/no_such_db_{}", env.id());
+        let e = redtrack::warehouse::Connector::new(&nodb)
+            .expect("a connector")
+            .connect()
+            .await
+            .expect_err("no such database");
+        assert!(
+            e.to_string()
+                .contains("no such database: check the database name in REDTRACK_WAREHOUSE_URL"),
+            "{e}"
+        );
+    }
+
     /// The stand-in refuses a binary NUMERIC, DATE or TIME result, as a guard on every other
     /// Redshift test; the runtime's own reads cast to VARCHAR or BIGINT and pass it.
     async fn binary_numeric_date_and_time_reads_are_refused(env: TestEnv) {

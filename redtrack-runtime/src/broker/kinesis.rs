@@ -242,6 +242,18 @@ impl Broker for KinesisBroker {
     }
 
     async fn split_shards(&self, stream: &str) -> Result<usize> {
+        // `wait_active` waits for a stream that does not exist yet (one just created); here it
+        // must exist already, so a missing one is said at once, not after ACTIVE_TIMEOUT.
+        if self.status(stream).await?.is_none() {
+            return Err(broker_error(
+                "DescribeStreamSummary",
+                stream,
+                "ResourceNotFoundException",
+                "the stream does not exist: run `setup` (or \
+                 `Client::create_stream::<E>(shards)`), which creates it",
+                false,
+            ));
+        }
         self.wait_active(stream).await?;
         let open: Vec<_> = list_shards_raw(&self.client, stream, self.list_page)
             .await?

@@ -24,8 +24,8 @@ pub(super) enum Command {
         /// Only this table (default: every registered table).
         #[arg(long)]
         table: Option<String>,
-        /// Shards of each new stream (an existing stream keeps its own).
-        #[arg(long, default_value_t = 1)]
+        /// Shards of each new stream (an existing stream keeps its own); Kinesis takes 1 or more.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         shards: u32,
     },
     /// Print the CREATE TABLE statements of every table `setup` creates.
@@ -51,7 +51,12 @@ pub(super) enum Command {
         #[arg(long)]
         follow: bool,
         /// Seconds between loads with --follow.
-        #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+        #[arg(
+            long,
+            default_value_t = 60.0,
+            value_name = "SECONDS",
+            requires = "follow"
+        )]
         interval: f64,
         /// Print each load's report as a JSON line.
         #[arg(long)]
@@ -69,13 +74,14 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Recent rows the warehouse rejected, with column, value and reason.
+    /// Recent rejected rows (by the loader's check of each record, or by COPY), with column,
+    /// value, reason and what became of each (kept for redrive, read again, re-driven).
     Errors {
         /// The table.
         #[arg(long)]
         table: String,
-        /// How many rows.
-        #[arg(long, default_value_t = 20)]
+        /// How many rows, newest first (1 or more).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
         /// JSON output.
         #[arg(long)]
@@ -212,6 +218,23 @@ impl From<DialectArg> for Dialect {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    /// Flags that would be ignored, or that Kinesis refuses, are usage errors, not silent.
+    #[test]
+    fn interval_needs_follow_and_counts_are_at_least_one() {
+        let parse = |args: &[&str]| Args::try_parse_from([&["redtrack"][..], args].concat());
+        let e = parse(&["load", "--table", "t", "--interval", "5"]).unwrap_err();
+        assert!(e.to_string().contains("--follow"), "{e}");
+        parse(&["load", "--table", "t", "--interval", "5", "--follow"]).unwrap();
+        parse(&["load", "--table", "t"]).unwrap();
+        let e = parse(&["setup", "--shards", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--shards"), "{e}");
+        parse(&["setup", "--shards", "1"]).unwrap();
+        parse(&["setup"]).unwrap();
+        // `--limit 0` would say "no rejected rows" of a table that has some.
+        let e = parse(&["errors", "--table", "t", "--limit", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--limit"), "{e}");
+    }
 
     /// Every knob flag reaches the loader's settings; the others keep the configuration's.
     #[test]

@@ -321,7 +321,7 @@ pub(super) fn rejects(schema: &TableSchema, rejects: &[KeptReject], json: bool) 
             .map(|r| {
                 json!({"load_id": r.load_id, "rejected_at": r.rejected_at,
                     "file": r.row.file, "line": r.row.line, "column": r.row.column,
-                    "value": r.row.value, "reason": r.row.reason})
+                    "value": r.row.value, "reason": r.row.reason, "status": r.status})
             })
             .collect();
         return format!("{}\n", serde_json::Value::from(list));
@@ -336,12 +336,35 @@ pub(super) fn rejects(schema: &TableSchema, rejects: &[KeptReject], json: bool) 
         } else {
             r.row.column.as_str()
         };
+        // A record rejected before staging has no line: its "file" is
+        // `<stream>/<shard>/<sequence number>/<sub-sequence number>`.
+        let line = match r.row.line {
+            0 => String::new(),
+            n => format!(" line {n}"),
+        };
         text.push_str(&format!(
-            "{} load {}: column {column}: {}\n    value: {}\n    at {} line {}\n",
-            r.rejected_at, r.load_id, r.row.reason, r.row.value, r.row.file, r.row.line
+            "{} load {}: column {column}: {}\n    value: {}\n    at {}{line}\n    {}\n",
+            r.rejected_at,
+            r.load_id,
+            r.row.reason,
+            r.row.value,
+            r.row.file,
+            reject_status(&r.status, schema.name)
         ));
     }
     text
+}
+
+/// What a kept reject's status means for the user, with the step to take.
+fn reject_status(status: &str, table: &str) -> String {
+    match status {
+        "rejected" => format!("kept: `redrive --table {table}` loads it once the table fits it"),
+        "load_failed" => {
+            "its load failed and loaded nothing: the next load reads it again".to_owned()
+        }
+        "redriven" => "re-driven: loaded into the table".to_owned(),
+        other => format!("status: {other}"),
+    }
 }
 
 #[cfg(test)]

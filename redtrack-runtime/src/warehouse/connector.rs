@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::masked::{Masked, MaskedTls};
-use crate::aws::Aws;
+use crate::aws::{sdk_failure, Aws, SdkFailure};
 use crate::config::{parse_warehouse_url, Config, RedshiftIam};
 use crate::error::{Error, Result};
 
@@ -38,6 +38,33 @@ const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// How long the temporary credentials asked for last (the most both APIs allow).
 const CREDENTIALS_SECONDS: i32 = 3600;
 
+/// What to do when the server refused the login itself (by SQLSTATE, never by message text):
+/// a wrong user or password, or a database that does not exist. Empty for anything else.
+fn refusal_step(e: &tokio_postgres::Error, iam: bool) -> &'static str {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c)
+            if (*c == SqlState::INVALID_PASSWORD
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+                && iam =>
+        {
+            " (the user IAM sign-in signed in as was refused: check the user in \
+             REDTRACK_WAREHOUSE_URL and REDTRACK_REDSHIFT_IAM)"
+        }
+        Some(c)
+            if *c == SqlState::INVALID_PASSWORD
+                || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+        {
+            " (the warehouse refused the user or password: check them in \
+             REDTRACK_WAREHOUSE_URL, percent-encoding any `@`, `:` or `/` in the password)"
+        }
+        Some(c) if *c == SqlState::INVALID_CATALOG_NAME => {
+            " (no such database: check the database name in REDTRACK_WAREHOUSE_URL)"
+        }
+        _ => "",
+    }
+}
+
 /// Temporary database credentials (never shown: no `Debug`).
 struct TempCredentials {
     user: String,
@@ -67,11 +94,15 @@ impl IamSignIn {
     /// credentials.
     async fn ask(&self, db_user: &str, database: &str) -> Result<TempCredentials> {
         let sdk = self.aws.sdk(&self.config).await;
-        let fail = |api: &str, action: &str, e: String| {
-            Error::warehouse(format!(
-                "asking {api} for temporary database credentials: {e} (the loader's AWS \
-                 credentials need the IAM action {action})"
-            ))
+        // The service's code and message, not the SDK error's Debug form (the raw HTTP
+        // response); the SDK error stays reachable as the source.
+        let fail = |api: &str, action: &str, e: SdkFailure| Error::Warehouse {
+            message: format!(
+                "asking {api} for temporary database credentials: {}: {} (the loader's AWS \
+                 credentials need the IAM action {action})",
+                e.code, e.message
+            ),
+            source: Some(e.source),
         };
         let expires = |t: Option<&aws_smithy_types::DateTime>| {
             t.and_then(|t| SystemTime::try_from(*t).ok())
@@ -92,13 +123,11 @@ impl IamSignIn {
                     .send()
                     .await
                     .map_err(|e| {
-                        let message = aws_sdk_redshift::error::DisplayErrorContext(&e).to_string();
                         fail(
                             "GetClusterCredentials",
                             "redshift:GetClusterCredentials",
-                            message,
+                            sdk_failure(e),
                         )
-                        .with_source(e)
                     })?;
                 Ok(TempCredentials {
                     user: out.db_user().unwrap_or_default().to_owned(),
@@ -115,14 +144,11 @@ impl IamSignIn {
                     .send()
                     .await
                     .map_err(|e| {
-                        let message =
-                            aws_sdk_redshiftserverless::error::DisplayErrorContext(&e).to_string();
                         fail(
                             "GetCredentials",
                             "redshift-serverless:GetCredentials",
-                            message,
+                            sdk_failure(e),
                         )
-                        .with_source(e)
                     })?;
                 Ok(TempCredentials {
                     user: out.db_user().unwrap_or_default().to_owned(),
@@ -231,8 +257,10 @@ impl Connector {
             match started {
                 Ok(client) => return Ok(client),
                 Err(e) => {
+                    let step = refusal_step(&e, self.iam.is_some());
                     last = Some(
-                        Error::warehouse(format!("connecting to {}", self.target)).with_source(e),
+                        Error::warehouse(format!("connecting to {}{step}", self.target))
+                            .with_source(e),
                     )
                 }
             }
