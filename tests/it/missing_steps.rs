@@ -202,12 +202,11 @@ async fn a_missing_stream_says_to_run_setup() {
         "{err}"
     );
 
+    let dir = std::env::temp_dir().join(format!("redtrack-{}", env.id()));
     let file = env
         .config()
         .into_builder()
-        .broker(redtrack::BrokerKind::File(
-            std::env::temp_dir().join(format!("redtrack-{}", env.id())),
-        ))
+        .broker(redtrack::BrokerKind::File(dir.clone()))
         .build()
         .expect("config");
     let err = Loader::new(file)
@@ -216,6 +215,7 @@ async fn a_missing_stream_says_to_run_setup() {
         .load::<TestEvent>()
         .await
         .expect_err("no stream");
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         err.to_string()
             .contains("the stream does not exist: run `setup`"),
