@@ -70,3 +70,28 @@ crate::each_backend! {
         }
     }
 }
+
+crate::each_backend! {
+    /// A split after the parents' last load: the next load finds the parents closed with nothing
+    /// new, records them as read to their ends, and no later load reads them again.
+    async fn parents_split_after_their_last_load_are_done_after_the_next(env: TestEnv) {
+        let client = Client::new(env.config()).await.unwrap();
+        client.create_stream::<TestEvent>(2).await.unwrap();
+        let loader = env.loader::<TestEvent>().await;
+        for i in 0..50 {
+            drop(client.enqueue(&event(i)).await.unwrap());
+        }
+        client.flush().await.unwrap();
+        assert_eq!(loader.load::<TestEvent>().await.unwrap().records, 50);
+        assert_eq!(client.split_shards::<TestEvent>().await.unwrap(), 2);
+
+        let r = loader.load::<TestEvent>().await.unwrap();
+        assert_eq!(r.records, 0, "{r:?}");
+        let status = loader.status::<TestEvent>().await.unwrap();
+        for s in status.iter().filter(|s| s.shard.is_closed()) {
+            assert!(s.done, "closed parent {} not done: {status:?}", s.shard.shard_id);
+        }
+        let r = loader.load::<TestEvent>().await.unwrap();
+        assert_eq!(r.shards, 4, "only the children are read: {r:?}");
+    }
+}
