@@ -38,6 +38,32 @@ pub(crate) fn now_text() -> String {
 /// a transient error.
 const SIDE_ATTEMPTS: u32 = 5;
 
+/// Runs `statement` (one statement in autocommit, built anew by each call) until it succeeds,
+/// fails with an error that is not transient, or `attempts` are used up, waiting out a
+/// [`Backoff`] between tries: a transient answer of the warehouse (Redshift's 1023 under
+/// SERIALIZABLE among them, see [`Error::is_retryable`]) is tried again. `what` names it in
+/// the debug log of each retry.
+pub(crate) async fn retry_transient<T, F, Fut>(
+    attempts: u32,
+    what: &str,
+    mut statement: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut backoff = Backoff::new(attempts);
+    loop {
+        match (statement().await, backoff.next_delay()) {
+            (Err(e), Some(delay)) if e.is_retryable() => {
+                tracing::debug!(error = %e, "retrying {what}");
+                tokio::time::sleep(delay).await;
+            }
+            (done, _) => return done,
+        }
+    }
+}
+
 /// A transaction holding the lock on event table `table` (`warehouse`'s LOCK statement): the
 /// loads, re-drives and markings of quiet shards of one table take turns on it.
 pub(crate) async fn begin_locked<'c, W: Warehouse>(
@@ -268,24 +294,16 @@ async fn mark_in(
         let checkpoint = now
             .get(&c.shard_id)
             .map_or(c.checkpoint.as_str(), |n| n.sequence_number.as_str());
-        let mut backoff = Backoff::new(SIDE_ATTEMPTS);
-        loop {
-            let marked = side
-                .execute(
-                    CAUGHT_UP_SQL,
-                    &[&stream, &c.shard_id.as_str(), &checkpoint, &at.as_str()],
-                )
-                .await
-                .map_err(|e| db_error(&format!("marking a quiet shard in {KINESIS_LOADS}"), e));
-            match (marked, backoff.next_delay()) {
-                (Ok(_), _) => break,
-                (Err(e), Some(delay)) if e.is_retryable() => {
-                    tracing::debug!(stream, shard = %c.shard_id, error = %e, "retrying the mark of a quiet shard");
-                    tokio::time::sleep(delay).await;
-                }
-                (Err(e), _) => return Err(e),
-            }
-        }
+        let what = format!("the mark of quiet shard {} of {stream}", c.shard_id);
+        retry_transient(SIDE_ATTEMPTS, &what, || async {
+            side.execute(
+                CAUGHT_UP_SQL,
+                &[&stream, &c.shard_id.as_str(), &checkpoint, &at.as_str()],
+            )
+            .await
+            .map_err(|e| db_error(&format!("marking a quiet shard in {KINESIS_LOADS}"), e))
+        })
+        .await?;
     }
     Ok(())
 }

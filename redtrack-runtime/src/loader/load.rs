@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use super::checkpoint::{read_positions, CaughtUp, Checkpoint, RangeMark, ShardRange};
-use super::commit::{commit_load, mark_caught_up, now_text, Commit};
+use super::commit::{commit_load, mark_caught_up, now_text, retry_transient, Commit};
 use super::dedupe::{remembered, Dedupe, DedupeCommit, IdSet, Remembered};
 use super::reader::{read_shard, shard_done, Budget, ShardPlan};
 use super::rejects::{keep_rejects, LOAD_FAILED};
@@ -26,7 +26,6 @@ use crate::error::{Error, Result};
 use crate::event::RedTrackEvent;
 use crate::hooks::{pause_at, Phase};
 use crate::migrate::{read_columns_for, WarehouseColumn};
-use crate::retry::Backoff;
 use crate::schema::limits::MAX_LOAD_ERROR_FILE_NAME_BYTES;
 use crate::schema::Dialect;
 use crate::stage::{load_folder, Manifest, Stage};
@@ -508,10 +507,10 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
             );
             // One INSERT in autocommit, that reads nothing; still retried if the warehouse
             // answers with a transient error (Redshift's 1023 under SERIALIZABLE included).
-            let mut backoff = Backoff::new(REJECT_ATTEMPTS);
             let ts = now_text();
-            let kept = loop {
-                let kept = keep_rejects(
+            let what = format!("the failed load's reject of {}", plan.table);
+            let kept = retry_transient(REJECT_ATTEMPTS, &what, || {
+                keep_rejects(
                     &*client,
                     &plan.load_id,
                     plan.table,
@@ -519,15 +518,8 @@ impl<B: Broker, S: Stage, W: Warehouse> Loader<B, S, W> {
                     &ts,
                     LOAD_FAILED,
                 )
-                .await;
-                match (kept, backoff.next_delay()) {
-                    (Err(e), Some(delay)) if e.is_retryable() => {
-                        tracing::debug!(table = plan.table, error = %e, "retrying the failed load's reject");
-                        tokio::time::sleep(delay).await;
-                    }
-                    (kept, _) => break kept,
-                }
-            };
+            })
+            .await;
             if let Err(e) = kept {
                 tracing::warn!(table = plan.table, error = %e, "could not keep the failed load's reject");
             }
