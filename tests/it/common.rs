@@ -401,6 +401,18 @@ impl TestEnv {
         (row.get(0), row.get(1))
     }
 
+    /// The `id` column (an INTEGER) of every row of `table` in the test's database, in order.
+    pub async fn ids(&self, table: &str) -> Vec<i32> {
+        self.pg()
+            .await
+            .query(&format!("SELECT id FROM {table} ORDER BY id"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("reading the ids of {table}: {e:?}"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     /// The AWS SDK configuration of the test's environment: region, dummy credentials, and the
     /// service endpoints of `AWS_ENDPOINT_URL_KINESIS` / `AWS_ENDPOINT_URL_S3`.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {

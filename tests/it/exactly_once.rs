@@ -1049,14 +1049,7 @@ async fn racing_over_a_split(backend: Backend) {
     }
     let again = a.load::<OnceEvent>().await.unwrap();
     assert_eq!((again.records, again.twins), (0, 1), "{again:?}");
-    let rows = env
-        .pg()
-        .await
-        .query("SELECT id FROM once_events ORDER BY id", &[])
-        .await
-        .unwrap();
-    let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(ids, [0, 1], "each event once");
+    assert_eq!(env.ids("once_events").await, [0, 1], "each event once");
 }
 
 /// A deployment upgraded without running `setup` again has no table of identities: the load

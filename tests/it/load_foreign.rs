@@ -56,17 +56,6 @@ fn lenient(env: &common::TestEnv, max_errors: u64) -> redtrack::Config {
         .unwrap()
 }
 
-async fn ids(env: &common::TestEnv) -> Vec<i32> {
-    env.pg()
-        .await
-        .query("SELECT id FROM foreign_events ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 crate::each_backend! {
     /// The reproducer: a Latin-1 byte in a foreign producer's record.
     async fn a_latin1_byte_from_another_producer_is_one_kept_reject(env: TestEnv) {
@@ -91,7 +80,7 @@ crate::each_backend! {
         loader.setup::<Foreign>().await.unwrap();
         let report = loader.load::<Foreign>().await.unwrap();
         assert_eq!((report.records, report.rejected), (2, 1), "{report:?}");
-        assert_eq!(ids(&env).await, [0, 2]);
+        assert_eq!(env.ids("foreign_events").await, [0, 2]);
 
         let pg = env.pg().await;
         let row = pg
@@ -163,12 +152,12 @@ crate::each_backend! {
             }) => assert_eq!((rejected, max_errors), (n_bad, n_bad - 1)),
             other => panic!("expected LoadRejected, got {other:?}"),
         }
-        assert!(ids(&env).await.is_empty());
+        assert!(env.ids("foreign_events").await.is_empty());
 
         let loader = Loader::new(lenient(&env, n_bad)).await.unwrap();
         let report = loader.load::<Foreign>().await.unwrap();
         assert_eq!(report.rejected, n_bad, "{:#?}", report.rejects);
-        assert_eq!(ids(&env).await, [1, 20, 100, 101]);
+        assert_eq!(env.ids("foreign_events").await, [1, 20, 100, 101]);
         for (data, column, reason) in &bad {
             let text = String::from_utf8_lossy(data);
             let r = report
@@ -230,7 +219,7 @@ crate::each_backend! {
         ] {
             assert!(text.contains(needle), "`{needle}` missing from: {text}");
         }
-        assert!(ids(&env).await.is_empty());
+        assert!(env.ids("foreign_events").await.is_empty());
     }
 }
 
@@ -465,15 +454,7 @@ async fn the_check_and_copy_agree_on_every_backend() {
             "{backend:?}: COPY rejected what the check let through: {by_copy:#?}"
         );
         assert!(report.records > 0 && report.rejected > 0, "{report:?}");
-        let loaded: Vec<i32> = env
-            .pg()
-            .await
-            .query("SELECT id FROM every_type ORDER BY id", &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let loaded = env.ids("every_type").await;
         assert_eq!(loaded.len() as u64, report.records);
         loaded_by_backend.push(loaded);
     }

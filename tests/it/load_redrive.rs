@@ -52,17 +52,6 @@ fn config(env: &common::TestEnv, max_errors: u64) -> redtrack::Config {
         .unwrap()
 }
 
-async fn ids(env: &common::TestEnv) -> Vec<i32> {
-    env.pg()
-        .await
-        .query("SELECT id FROM redrive_events ORDER BY id", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
 /// Widens the table as `migrate --table redrive_events --apply` does, in the backend's dialect.
 async fn widen(env: &common::TestEnv) {
     let dialect = env.config().dialect();
@@ -99,7 +88,7 @@ crate::each_backend! {
         let early = loader.redrive::<Narrow>().await.unwrap();
         assert_eq!(early.redriven, 0);
         assert_eq!(early.still_rejected.len(), 3, "{early:?}");
-        assert_eq!(ids(&env).await, [1]);
+        assert_eq!(env.ids("redrive_events").await, [1]);
 
         widen(&env).await;
         let fixed = loader.redrive::<Wide>().await.unwrap();
@@ -109,12 +98,12 @@ crate::each_backend! {
             fixed.still_rejected[0].reason.contains("UTF-8"),
             "{fixed:?}"
         );
-        assert_eq!(ids(&env).await, [1, 2, 3]);
+        assert_eq!(env.ids("redrive_events").await, [1, 2, 3]);
 
         // Again: nothing twice.
         let again = loader.redrive::<Wide>().await.unwrap();
         assert_eq!(again.redriven, 0, "{again:?}");
-        assert_eq!(ids(&env).await, [1, 2, 3]);
+        assert_eq!(env.ids("redrive_events").await, [1, 2, 3]);
         let statuses: Vec<(String, i64)> = env
             .pg()
             .await
@@ -151,7 +140,7 @@ crate::each_backend! {
         let (a, b) = tokio::join!(loader.redrive::<Wide>(), other.redrive::<Wide>());
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.redriven + b.redriven, 60, "{a:?} {b:?}");
-        assert_eq!(ids(&env).await, (0..60).collect::<Vec<_>>());
+        assert_eq!(env.ids("redrive_events").await, (0..60).collect::<Vec<_>>());
     }
 }
 
@@ -202,7 +191,7 @@ async fn the_redrive_command_reports_what_it_loaded() {
     assert_eq!(code, EXIT_OK, "{out}{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["redriven"], 0, "{out}");
-    assert_eq!(ids(&env).await, [1]);
+    assert_eq!(env.ids("redrive_events").await, [1]);
 }
 
 crate::each_backend! {
@@ -241,6 +230,6 @@ crate::each_backend! {
         widen(&env).await;
         let report = loader.redrive::<Wide>().await.unwrap();
         assert_eq!((report.redriven, report.still_rejected.len()), (1, 0), "{report:?}");
-        assert_eq!(ids(&env).await, [1]);
+        assert_eq!(env.ids("redrive_events").await, [1]);
     }
 }
