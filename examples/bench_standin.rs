@@ -13,10 +13,12 @@
 //! It reads the usual variables (`REDTRACK_STAGE`, `AWS_*`, `REDTRACK_WAREHOUSE_URL` for
 //! PostgreSQL, `REDTRACK_REDSHIFT_URL` for the stand-in), writes the events into a file broker
 //! in a temporary directory, and makes two databases of its own (dropped at the end).
+mod bench;
 mod seed;
 
 use std::time::{Duration, Instant};
 
+use bench::{arg, connect, median, var, with_db};
 use redtrack::stage::{AnyStage, Stage};
 use redtrack::warehouse::{
     Connector, CopyRequest, PostgresWarehouse, RedshiftWarehouse, StagedFile, Warehouse,
@@ -30,29 +32,6 @@ fn event(i: u64) -> TestEvent {
         timestamp: 1_700_000_000 + (i % 1_000_000) as i32,
         message: Some(format!("benchmark event number {i}")),
     }
-}
-
-fn var(name: &str) -> Result<String, String> {
-    std::env::var(name)
-        .map_err(|_| format!("{name} is not set; run `eval \"$(scripts/services up)\"` first"))
-}
-
-/// `url` with its database replaced by `db`.
-fn with_db(url: &str, db: &str) -> String {
-    let (head, tail) = url.rsplit_once('/').unwrap_or((url, ""));
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{head}/{db}{query}")
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, Box<dyn std::error::Error>> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn rate(n: u64, d: Duration) -> f64 {
@@ -76,16 +55,8 @@ async fn timed_copy<W: Warehouse>(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
-    let rounds: usize = std::env::args()
-        .nth(2)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(3);
+    let n: u64 = arg(1, 1_000_000)?;
+    let rounds: usize = arg(2, 3)?;
     let id = format!("bench_standin_{}", std::process::id());
     let pg_url = var("REDTRACK_WAREHOUSE_URL")?;
     let rs_url = var("REDTRACK_REDSHIFT_URL")?;

@@ -15,10 +15,12 @@
 //! same N events per table. It reads the usual variables (`REDTRACK_STAGE`, `AWS_*`,
 //! `REDTRACK_REDSHIFT_URL`), writes into a file broker in a temporary directory, and makes a
 //! database of its own through the stand-in (dropped at the end).
+mod bench;
 mod seed;
 
 use std::time::{Duration, Instant};
 
+use bench::{arg, connect, median, with_db};
 use redtrack::{BrokerKind, Client, Config, Dialect, Loader, RedTrackEvent};
 use seed::TestEvent;
 
@@ -31,18 +33,6 @@ struct OtherEvent {
     timestamp: i32,
     #[redtrack(type = "varchar(128)")]
     message: Option<String>,
-}
-
-fn with_db(url: &str, db: &str) -> String {
-    let (head, tail) = url.rsplit_once('/').unwrap_or((url, ""));
-    let query = tail.find('?').map_or("", |i| &tail[i..]);
-    format!("{head}/{db}{query}")
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, Box<dyn std::error::Error>> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    Ok(client)
 }
 
 /// Empties `E`'s table and forgets its stream's checkpoints and loaded identities, so the next
@@ -83,23 +73,10 @@ async fn load_one<E: RedTrackEvent>(
     Ok(started.elapsed())
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(300_000);
-    let rounds: usize = std::env::args()
-        .nth(2)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(3);
+    let n: u64 = arg(1, 300_000)?;
+    let rounds: usize = arg(2, 3)?;
     let isolation = std::env::var("REDTRACK_BENCH_ISOLATION").unwrap_or_else(|_| "SNAPSHOT".into());
     // REDTRACK_BENCH_SERVERLESS_FILES=n: the stand-in as Serverless, n files per load (1: one
     // converting thread per COPY, so two loads at once can use both of two cores).
