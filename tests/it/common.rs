@@ -649,17 +649,28 @@ pub async fn write_test_events(config: redtrack::Config, from: i32, n: i32) {
 /// The seed tables' command line in this process with `config`: its exit code, stdout and
 /// stderr.
 pub async fn cli(config: redtrack::Config, args: &[&str]) -> (u8, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = redtrack::cli::Cli::new("redtrack")
+    let seed_cli = redtrack::cli::Cli::new("redtrack")
         .register::<crate::seed::TestEvent>()
-        .register::<crate::seed::TestAllTypes>()
-        .run_to(
-            std::iter::once("redtrack").chain(args.iter().copied()),
-            move || Ok(config),
-            &mut out,
-            &mut err,
-        )
-        .await;
+        .register::<crate::seed::TestAllTypes>();
+    cli_of(seed_cli, config, args).await
+}
+
+/// Command line `cli` (an application's own, with its tables) in this process with `config`:
+/// its exit code, stdout and stderr.
+pub async fn cli_of(
+    cli: redtrack::cli::Cli,
+    config: redtrack::Config,
+    args: &[&str],
+) -> (u8, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    // On the heap: a command's future is large, and tests run on 2 MiB thread stacks.
+    let code = Box::pin(cli.run_to(
+        std::iter::once("redtrack").chain(args.iter().copied()),
+        move || Ok(config),
+        &mut out,
+        &mut err,
+    ))
+    .await;
     (
         code,
         String::from_utf8_lossy(&out).into_owned(),

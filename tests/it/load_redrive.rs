@@ -162,23 +162,7 @@ async fn the_redrive_command_reports_what_it_loaded() {
     widen(&env).await;
     let run = |args: &'static [&'static str]| {
         let config = config(&env, 5);
-        async move {
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            let code = Cli::new("app")
-                .register::<Wide>()
-                .run_to(
-                    std::iter::once("app").chain(args.iter().copied()),
-                    move || Ok(config),
-                    &mut out,
-                    &mut err,
-                )
-                .await;
-            (
-                code,
-                String::from_utf8_lossy(&out).into_owned(),
-                String::from_utf8_lossy(&err).into_owned(),
-            )
-        }
+        async move { common::cli_of(Cli::new("app").register::<Wide>(), config, args).await }
     };
     let (code, out, err) = run(&["redrive", "--table", "redrive_events"]).await;
     assert_eq!(code, EXIT_OK, "{out}{err}");
